@@ -18,8 +18,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	OMP_NUM_THREADS=1 $(BIN)/sqnn demo --out demo-out
 
+# pytest exits with 5 when it collected nothing: that is a broken suite, not a pass
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 
 test-slow: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow -q
