@@ -1,0 +1,167 @@
+"""`sqnn train`, `sqnn evaluate` and `sqnn predict`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from sqnn.cli.options import column_spec, data_options, read_config
+from sqnn.data import ColumnSpec, load_sample
+from sqnn.errors import SqnnError
+from sqnn.methods import METHODS
+from sqnn.pipeline import evaluate_run, train_run
+from sqnn.run import load_run
+from sqnn.train import TrainConfig
+
+__all__ = ["train", "evaluate", "predict", "format_metrics"]
+
+
+def _train_config(config: dict[str, Any], epochs: int | None, seed: int | None) -> TrainConfig:
+    settings = dict(config.get("train") or {})
+    if epochs is not None:
+        settings["epochs"] = epochs
+    if seed is not None:
+        settings["seed"] = seed
+    try:
+        return TrainConfig(**settings)
+    except (TypeError, ValueError) as exc:
+        raise SqnnError(f"invalid training settings: {exc}") from None
+
+
+@click.command()
+@click.option("--sim", "simulation", required=True, help="Labelled simulation file.")
+@click.option("--data", "data", help="Unlabelled data file.")
+@data_options
+@click.option("--method", type=click.Choice(sorted(METHODS)), default=None, help="Training objective [default: sqnn].")
+@click.option("--gamma", type=float, default=None, help="Strength of the domain penalty.")
+@click.option("--region", type=click.Choice(["all", "control", "class-conditional"]), default=None, help="Events in the penalty (sqnn).")
+@click.option("--epochs", type=int, default=None, help="Maximum number of epochs.")
+@click.option("--seed", type=int, default=None, help="Random seed.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (flags win).")
+@click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+def train(
+    simulation: str,
+    data: str | None,
+    features: str | None,
+    label: str | None,
+    weight: str | None,
+    control: str | None,
+    observer: str | None,
+    domain_column: str | None,
+    method: str | None,
+    gamma: float | None,
+    region: str | None,
+    epochs: int | None,
+    seed: int | None,
+    config_path: str | None,
+    resume: bool,
+    quiet: bool,
+    out: Path,
+) -> None:
+    """Train one model on labelled simulation and unlabelled data."""
+    config = read_config(config_path)
+    spec = column_spec(config, features=features, label=label, weight=weight, control=control, observer=observer)
+    if spec.label is None:
+        raise SqnnError(f"{simulation}: simulation needs a label column (--label COL)")
+    options = dict(config.get("method_options") or {})
+    if region is not None:
+        options["region"] = region
+    run, metrics = train_run(
+        simulation,
+        data,
+        spec,
+        out,
+        method=method or config.get("method", "sqnn"),
+        gamma=gamma if gamma is not None else config.get("gamma"),
+        method_options=options,
+        network=config.get("network"),
+        train_config=_train_config(config, epochs, seed),
+        domain_column=domain_column,
+        resume=resume,
+        progress=not quiet,
+    )
+    click.echo(f"wrote {out}")
+    click.echo(format_metrics({run.meta["method"]: metrics}))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--sim", "simulation", required=True, help="Labelled simulation file.")
+@click.option("--data", "data", help="Data file.")
+@click.option("--data-label", help="Class column in data, used only for evaluation.")
+@data_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="metrics.json to write.")
+def evaluate(
+    run_dir: Path,
+    simulation: str,
+    data: str | None,
+    data_label: str | None,
+    features: str | None,
+    label: str | None,
+    weight: str | None,
+    control: str | None,
+    observer: str | None,
+    domain_column: str | None,
+    out: Path | None,
+) -> None:
+    """Metrics of a trained run; on its own training files only the test split is used."""
+    if features is not None:
+        raise SqnnError("evaluate uses the run's own features; drop --features")
+    spec = ColumnSpec(label=label, weight=weight, control=control, observer=observer)
+    metrics = evaluate_run(
+        run_dir, simulation, data, data_label=data_label, spec=spec, domain_column=domain_column, out=out
+    )
+    click.echo(json.dumps(metrics, indent=2) if out is None else f"wrote {out}")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output parquet.")
+@click.option("--engine", type=click.Choice(["torch"]), default="torch", show_default=True)
+@click.option("--passthrough", help="Comma-separated columns copied next to the scores.")
+def predict(run_dir: Path, inputs: tuple[str, ...], out: Path, engine: str, passthrough: str | None) -> None:
+    """Score events with a trained run; writes `score` and `logit` per event."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sqnn._atomic import atomic_path
+    from sqnn.cli.options import split_list
+
+    run = load_run(run_dir)
+    keep = split_list(passthrough) or ()
+    tables = []
+    for index, path in enumerate(inputs):
+        sample = load_sample(path, ColumnSpec(features=tuple(run.features), passthrough=keep), "data")
+        logit = run.logit(sample.features)
+        columns: dict[str, Any] = {c: sample.passthrough[c] for c in keep}
+        columns["input"] = np.full(len(sample), index, dtype=np.int32)
+        columns["logit"] = logit.astype(np.float32)
+        columns["score"] = (1.0 / (1.0 + np.exp(-logit.astype(np.float64)))).astype(np.float32)
+        tables.append(pa.table(columns))
+    with atomic_path(out) as tmp:
+        pq.write_table(pa.concat_tables(tables), tmp)
+    click.echo(f"wrote {out} ({sum(t.num_rows for t in tables)} events)")
+
+
+_TABLE_KEYS = ("auc_source", "auc_target", "ks", "ks_control", "domain_auc", "mi_bits", "mi_joint_bits", "sf_signal", "sf_background")
+
+
+def format_metrics(rows: dict[str, dict[str, Any]], keys: tuple[str, ...] = _TABLE_KEYS) -> str:
+    """A fixed-width table, one row per run."""
+    width = max([len(name) for name in rows] + [6])
+    header = "run".ljust(width) + "".join(k.rjust(15) for k in keys)
+    lines = [header, "-" * len(header)]
+    for name, metrics in rows.items():
+        cells = []
+        for key in keys:
+            value = metrics.get(key)
+            cells.append(("—" if value is None else f"{value:.4f}").rjust(15))
+        lines.append(name.ljust(width) + "".join(cells))
+    return "\n".join(lines)

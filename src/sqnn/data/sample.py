@@ -1,0 +1,274 @@
+"""The `Sample` type and the loader that validates a file into one.
+
+A sample is one domain (simulation or data) of events: float features chosen by name,
+a per-event weight (negative allowed), and optionally a class label, a control-region
+flag and an observer. Anything wrong with the file is a one-line
+:class:`~sqnn.errors.DataError` naming the file, the column and the count.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from sqnn.data.io import list_columns, read_columns, split_path
+from sqnn.errors import DataError
+
+__all__ = [
+    "ColumnSpec",
+    "Domain",
+    "RESERVED_COLUMNS",
+    "Sample",
+    "check_same_features",
+    "require_same_columns",
+    "default_features",
+    "load_sample",
+    "load_mixed",
+]
+
+Domain = Literal["simulation", "data"]
+
+# columns that `sqnn generate` writes and that are never features
+RESERVED_COLUMNS = ("is_signal", "weight", "control", "event", "domain")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Which columns play which role; ``features=None`` means every numeric non-role column."""
+
+    features: tuple[str, ...] | None = None
+    label: str | None = None
+    weight: str | None = None
+    control: str | None = None
+    observer: str | None = None
+    passthrough: tuple[str, ...] = ()
+
+    def roles(self) -> list[str]:
+        return [c for c in (self.label, self.weight, self.control, self.observer) if c]
+
+
+@dataclass
+class Sample:
+    """Events of one domain, ready for training or evaluation."""
+
+    features: np.ndarray
+    feature_names: list[str]
+    weight: np.ndarray
+    domain: Domain
+    source: str
+    label: np.ndarray | None = None
+    control: np.ndarray | None = None
+    observer: np.ndarray | None = None
+    passthrough: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    def subset(self, index: np.ndarray) -> "Sample":
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[index]
+
+        return replace(
+            self,
+            features=self.features[index],
+            weight=self.weight[index],
+            label=take(self.label),
+            control=take(self.control),
+            observer=take(self.observer),
+            passthrough={k: v[index] for k, v in self.passthrough.items()},
+        )
+
+
+def _suggest(name: str, available: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(available), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def default_features(columns: Sequence[str], spec: ColumnSpec) -> list[str]:
+    excluded = set(RESERVED_COLUMNS) | set(spec.roles()) | set(spec.passthrough)
+    return [c for c in columns if c not in excluded]
+
+
+def _require_columns(path: str, available: Sequence[str], wanted: Sequence[str], role: str) -> None:
+    for column in wanted:
+        if column not in available:
+            raise DataError(
+                f"{path}: {role} column {column!r} not found{_suggest(column, available)} "
+                f"(the file has {len(available)} columns)"
+            )
+
+
+def _flat_numeric(path: str, column: str, values: object, n: int, role: str) -> np.ndarray:
+    array = values
+    if not isinstance(array, np.ndarray):
+        raise DataError(
+            f"{path}: {role} column {column!r} is jagged (variable length per event); "
+            f"expected one number per event for all {n} events"
+        )
+    if array.ndim != 1:
+        raise DataError(f"{path}: {role} column {column!r} has shape {array.shape}; expected one value per event")
+    if array.dtype == bool:
+        return array.astype(np.float64)
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"{path}: {role} column {column!r} has non-numeric type {array.dtype} ({n} events)")
+    return array.astype(np.float64, copy=False)
+
+
+def _check_finite(path: str, column: str, values: np.ndarray, role: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: {role} column {column!r} has {int(bad.sum())} NaN/inf values out of {values.size} events "
+            f"(first at row {first}); remove or impute them"
+        )
+
+
+# beyond this a float32 network input overflows once standardised and multiplied
+_ABSURD = 1e15
+
+
+def load_sample(
+    path: str | os.PathLike[str],
+    spec: ColumnSpec,
+    domain: Domain,
+    *,
+    require_label: bool = False,
+) -> Sample:
+    """Read and validate one file into a :class:`Sample`."""
+    path_text = str(path)
+    available = list_columns(path)
+    features = list(spec.features) if spec.features is not None else default_features(available, spec)
+    if not features:
+        raise DataError(f"{path_text}: no feature columns (columns: {', '.join(available) or 'none'})")
+    if require_label and spec.label is None:
+        raise DataError(f"{path_text}: simulation needs a label column (--label COL)")
+    _require_columns(path_text, available, features, "feature")
+    for role in ("label", "weight", "control", "observer"):
+        column = getattr(spec, role)
+        if column:
+            _require_columns(path_text, available, [column], role)
+    _require_columns(path_text, available, spec.passthrough, "passthrough")
+
+    wanted = features + spec.roles() + list(spec.passthrough)
+    raw = read_columns(path, wanted)
+    n = len(raw[features[0]])
+    if n == 0:
+        raise DataError(f"{path_text}: 0 events in the {domain} sample; an empty domain cannot be used")
+
+    matrix = np.empty((n, len(features)), dtype=np.float32)
+    for j, name in enumerate(features):
+        column = _flat_numeric(path_text, name, raw[name], n, "feature")
+        _check_finite(path_text, name, column, "feature")
+        big = np.abs(column) > _ABSURD
+        if big.any():
+            raise DataError(
+                f"{path_text}: feature column {name!r} has {int(big.sum())} values beyond ±{_ABSURD:g} "
+                f"out of {n} events (e.g. {column[big][0]:g}); fix the units or remove them"
+            )
+        matrix[:, j] = column
+
+    weight = np.ones(n, dtype=np.float64)
+    if spec.weight:
+        weight = _flat_numeric(path_text, spec.weight, raw[spec.weight], n, "weight")
+        _check_finite(path_text, spec.weight, weight, "weight")
+        total = float(weight.sum())
+        if not total > 0:
+            raise DataError(
+                f"{path_text}: weight column {spec.weight!r} sums to {total:g} over {n} events; "
+                "the total weight must be positive"
+            )
+
+    label = None
+    if spec.label:
+        values = _flat_numeric(path_text, spec.label, raw[spec.label], n, "label")
+        _check_finite(path_text, spec.label, values, "label")
+        bad = (values != 0) & (values != 1)
+        if bad.any():
+            example = values[bad][0]
+            raise DataError(
+                f"{path_text}: label column {spec.label!r} has {int(bad.sum())} values other than 0/1 "
+                f"out of {n} events (e.g. {example:g})"
+            )
+        label = values.astype(np.int8)
+        if require_label:
+            for cls, name in ((1, "signal"), (0, "background")):
+                if not (label == cls).any():
+                    raise DataError(
+                        f"{path_text}: label column {spec.label!r} has no {name} events ({n} events, "
+                        f"all {1 - cls}); simulation needs both classes"
+                    )
+
+    control = None
+    if spec.control:
+        values = _flat_numeric(path_text, spec.control, raw[spec.control], n, "control")
+        _check_finite(path_text, spec.control, values, "control")
+        control = values != 0
+
+    observer = None
+    if spec.observer:
+        observer = _flat_numeric(path_text, spec.observer, raw[spec.observer], n, "observer")
+        _check_finite(path_text, spec.observer, observer, "observer")
+
+    passthrough = {c: np.asarray(raw[c]) for c in spec.passthrough}
+    return Sample(
+        features=matrix,
+        feature_names=features,
+        weight=weight,
+        domain=domain,
+        source=path_text,
+        label=label,
+        control=control,
+        observer=observer,
+        passthrough=passthrough,
+    )
+
+
+def check_same_features(simulation: Sample, data: Sample) -> None:
+    """Simulation and data must describe events with the same feature columns, in the same order."""
+    require_same_columns(simulation.source, simulation.feature_names, data.source, data.feature_names)
+
+
+def require_same_columns(sim_source: str, sim_names: Sequence[str], data_source: str, data_names: Sequence[str]) -> None:
+    if list(sim_names) == list(data_names):
+        return
+    sim_only = [c for c in sim_names if c not in data_names]
+    data_only = [c for c in data_names if c not in sim_names]
+    detail = []
+    if sim_only:
+        detail.append(f"only in simulation: {', '.join(sim_only)}")
+    if data_only:
+        detail.append(f"only in data: {', '.join(data_only)}")
+    if not detail:
+        detail.append("same columns in a different order")
+    raise DataError(
+        f"{sim_source} and {data_source}: simulation and data have different feature columns "
+        f"({'; '.join(detail)}); choose them with --features"
+    )
+
+
+def load_mixed(
+    path: str | os.PathLike[str], spec: ColumnSpec, domain_column: str
+) -> tuple[Sample, Sample]:
+    """Split one file with a domain column (0 = simulation, anything else = data) into two samples."""
+    file, _ = split_path(path)
+    available = list_columns(path)
+    _require_columns(str(path), available, [domain_column], "domain")
+    codes = _flat_numeric(str(path), domain_column, read_columns(path, [domain_column])[domain_column], 0, "domain")
+    spec = replace(spec, passthrough=tuple(c for c in spec.passthrough if c != domain_column))
+    if spec.features is None:
+        spec = replace(spec, features=tuple(c for c in default_features(available, spec) if c != domain_column))
+    whole = load_sample(path, replace(spec, label=None), "simulation")
+    is_data = codes != 0
+    for flag, name in ((False, "simulation"), (True, "data")):
+        if not (is_data == flag).any():
+            raise DataError(f"{file}: domain column {domain_column!r} has no {name} events ({codes.size} events)")
+    simulation = load_sample(path, spec, "simulation", require_label=True).subset(np.flatnonzero(~is_data))
+    data = whole.subset(np.flatnonzero(is_data))
+    data.domain = "data"
+    return simulation, data

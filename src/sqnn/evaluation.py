@@ -1,0 +1,116 @@
+"""Compute the `metrics.json` of DESIGN.md for a trained run on simulation and data."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sqnn import info, metrics
+from sqnn.data import Sample
+from sqnn.run import Run, input_fingerprint
+from sqnn.train import split_indices
+
+__all__ = ["evaluate", "held_out", "METRIC_KEYS"]
+
+METRIC_KEYS = (
+    "auc_source",
+    "auc_target",
+    "rejection_at_50",
+    "rejection_at_30",
+    "ks",
+    "ks_control",
+    "ks_signal",
+    "ks_background",
+    "sf_signal",
+    "sf_signal_err",
+    "sf_background",
+    "sf_background_err",
+    "sf_signal_80",
+    "sf_signal_80_err",
+    "sf_background_80",
+    "sf_background_80_err",
+    "domain_auc",
+    "mi_bits",
+    "mi_joint_bits",
+    "cvm",
+    "n_params",
+    "model_bytes",
+    "train_seconds",
+)
+
+# the exact joint enumerates 2^m codes per event; this many events keep it to seconds
+_JOINT_EVENTS = 8000
+
+
+def held_out(run: Run, sample: Sample, role: str) -> Sample:
+    """The test split when ``sample`` is the file the run was trained on, else every event."""
+    trained = run.meta.get("inputs", {}).get(role)
+    here = input_fingerprint(sample)
+    if trained and trained.get("path") == here["path"] and trained.get("events") == here["events"]:
+        train = run.meta["train"]
+        stream = 0 if role == "simulation" else 1
+        index = split_indices(
+            len(sample), train["seed"], stream, train["validation_fraction"], train["test_fraction"]
+        )["test"]
+        return sample.subset(index)
+    return sample
+
+
+def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0) -> dict[str, Any]:
+    """All metrics; per-class keys only when ``data.label`` is present (never used for training)."""
+    sim = held_out(run, simulation, "simulation")
+    dat = held_out(run, data, "data")
+    if sim.label is None:
+        raise ValueError("evaluation needs labelled simulation")
+    sim_score, data_score = run.score(sim.features), run.score(dat.features)
+    result: dict[str, Any] = {key: None for key in METRIC_KEYS}
+    result["n_events_simulation"] = len(sim)
+    result["n_events_data"] = len(dat)
+    result["auc_source"] = metrics.roc_auc(sim_score, sim.label, sim.weight)
+    result["rejection_at_50"] = metrics.rejection_at(sim_score, sim.label, sim.weight, 0.5)
+    result["rejection_at_30"] = metrics.rejection_at(sim_score, sim.label, sim.weight, 0.3)
+    result["ks"] = metrics.ks_distance(sim_score, data_score, sim.weight, dat.weight)
+    if sim.control is not None and dat.control is not None and sim.control.any() and dat.control.any():
+        result["ks_control"] = metrics.ks_distance(
+            sim_score[sim.control], data_score[dat.control], sim.weight[sim.control], dat.weight[dat.control]
+        )
+    if dat.label is not None:
+        result["auc_target"] = metrics.roc_auc(data_score, dat.label, dat.weight)
+        for cls, name in ((1, "signal"), (0, "background")):
+            s_mask, d_mask = sim.label == cls, dat.label == cls
+            result[f"ks_{name}"] = metrics.ks_distance(
+                sim_score[s_mask], data_score[d_mask], sim.weight[s_mask], dat.weight[d_mask]
+            )
+        for efficiency, suffix in ((0.5, ""), (0.8, "_80")):
+            point = metrics.WorkingPoint.from_simulation(sim_score, sim.label, sim.weight, efficiency)
+            for cls, name in ((1, "signal"), (0, "background")):
+                sf, err = metrics.scale_factor(
+                    point, sim_score, sim.label, sim.weight, data_score, dat.label, dat.weight, cls
+                )
+                result[f"sf_{name}{suffix}"] = sf
+                result[f"sf_{name}{suffix}_err"] = err
+    sim_rep, data_rep = run.representation(sim.features), run.representation(dat.features)
+    result["domain_auc"] = metrics.domain_probe_auc(sim_rep, data_rep, sim.weight, dat.weight, seed=seed)
+    if run.model.representation_is_stochastic:
+        theta = np.concatenate([sim_rep, data_rep]).astype(np.float64)
+        domain = np.r_[np.zeros(len(sim_rep), dtype=np.int64), np.ones(len(data_rep), dtype=np.int64)]
+        weight = np.r_[sim.weight, dat.weight]
+        result["mi_bits"] = info.factorized_mi(theta, domain, weight, n_values=2, prior="balanced")
+        if theta.shape[1] <= info.MAX_JOINT_UNITS:
+            rng = np.random.default_rng(seed)
+            pick = np.r_[
+                rng.permutation(len(sim_rep))[:_JOINT_EVENTS],
+                len(sim_rep) + rng.permutation(len(data_rep))[:_JOINT_EVENTS],
+            ]
+            result["mi_joint_bits"] = info.joint_mi(
+                theta[pick], domain[pick], weight[pick], n_values=2, prior="balanced"
+            )
+    if sim.observer is not None:
+        background = sim.label == 0
+        result["cvm"] = metrics.cvm_flatness(sim_score[background], sim.observer[background], sim.weight[background])
+    result["n_params"] = int(sum(p.numel() for p in run.model.parameters()))
+    result["model_bytes"] = run.meta.get("model_bytes")
+    result["train_seconds"] = run.meta.get("train_seconds")
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}

@@ -1,0 +1,76 @@
+"""What a training objective is: a network, optional extra modules and a penalty.
+
+The shared loop in :mod:`sqnn.train` forwards one balanced batch of simulation and
+data through the network, computes the weighted cross-entropy on labelled simulation,
+and adds ``gamma × objective.penalty(...)``. A new method is one module defining a
+subclass and one line in :data:`sqnn.methods.METHODS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from sqnn.nn import SQNN, NetworkConfig, build_network
+
+__all__ = ["Batch", "Objective"]
+
+
+@dataclass
+class Batch:
+    """One training step's events. Data carries no label: it is never used for training."""
+
+    sim_logit: torch.Tensor
+    sim_theta: torch.Tensor
+    sim_label: torch.Tensor
+    sim_weight: torch.Tensor
+    data_logit: torch.Tensor
+    data_theta: torch.Tensor
+    data_weight: torch.Tensor
+    sim_control: torch.Tensor | None = None
+    data_control: torch.Tensor | None = None
+    sim_output: torch.Tensor | None = None
+    data_output: torch.Tensor | None = None
+    epoch: int = 0
+
+
+class Objective:
+    """Source-only training: the classification loss alone. Subclasses add a penalty."""
+
+    name: ClassVar[str] = "source-only"
+    # whether the penalty needs data events in the batch at all
+    uses_data: ClassVar[bool] = False
+    options_allowed: ClassVar[tuple[str, ...]] = ()
+    default_network: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, gamma: float = 0.0, **options: Any) -> None:
+        unknown = set(options) - set(self.options_allowed)
+        if unknown:
+            raise ValueError(f"method {self.name!r} does not take {', '.join(sorted(unknown))}")
+        if gamma < 0:
+            raise ValueError(f"gamma must be non-negative, got {gamma}")
+        self.gamma = float(gamma)
+        self.options = dict(options)
+        self.extra = nn.ModuleDict()
+
+    def network_config(self, overrides: dict[str, Any] | None = None) -> NetworkConfig:
+        settings = {**self.default_network, **(overrides or {})}
+        return NetworkConfig.from_dict(settings)
+
+    def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
+        """The classifier; subclasses may also fill ``self.extra`` (e.g. a domain head)."""
+        return build_network(n_inputs, config)
+
+    def gamma_at(self, epoch: int) -> float:
+        """Strength of the penalty at ``epoch`` (0-based); constant unless a schedule is set."""
+        return self.gamma
+
+    def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Named penalty terms; ``"penalty"`` is the one multiplied by gamma and added to the loss."""
+        return {"penalty": batch.sim_logit.new_zeros(())}
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.name, "gamma": self.gamma, "options": dict(self.options)}

@@ -1,0 +1,14 @@
+"""`source-only`: the same network trained on simulation alone (γ = 0)."""
+
+from __future__ import annotations
+
+from sqnn.methods.base import Objective
+
+__all__ = ["SourceOnly"]
+
+
+class SourceOnly(Objective):
+    name = "source-only"
+
+    def __init__(self, gamma: float = 0.0, **options: object) -> None:
+        super().__init__(0.0, **options)

@@ -1,0 +1,72 @@
+"""Building blocks: the Bernoulli (stochastically quantized) activation and binary weights."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["BernoulliActivation", "BinaryLinear", "Inference", "straight_through"]
+
+Inference = Literal["deterministic", "stochastic"]
+
+
+def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """Forward the value of ``hard``, backpropagate as if it were ``soft``."""
+    return soft + (hard - soft).detach()
+
+
+class BernoulliActivation(nn.Module):
+    """T = Bernoulli(θ), θ = σ(τ·z).
+
+    Training draws ``samples`` Bernoulli samples per unit and forwards their mean with
+    the straight-through estimator (gradient of θ), so K > 1 lowers the variance of the
+    forward pass. At inference the unit is either the threshold 1[θ > 0.5] = 1[z > 0]
+    (``deterministic``) or a seeded draw (``stochastic``, from ``generator``).
+    The last θ is kept in ``self.theta`` for the information penalty.
+    """
+
+    def __init__(self, temperature: float = 6.0, samples: int = 1) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        self.temperature = float(temperature)
+        self.samples = int(samples)
+        self.inference: Inference = "deterministic"
+        self.generator: torch.Generator | None = None
+        self.theta: torch.Tensor | None = None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        theta = torch.sigmoid(self.temperature * z)
+        self.theta = theta
+        if self.training:
+            draws = torch.rand((self.samples, *theta.shape), generator=self.generator, dtype=theta.dtype)
+            hard = (draws < theta).to(theta.dtype).mean(0)
+            return straight_through(hard, theta)
+        if self.inference == "stochastic":
+            draws = torch.rand(theta.shape, generator=self.generator, dtype=theta.dtype)
+            return (draws < theta).to(theta.dtype)
+        return (z > 0).to(theta.dtype)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, samples={self.samples}"
+
+
+class BinaryLinear(nn.Linear):
+    """Linear layer with weights α·sign(W) (α = mean |W| of the layer), straight-through in training.
+
+    The latent full-precision weights are what the optimiser updates; the forward pass
+    sees only their signs and one scale per layer, as the packed engine and firmware do.
+    """
+
+    def binary_weight(self) -> torch.Tensor:
+        w = self.weight
+        scale = w.abs().mean()
+        hard = torch.where(w >= 0, scale, -scale)
+        return straight_through(hard, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.binary_weight(), self.bias)

@@ -1,0 +1,148 @@
+"""The SQNN network and the small config it is built from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from sqnn.nn.layers import BernoulliActivation, BinaryLinear, Inference
+
+__all__ = ["NetworkConfig", "SQNN", "build_network"]
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of a feed-forward SQNN.
+
+    ``hidden`` are the layer widths; ``stochastic[i]`` makes layer i a Bernoulli layer
+    (else ReLU, full precision); ``binary_weights[i]`` gives layer i sign weights.
+    The information penalty applies to ``representation`` (an index into the hidden
+    layers, default the last stochastic one).
+
+    >>> NetworkConfig(hidden=(64, 16), stochastic=(False, True)).representation_index()
+    1
+    """
+
+    hidden: tuple[int, ...] = (64, 16)
+    stochastic: tuple[bool, ...] = (False, True)
+    binary_weights: tuple[bool, ...] = (False, False)
+    temperature: float = 6.0
+    samples: int = 1
+    representation: int | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.hidden)
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "stochastic", tuple(bool(s) for s in self.stochastic))
+        object.__setattr__(self, "binary_weights", tuple(bool(b) for b in self.binary_weights))
+        if n == 0:
+            raise ValueError("the network needs at least one hidden layer")
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden layer widths must be positive, got {self.hidden}")
+        for name in ("stochastic", "binary_weights"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} must have one entry per hidden layer ({n}), got {getattr(self, name)}")
+
+    def representation_index(self) -> int:
+        if self.representation is not None:
+            if not -len(self.hidden) <= self.representation < len(self.hidden):
+                raise ValueError(f"representation index {self.representation} out of range")
+            return self.representation % len(self.hidden)
+        stochastic = [i for i, s in enumerate(self.stochastic) if s]
+        return stochastic[-1] if stochastic else len(self.hidden) - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("hidden", "stochastic", "binary_weights"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown network settings: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class SQNN(nn.Module):
+    """Feed-forward classifier with Bernoulli layers; ``forward`` returns the logit (N,).
+
+    After each forward pass ``self.representation_theta`` holds θ of the penalised
+    layer (or its activations if that layer is not stochastic) and
+    ``self.representation_output`` what the layer passed on.
+    """
+
+    def __init__(self, n_inputs: int, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.n_inputs = int(n_inputs)
+        layers: list[nn.Module] = []
+        activations: list[nn.Module] = []
+        width = self.n_inputs
+        for size, stochastic, binary in zip(config.hidden, config.stochastic, config.binary_weights):
+            layers.append((BinaryLinear if binary else nn.Linear)(width, size))
+            activations.append(
+                BernoulliActivation(config.temperature, config.samples) if stochastic else nn.ReLU()
+            )
+            width = size
+        self.layers = nn.ModuleList(layers)
+        self.activations = nn.ModuleList(activations)
+        self.head = nn.Linear(width, 1)
+        self.representation_index = config.representation_index()
+        self.representation_theta: torch.Tensor | None = None
+        self.representation_output: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
+            h = activation(layer(h))
+            if i == self.representation_index:
+                self.representation_output = h
+                theta = getattr(activation, "theta", None)
+                self.representation_theta = theta if theta is not None else h
+        return self.head(h).squeeze(-1)
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """θ of the penalised layer for events ``x`` (the firing probabilities)."""
+        self.forward(x)
+        assert self.representation_theta is not None
+        return self.representation_theta
+
+    @property
+    def representation_is_stochastic(self) -> bool:
+        return self.config.stochastic[self.representation_index]
+
+    def bernoulli_layers(self) -> list[BernoulliActivation]:
+        return [a for a in self.activations if isinstance(a, BernoulliActivation)]
+
+    def set_inference(self, mode: Inference, seed: int | None = None) -> None:
+        """Choose how Bernoulli layers behave in eval mode; a seed makes stochastic draws repeatable."""
+        generator = None
+        if mode == "stochastic":
+            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        for layer in self.bernoulli_layers():
+            layer.inference = mode
+            layer.generator = generator
+
+    def set_training_generator(self, generator: torch.Generator | None) -> None:
+        for layer in self.bernoulli_layers():
+            layer.generator = generator
+
+
+def build_network(n_inputs: int, config: NetworkConfig | dict[str, Any] | None = None) -> SQNN:
+    """Build an SQNN from a config (dataclass or dict).
+
+    >>> net = build_network(4, {"hidden": [8, 4], "stochastic": [True, True], "binary_weights": [False, True]})
+    >>> net(torch.zeros(3, 4)).shape
+    torch.Size([3])
+    """
+    if config is None:
+        config = NetworkConfig()
+    elif isinstance(config, dict):
+        config = NetworkConfig.from_dict(config)
+    return SQNN(n_inputs, config)
