@@ -53,8 +53,8 @@ def _returns_like(x: ArrayLike, value: torch.Tensor) -> torch.Tensor | float:
 
 def _plogp(p: torch.Tensor) -> torch.Tensor:
     """p · log2 p with the limit 0 at p = 0 and a finite gradient everywhere."""
-    p = p.clamp(_EPS, 1.0)
-    return p * torch.log2(p)
+    # the clamp inside the log keeps the masked branch (and its gradient) finite
+    return torch.where(p > 0, p * torch.log2(p.clamp(min=torch.finfo(p.dtype).tiny)), torch.zeros_like(p))
 
 
 def binary_entropy(p: ArrayLike) -> torch.Tensor | np.ndarray:

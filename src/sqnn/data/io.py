@@ -2,7 +2,7 @@
 
 Every reader returns ``{column: numpy array}`` for the requested columns and raises
 :class:`sqnn.errors.DataError` with one line naming the file when it cannot.
-A ROOT file may name its tree as ``file.root:tree``; an HDF5 file its group as
+A ROOT file (TTree or RNTuple) may name its tree as ``file.root:tree``; an HDF5 file its group as
 ``file.h5:group`` (one 1-D dataset per column).
 """
 
@@ -76,8 +76,11 @@ def _root_tree(file: Path, name: str | None):  # noqa: ANN202 - uproot type
     return handle[trees[0]]
 
 
+_ROOT_TABLES = ("TTree", "ROOT::RNTuple")
+
+
 def _root_trees(handle) -> list[str]:  # noqa: ANN001
-    return sorted({k.split(";")[0] for k, v in handle.classnames().items() if v == "TTree"})
+    return sorted({k.split(";")[0] for k, v in handle.classnames().items() if v in _ROOT_TABLES})
 
 
 def _hdf5_group(file: Path, name: str | None):  # noqa: ANN202 - h5py type
@@ -133,7 +136,7 @@ def read_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> dict[s
             return _read_parquet(file, columns)
         if fmt == "root":
             tree = _root_tree(file, name)
-            arrays = tree.arrays(columns, library="ak", how=dict)
+            arrays = tree.arrays(columns, library="ak")
             return {c: _from_awkward(arrays[c]) for c in columns}
         if fmt == "hdf5":
             group = _hdf5_group(file, name)

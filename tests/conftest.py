@@ -1,0 +1,34 @@
+"""Shared fixtures: small toy samples written to disk, and a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sqnn.cases.toy import generate
+
+torch.set_num_threads(1)
+
+TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
+
+
+@pytest.fixture(scope="session")
+def toy_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("toy")
+    sim = generate("sim", 3000, 1, folder / "sim.parquet")
+    data = generate("data", 3000, 2, folder / "data.parquet")
+    return sim, data
+
+
+@pytest.fixture(scope="session")
+def toy_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sqnn.data import ColumnSpec
+    from sqnn.pipeline import train_run
+    from sqnn.train import TrainConfig
+
+    out = tmp_path_factory.mktemp("run") / "sqnn"
+    spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight", control="control", observer="mass")
+    train_run(*toy_files, spec, out, method="sqnn", gamma=1.0, train_config=TrainConfig(epochs=3, seed=0))
+    return out

@@ -1,0 +1,105 @@
+"""The shared training loop: determinism, resume, checkpoints, and data labels never used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from sqnn.cases.toy import make_toy
+from sqnn.data import ColumnSpec, Sample
+from sqnn.methods import make_objective
+from sqnn.pipeline import train_run
+from sqnn.train import TrainConfig, fit
+
+FEATURES = ["x0", "x1", "x2", "x3", "x4", "x5"]
+
+
+def toy_sample(domain: str, n: int, seed: int, label: bool) -> Sample:
+    columns = make_toy(domain, n, seed)
+    return Sample(
+        features=np.column_stack([columns[c] for c in FEATURES]),
+        feature_names=FEATURES,
+        weight=columns["weight"].astype(np.float64),
+        domain="simulation" if domain == "sim" else "data",
+        source=f"<{domain}>",
+        label=columns["is_signal"] if label else None,
+        control=columns["control"],
+    )
+
+
+@pytest.fixture(scope="module")
+def samples() -> tuple[Sample, Sample]:
+    return toy_sample("sim", 1500, 1, True), toy_sample("data", 1500, 2, False)
+
+
+def states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_same_seed_same_model_and_history(samples) -> None:
+    config = TrainConfig(epochs=2, seed=3)
+    first = fit(*samples, make_objective("sqnn", 1.0), config=config)
+    second = fit(*samples, make_objective("sqnn", 1.0), config=config)
+    assert states_equal(first.model, second.model)
+    untimed = [[{k: v for k, v in h.items() if k != "cpu_seconds"} for h in r.history] for r in (first, second)]
+    assert untimed[0] == untimed[1]
+    third = fit(*samples, make_objective("sqnn", 1.0), config=TrainConfig(epochs=2, seed=4))
+    assert not states_equal(first.model, third.model)
+
+
+def test_history_records_loss_terms_and_information_measures(samples) -> None:
+    result = fit(*samples, make_objective("sqnn", 1.0), config=TrainConfig(epochs=2))
+    record = result.history[-1]
+    for key in ("loss_classification", "loss_penalty", "val_loss", "val_auc", "mi_bits", "mi_joint_bits", "i_tx_bits", "i_ty_bits"):
+        assert np.isfinite(record[key]), key
+    assert record["loss_penalty"] > 0
+    assert 0.5 < record["val_auc"] <= 1.0
+
+
+def test_resume_continues_to_the_same_final_model(samples, tmp_path: Path) -> None:
+    whole = fit(*samples, make_objective("sqnn", 1.0), config=TrainConfig(epochs=4, patience=10), run_dir=tmp_path / "a")
+    fit(*samples, make_objective("sqnn", 1.0), config=TrainConfig(epochs=2, patience=10), run_dir=tmp_path / "b")
+    assert (tmp_path / "b" / "checkpoint.safetensors").exists()
+    resumed = fit(
+        *samples, make_objective("sqnn", 1.0), config=TrainConfig(epochs=4, patience=10), run_dir=tmp_path / "b", resume=True
+    )
+    assert len(resumed.history) == 4
+    assert states_equal(whole.model, resumed.model)
+    assert [h["val_loss"] for h in whole.history] == [h["val_loss"] for h in resumed.history]
+
+
+def test_penalty_regions_and_joint_estimator_train(samples) -> None:
+    for options in ({"region": "control"}, {"region": "class-conditional"}, {"estimator": "joint", "warmup": 2}):
+        result = fit(*samples, make_objective("sqnn", 1.0, **options), config=TrainConfig(epochs=1))
+        assert np.isfinite(result.history[0]["val_loss"])
+    with pytest.raises(ValueError, match="region"):
+        make_objective("sqnn", 1.0, region="sideband")
+    with pytest.raises(ValueError, match="does not take"):
+        make_objective("sqnn", 1.0, dropout=0.5)
+
+
+def test_gamma_lowers_the_information_about_the_domain(samples) -> None:
+    config = TrainConfig(epochs=4, seed=0)
+    plain = fit(*samples, make_objective("source-only"), config=config)
+    penalised = fit(*samples, make_objective("sqnn", 5.0), config=config)
+    assert penalised.history[-1]["mi_bits"] < 0.5 * plain.history[-1]["mi_bits"]
+
+
+def test_shuffling_data_labels_leaves_the_trained_model_bit_identical(tmp_path: Path, toy_files) -> None:
+    sim, data = toy_files
+    table = pq.read_table(data)
+    labels = table.column("is_signal").to_numpy()
+    shuffled = tmp_path / "data_shuffled.parquet"
+    permuted = np.random.default_rng(0).permutation(labels)
+    assert (permuted != labels).any()
+    pq.write_table(table.set_column(table.schema.get_field_index("is_signal"), "is_signal", [permuted]), shuffled)
+    spec = ColumnSpec(features=tuple(FEATURES), label="is_signal", control="control")
+    config = TrainConfig(epochs=2, seed=1)
+    train_run(sim, data, spec, tmp_path / "a", method="sqnn", gamma=1.0, train_config=config)
+    train_run(sim, shuffled, spec, tmp_path / "b", method="sqnn", gamma=1.0, train_config=config)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
