@@ -110,7 +110,7 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0) -> di
     if sim.observer is not None:
         background = sim.label == 0
         result["cvm"] = metrics.cvm_flatness(sim_score[background], sim.observer[background], sim.weight[background])
-    result["n_params"] = int(sum(p.numel() for p in run.model.parameters()))
+    result["n_params"] = run.n_params
     result["model_bytes"] = run.meta.get("model_bytes")
     result["train_seconds"] = run.meta.get("train_seconds")
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}

@@ -102,10 +102,15 @@ def train_run(
     if getattr(objective, "region", None) == "control" and (sim.control is None or dat.control is None):
         raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
     Path(out).mkdir(parents=True, exist_ok=True)
-    result = fit(
-        sim, dat, objective, network=network_config, config=train_config, run_dir=out, resume=resume, progress=progress
-    )
-    run = write_run(out, result, sim, dat, spec, train_config)
+    fit_and_save = getattr(objective, "fit_and_save", None)
+    if fit_and_save is not None:
+        # models that are not networks (bdt) train and write their own run directory
+        run = fit_and_save(sim, dat, spec, out, train_config, progress=progress)
+    else:
+        result = fit(
+            sim, dat, objective, network=network_config, config=train_config, run_dir=out, resume=resume, progress=progress
+        )
+        run = write_run(out, result, sim, dat, spec, train_config)
     metrics = evaluate(run, sim, dat, seed=train_config.seed)
     write_json(Path(out) / "metrics.json", json_safe(metrics))
     return run, metrics

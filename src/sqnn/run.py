@@ -36,6 +36,8 @@ FORMAT_VERSION = 1
 _MAX_JSON_BYTES = 4 << 20
 _MAX_TENSOR_BYTES = 1 << 30
 _MAX_WIDTH = 1 << 16
+# "trees": a `bdt` run (see sqnn.methods.bdt); absent means a network
+MODEL_KINDS = ("network", "trees")
 
 
 def versions() -> dict[str, str]:
@@ -96,6 +98,10 @@ class Run:
     def score(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(features).astype(np.float64)))
 
+    @property
+    def n_params(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters()))
+
     def representation(self, features: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """θ of the penalised layer (or its activations when it is not stochastic)."""
         self.model.eval()
@@ -143,7 +149,9 @@ def _read_meta(run_dir: Path) -> dict[str, Any]:
         raise _fail(run_dir, "'features' must be a non-empty list of column names")
     if len(features) > _MAX_WIDTH:
         raise _fail(run_dir, f"'features' lists {len(features)} columns, more than {_MAX_WIDTH}")
-    if not isinstance(meta.get("network"), dict):
+    if meta.get("model_kind", "network") not in MODEL_KINDS:
+        raise _fail(run_dir, f"'model_kind' must be one of {', '.join(MODEL_KINDS)}")
+    if meta.get("model_kind", "network") == "network" and not isinstance(meta.get("network"), dict):
         raise _fail(run_dir, "'network' must be an object")
     if not isinstance(meta.get("preprocessing"), dict):
         raise _fail(run_dir, "'preprocessing' must be an object")
@@ -154,6 +162,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     """Load a run directory; tampered or inconsistent files raise :class:`ModelFileError`."""
     run_dir = Path(run_dir)
     meta = _read_meta(run_dir)
+    if meta.get("model_kind") == "trees":
+        from sqnn.methods.bdt import load_tree_run
+
+        return load_tree_run(run_dir, meta)
     n_inputs = len(meta["features"])
     try:
         config = NetworkConfig.from_dict(meta["network"])

@@ -700,5 +700,9 @@ def generate(
     table = _assemble(config)
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+        # the temporary file is private (0600); the result gets the usual umask permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
     shutil.rmtree(config.parts)
     return out

@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqnn.methods.base import Batch, Objective
+from sqnn.methods.bdt import BDT
+from sqnn.methods.dann import DANN
+from sqnn.methods.disco import DisCo
+from sqnn.methods.mlp import MLP
+from sqnn.methods.mmd import MMD
 from sqnn.methods.source_only import SourceOnly
 from sqnn.methods.sqnn import SQNNObjective
 
@@ -13,6 +18,11 @@ __all__ = ["Batch", "METHODS", "Objective", "make_objective"]
 METHODS: dict[str, type[Objective]] = {
     "source-only": SourceOnly,
     "sqnn": SQNNObjective,
+    "dann": DANN,
+    "disco": DisCo,
+    "mmd": MMD,
+    "mlp": MLP,
+    "bdt": BDT,
 }
 
 
