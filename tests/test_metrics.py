@@ -79,3 +79,10 @@ def test_domain_probe_separates_only_what_differs() -> None:
     shifted = metrics.domain_probe_auc(rng.normal(size=(3000, 4)), rng.normal(1.0, 1.0, size=(3000, 4)))
     assert 0.5 <= same < 0.56
     assert shifted > 0.85
+
+
+def test_working_point_without_signal_gives_nan_not_an_error() -> None:
+    point = metrics.WorkingPoint.from_simulation(np.array([0.1, 0.2]), np.array([0, 0]), np.ones(2), 0.5)
+    assert math.isnan(point.threshold)
+    sf, err = metrics.scale_factor(point, np.ones(2), np.array([0, 1]), np.ones(2), np.ones(2), np.array([0, 1]), np.ones(2), 1)
+    assert math.isnan(sf) and math.isnan(err)

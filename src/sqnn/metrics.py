@@ -118,6 +118,8 @@ class WorkingPoint:
     ) -> "WorkingPoint":
         signal = np.asarray(label).astype(bool)
         s, w = np.asarray(score)[signal], np.asarray(weight, dtype=np.float64)[signal]
+        if s.size == 0 or not w.sum() > 0:
+            return cls(threshold=math.nan, signal_efficiency=signal_efficiency)
         order = np.argsort(-s, kind="mergesort")
         cumulative = np.cumsum(w[order]) / w.sum()
         index = int(np.searchsorted(cumulative, signal_efficiency))
@@ -136,6 +138,8 @@ def scale_factor(
     cls: int,
 ) -> tuple[float, float]:
     """ε_data / ε_sim of class ``cls`` at the working point, with its statistical error."""
+    if math.isnan(working_point.threshold):
+        return math.nan, math.nan
     sim_mask = np.asarray(sim_label) == cls
     data_mask = np.asarray(data_label) == cls
     eff_sim, err_sim = efficiency(sim_score[sim_mask] >= working_point.threshold, sim_weight[sim_mask])

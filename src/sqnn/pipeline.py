@@ -10,7 +10,7 @@ from typing import Any
 from sqnn._atomic import write_json
 from sqnn.data import ColumnSpec, Sample, check_same_features, default_features, list_columns, load_mixed, load_sample
 from sqnn.data.sample import require_same_columns
-from sqnn.errors import SqnnError
+from sqnn.errors import DataError, SqnnError
 from sqnn.evaluation import evaluate
 from sqnn.methods import make_objective
 from sqnn.run import Run, input_fingerprint, json_safe, load_run, save_run
@@ -19,6 +19,10 @@ from sqnn.train import FitResult, TrainConfig, fit
 __all__ = ["load_inputs", "train_run", "evaluate_run", "write_run"]
 
 PathLike = str | os.PathLike[str]
+
+# below this the train/validation/test split leaves sets too small to fit or to stop on
+MIN_SIMULATION_EVENTS = 20
+MIN_DATA_EVENTS = 10
 
 
 def load_inputs(
@@ -93,6 +97,12 @@ def train_run(
 ) -> tuple[Run, dict[str, Any]]:
     """Train one model into the run directory ``out`` and write its label-free metrics."""
     sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column)
+    for sample, minimum in ((sim, MIN_SIMULATION_EVENTS), (dat, MIN_DATA_EVENTS)):
+        if len(sample) < minimum:
+            raise DataError(
+                f"{sample.source}: only {len(sample)} {sample.domain} events; training needs at least {minimum} "
+                "to split into train, validation and test sets"
+            )
     train_config = train_config or TrainConfig()
     try:
         objective = make_objective(method, gamma, **(method_options or {}))
