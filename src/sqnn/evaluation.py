@@ -9,6 +9,7 @@ import numpy as np
 
 from sqnn import info, metrics
 from sqnn.data import Sample
+from sqnn.priors import estimate_prior
 from sqnn.run import Run, input_fingerprint
 from sqnn.train import split_indices
 
@@ -35,6 +36,8 @@ METRIC_KEYS = (
     "mi_bits",
     "mi_joint_bits",
     "cvm",
+    "data_signal_fraction",
+    "ks_reweighted",
     "n_params",
     "model_bytes",
     "train_seconds",
@@ -76,6 +79,12 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0) -> di
         result["ks_control"] = metrics.ks_distance(
             sim_score[sim.control], data_score[dat.control], sim.weight[sim.control], dat.weight[dat.control]
         )
+    # label-free closure: simulation reweighted per class to the EM estimate of the data signal fraction
+    sim_prior = float(sim.weight[sim.label == 1].sum() / sim.weight.sum())
+    data_prior = estimate_prior(data_score, dat.weight, sim_prior)
+    reweight = np.where(sim.label == 1, data_prior / max(sim_prior, 1e-6), (1 - data_prior) / max(1 - sim_prior, 1e-6))
+    result["data_signal_fraction"] = data_prior
+    result["ks_reweighted"] = metrics.ks_distance(sim_score, data_score, sim.weight * reweight, dat.weight)
     if dat.label is not None:
         result["auc_target"] = metrics.roc_auc(data_score, dat.label, dat.weight)
         for cls, name in ((1, "signal"), (0, "background")):

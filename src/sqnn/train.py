@@ -204,6 +204,14 @@ def _monitor(
     return record
 
 
+def _data_probability(model: SQNN, data: _Tensors, max_events: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """P(signal|x) of the current model on (up to ``max_events``) data training events."""
+    model.eval()
+    with torch.no_grad():
+        probability = torch.sigmoid(model(data.x[:max_events]).double())
+    return probability, data.weight[:max_events].double()
+
+
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     state = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -333,8 +341,10 @@ def fit(
         from tqdm import tqdm
 
         bar = tqdm(total=config.epochs, initial=start_epoch, desc=objective.name, unit="epoch", leave=False)
+    sim_prior = float((train_sim.weight * train_sim.label).sum() / train_sim.weight.sum()) if train_sim.label is not None else 0.5
     for epoch in epochs:
         started = time.process_time()
+        epoch_log = objective.start_epoch(epoch, *_data_probability(model, train_data, config.monitor_events * 10), sim_prior)
         model.train()
         gamma = objective.gamma_at(epoch)
         sim_order = torch.randperm(len(train_sim), generator=generator)
@@ -367,6 +377,7 @@ def fit(
             "loss_penalty": sums["penalty"] / steps,
         }
         record["loss_total"] = record["loss_classification"] + gamma * record["loss_penalty"]
+        record.update(epoch_log)
         record.update(_monitor(model, objective, val_sim, val_data, epoch, config.monitor_events))
         elapsed += time.process_time() - started
         record["cpu_seconds"] = elapsed

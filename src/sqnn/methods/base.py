@@ -64,6 +64,10 @@ class Objective:
         """The classifier; subclasses may also fill ``self.extra`` (e.g. a domain head)."""
         return build_network(n_inputs, config)
 
+    def start_epoch(self, epoch: int, data_probability: torch.Tensor, data_weight: torch.Tensor, sim_prior: float) -> dict[str, float]:
+        """Called before each epoch with the current P(signal|x) on data; returns values to log."""
+        return {}
+
     def gamma_at(self, epoch: int) -> float:
         """Strength of the penalty at ``epoch`` (0-based); constant unless a schedule is set."""
         return self.gamma
