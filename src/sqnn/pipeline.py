@@ -13,7 +13,7 @@ from sqnn.data.sample import require_same_columns
 from sqnn.errors import DataError, SqnnError
 from sqnn.evaluation import evaluate
 from sqnn.methods import make_objective
-from sqnn.run import Run, input_fingerprint, json_safe, load_run, save_run
+from sqnn.run import Run, input_fingerprint, input_spec, json_safe, load_run, save_run
 from sqnn.train import FitResult, TrainConfig, fit
 
 __all__ = ["load_inputs", "train_run", "evaluate_run", "write_run"]
@@ -42,8 +42,8 @@ def load_inputs(
         sim = load_sample(simulation, spec, "simulation", require_label=True)
         if spec.features is None:
             data_features = [c for c in default_features(list_columns(data), spec) if c != data_label]
-            require_same_columns(sim.source, sim.feature_names, str(data), data_features)
-        dat = load_sample(data, replace(spec, label=data_label, features=tuple(sim.feature_names)), "data")
+            require_same_columns(sim.source, sim.global_feature_names, str(data), data_features)
+        dat = load_sample(data, replace(spec, label=data_label, features=tuple(sim.global_feature_names)), "data")
     check_same_features(sim, dat)
     return sim, dat
 
@@ -55,8 +55,12 @@ def write_run(
     data: Sample,
     spec: ColumnSpec,
     train_config: TrainConfig,
+    extra: dict[str, Any] | None = None,
 ) -> Run:
-    """Save model, description and history of a fit; return the loaded run."""
+    """Save model, description and history of a fit; return the loaded run.
+
+    ``extra`` adds (or replaces) keys of ``model.json``, e.g. what rebuilds a set model.
+    """
     out = Path(out)
     objective = result.objective
     meta: dict[str, Any] = {
@@ -75,6 +79,7 @@ def write_run(
         "train_seconds": result.train_seconds,
         "n_params": int(sum(p.numel() for p in result.model.parameters())),
     }
+    meta.update(extra or {})
     save_run(out, result.model, meta)
     write_json(out / "history.json", json_safe(result.history))
     return load_run(out)
@@ -94,8 +99,21 @@ def train_run(
     domain_column: str | None = None,
     resume: bool = False,
     progress: bool = False,
+    model: str = "dense",
 ) -> tuple[Run, dict[str, Any]]:
-    """Train one model into the run directory ``out`` and write its label-free metrics."""
+    """Train one model into the run directory ``out`` and write its label-free metrics.
+
+    ``model="set"`` trains a permutation-invariant set model on the objects column
+    ``spec.objects`` (plus the ``spec.features`` columns as event-level inputs, none by
+    default); ``network`` then holds :class:`~sqnn.nn.set_model.SetConfig` settings.
+    """
+    if model not in ("dense", "set"):
+        raise SqnnError(f"unknown model {model!r}; choose dense or set")
+    if model == "set":
+        if not spec.objects:
+            raise SqnnError(f"{simulation}: a set model reads an objects column: give --objects COL")
+        if spec.features is None:
+            spec = replace(spec, features=())
     sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column)
     for sample, minimum in ((sim, MIN_SIMULATION_EVENTS), (dat, MIN_DATA_EVENTS)):
         if len(sample) < minimum:
@@ -106,14 +124,22 @@ def train_run(
     train_config = train_config or TrainConfig()
     try:
         objective = make_objective(method, gamma, **(method_options or {}))
-        network_config = objective.network_config(network)
+        network_config = objective.network_config(network) if model == "dense" else None
     except (TypeError, ValueError) as exc:
         raise SqnnError(f"invalid training settings: {exc}") from None
     if getattr(objective, "region", None) == "control" and (sim.control is None or dat.control is None):
         raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
     Path(out).mkdir(parents=True, exist_ok=True)
     fit_and_save = getattr(objective, "fit_and_save", None)
-    if fit_and_save is not None:
+    if model == "set":
+        from sqnn.transfer import fit_set_model, set_config_for, set_run_meta
+
+        set_config = set_config_for(sim, network)
+        result = fit_set_model(
+            sim, dat, objective, set_config, train_config, run_dir=out, resume=resume, progress=progress
+        )
+        run = write_run(out, result, sim, dat, spec, train_config, extra=set_run_meta(spec, sim))
+    elif fit_and_save is not None:
         # models that are not networks (bdt) train and write their own run directory
         run = fit_and_save(sim, dat, spec, out, train_config, progress=progress)
     else:
@@ -139,8 +165,8 @@ def evaluate_run(
     """Metrics of a saved run on the given files (their test split if they are the training files)."""
     run = load_run(run_dir)
     columns = run.meta.get("columns", {})
-    base = ColumnSpec(
-        features=tuple(run.features),
+    base = input_spec(
+        run.meta,
         label=columns.get("label"),
         weight=columns.get("weight"),
         control=columns.get("control"),

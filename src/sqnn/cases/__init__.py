@@ -17,6 +17,7 @@ __all__ = ["CASES", "get_generator"]
 CASES: dict[str, str] = {
     "toy": "sqnn.cases.toy",
     "wjets": "sqnn.cases.wjets",
+    "events": "sqnn.cases.events",
 }
 
 

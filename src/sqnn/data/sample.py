@@ -4,6 +4,12 @@ A sample is one domain (simulation or data) of events: float features chosen by 
 a per-event weight (negative allowed), and optionally a class label, a control-region
 flag and an observer. Anything wrong with the file is a one-line
 :class:`~sqnn.errors.DataError` naming the file, the column and the count.
+
+Variable-length objects (``ColumnSpec.objects``: a jagged column of records, e.g. the
+``objects`` of the events case) are padded to ``max_objects`` per event and appended to
+the features as flat columns, object-major: ``COL[k].FIELD`` for every record field and
+``COL[k].present`` (1 for a real object, 0 for padding); events with more objects keep
+their first ``max_objects`` in file order. The set models read them back per object.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ __all__ = [
     "default_features",
     "load_sample",
     "load_mixed",
+    "object_feature_names",
+    "pad_objects",
 ]
 
 Domain = Literal["simulation", "data"]
@@ -47,6 +55,8 @@ class ColumnSpec:
     control: str | None = None
     observer: str | None = None
     passthrough: tuple[str, ...] = ()
+    objects: str | None = None
+    max_objects: int = 12
 
     def roles(self) -> list[str]:
         return [c for c in (self.label, self.weight, self.control, self.observer) if c]
@@ -65,6 +75,15 @@ class Sample:
     control: np.ndarray | None = None
     observer: np.ndarray | None = None
     passthrough: dict[str, np.ndarray] = field(default_factory=dict)
+    # record fields of the padded objects column, and how many columns at the end of the
+    # feature matrix hold the padded objects
+    object_fields: tuple[str, ...] = ()
+    object_columns: int = 0
+
+    @property
+    def global_feature_names(self) -> list[str]:
+        """The feature columns read as they are, without the padded object columns."""
+        return list(self.feature_names[: len(self.feature_names) - self.object_columns])
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -90,7 +109,7 @@ def _suggest(name: str, available: Sequence[str]) -> str:
 
 
 def default_features(columns: Sequence[str], spec: ColumnSpec) -> list[str]:
-    excluded = set(RESERVED_COLUMNS) | set(spec.roles()) | set(spec.passthrough)
+    excluded = set(RESERVED_COLUMNS) | set(spec.roles()) | set(spec.passthrough) | {spec.objects}
     return [c for c in columns if c not in excluded]
 
 
@@ -131,6 +150,66 @@ def _check_finite(path: str, column: str, values: np.ndarray, role: str) -> None
 
 # beyond this a float32 network input overflows once standardised and multiplied
 _ABSURD = 1e15
+PRESENT = "present"
+
+
+def object_feature_names(column: str, fields: Sequence[str], max_objects: int) -> list[str]:
+    """Names of the padded object columns: ``COL[k].FIELD`` and ``COL[k].present``, object-major."""
+    return [f"{column}[{k}].{name}" for k in range(max_objects) for name in (*fields, PRESENT)]
+
+
+def pad_objects(path: str, column: str, values: object, max_objects: int) -> tuple[list[str], list[str], np.ndarray]:
+    """Pad a jagged column of records to ``max_objects`` per event.
+
+    Returns the record fields, the flat column names and an (events, max_objects · (fields + 1))
+    float32 matrix with zeros in padded slots and the presence flag after each object's fields.
+    """
+    import awkward as ak
+
+    if max_objects < 1:
+        raise DataError(f"{path}: objects column {column!r}: the number of objects kept must be at least 1")
+    if isinstance(values, np.ndarray) or not isinstance(values, ak.Array) or values.ndim != 2:
+        raise DataError(
+            f"{path}: objects column {column!r} is not a jagged list of objects per event; "
+            "expected a list of records such as (pt, eta, phi, e, type, btag)"
+        )
+    fields = list(ak.fields(values))
+    n = len(values)
+    if not fields:
+        raise DataError(f"{path}: objects column {column!r} holds plain numbers, not records with named fields ({n} events)")
+    if PRESENT in fields:
+        raise DataError(f"{path}: objects column {column!r} has a field named {PRESENT!r}, which is reserved for padding")
+    counts = ak.to_numpy(ak.fill_none(ak.num(values, axis=1), 0)).astype(np.int64)
+    present = np.arange(max_objects)[None, :] < counts[:, None]
+    block = np.zeros((n, max_objects, len(fields) + 1), dtype=np.float32)
+    for j, name in enumerate(fields):
+        padded = ak.fill_none(ak.pad_none(values[name], max_objects, axis=1, clip=True), 0)
+        try:
+            array = ak.to_numpy(padded)
+        except Exception:  # noqa: BLE001 - awkward raises several types for nested data
+            raise DataError(f"{path}: field {name!r} of objects column {column!r} is not one number per object") from None
+        if array.dtype == bool:
+            array = array.astype(np.float64)
+        if not np.issubdtype(array.dtype, np.number):
+            raise DataError(f"{path}: field {name!r} of objects column {column!r} has non-numeric type {array.dtype}")
+        array = array.astype(np.float64)
+        bad = present & ~np.isfinite(array)
+        if bad.any():
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise DataError(
+                f"{path}: field {name!r} of objects column {column!r} has {int(bad.sum())} NaN/inf values "
+                f"in {n} events (first in row {row}); remove or impute them"
+            )
+        big = present & (np.abs(array) > _ABSURD)
+        if big.any():
+            raise DataError(
+                f"{path}: field {name!r} of objects column {column!r} has {int(big.sum())} values beyond "
+                f"±{_ABSURD:g} in {n} events; fix the units or remove them"
+            )
+        block[:, :, j] = np.where(present, array, 0.0)
+    block[:, :, -1] = present
+    names = object_feature_names(column, fields, max_objects)
+    return fields, names, block.reshape(n, -1)
 
 
 def load_sample(
@@ -144,7 +223,7 @@ def load_sample(
     path_text = str(path)
     available = list_columns(path)
     features = list(spec.features) if spec.features is not None else default_features(available, spec)
-    if not features:
+    if not features and not spec.objects:
         raise DataError(f"{path_text}: no feature columns (columns: {', '.join(available) or 'none'})")
     if require_label and spec.label is None:
         raise DataError(f"{path_text}: simulation needs a label column (--label COL)")
@@ -154,10 +233,12 @@ def load_sample(
         if column:
             _require_columns(path_text, available, [column], role)
     _require_columns(path_text, available, spec.passthrough, "passthrough")
+    if spec.objects:
+        _require_columns(path_text, available, [spec.objects], "objects")
 
-    wanted = features + spec.roles() + list(spec.passthrough)
+    wanted = features + spec.roles() + list(spec.passthrough) + ([spec.objects] if spec.objects else [])
     raw = read_columns(path, wanted)
-    n = len(raw[features[0]])
+    n = len(raw[wanted[0]])
     if n == 0:
         raise DataError(f"{path_text}: 0 events in the {domain} sample; an empty domain cannot be used")
 
@@ -215,10 +296,20 @@ def load_sample(
         observer = _flat_numeric(path_text, spec.observer, raw[spec.observer], n, "observer")
         _check_finite(path_text, spec.observer, observer, "observer")
 
+    object_fields: tuple[str, ...] = ()
+    n_global = matrix.shape[1]
+    if spec.objects:
+        fields, names, block = pad_objects(path_text, spec.objects, raw[spec.objects], spec.max_objects)
+        matrix = np.hstack([matrix, block])
+        features = features + names
+        object_fields = tuple(fields)
+
     passthrough = {c: np.asarray(raw[c]) for c in spec.passthrough}
     return Sample(
         features=matrix,
         feature_names=features,
+        object_fields=object_fields,
+        object_columns=matrix.shape[1] - n_global,
         weight=weight,
         domain=domain,
         source=path_text,

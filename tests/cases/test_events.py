@@ -1,0 +1,148 @@
+"""The multi-channel events case: channels, object reconstruction and the generated files."""
+
+from __future__ import annotations
+
+import json
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from sqnn.cases import events
+from sqnn.cases.detector import Detector
+from sqnn.cli import main
+from sqnn.errors import SqnnError
+
+PERFECT = Detector(
+    name="perfect",
+    track_efficiency=1.0,
+    track_resolution=0.0,
+    track_resolution_slope=0.0,
+    photon_stochastic=0.0,
+    photon_constant=0.0,
+    hadron_stochastic=0.0,
+    hadron_constant=0.0,
+)
+
+
+def test_list_prints_one_line_per_channel(capsys):
+    assert main(["generate", "events", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["ttbar\tbackground", "tth\tsignal", "zprime\tsignal", "wprime\tsignal"]
+    assert len([line for line in lines if line.endswith("\tsignal")]) >= 3
+
+
+def test_list_and_channel_belong_to_the_events_case(capsys):
+    assert main(["generate", "toy", "--list"]) == 2
+    assert "events case" in capsys.readouterr().err
+    assert main(["generate", "events", "--domain", "sim", "--n", "5", "--out", "x.parquet"]) == 2
+    assert "--channel" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"channel": "higgs"}, "unknown channel"),
+        ({"channel": None}, "--channel"),
+        ({"domain": "mc"}, "domain"),
+        ({"n": 0}, "--n"),
+        ({"seed": -1}, "--seed"),
+        ({"workers": 0}, "--workers"),
+        ({"signal_fraction": 2.0}, "--signal-fraction"),
+    ],
+)
+def test_bad_arguments_raise_one_line_errors(tmp_path, kwargs, message):
+    arguments = {"domain": "sim", "n": 10, "seed": 1, "out": tmp_path / "x.parquet", "channel": "tth", "progress": False}
+    arguments.update(kwargs)
+    with pytest.raises(SqnnError, match=message) as error:
+        events.generate(**arguments)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_hadron_flavour_from_pdg_codes():
+    codes = np.array([511, -521, 531, 5122, -5232, 553, 421, 4122, 443, 211, 2212, 5101, 5, 21, 1000022])
+    expected = [5, 5, 5, 5, 5, 5, 4, 4, 4, 0, 0, 0, 0, 0, 0]
+    assert events._flavour(codes).tolist() == expected
+
+
+def _particle(pt: float, eta: float, phi: float, pid: int, charge: float, event: int) -> dict[str, float]:
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    return {"px": px, "py": py, "pz": pz, "e": float(np.sqrt(px**2 + py**2 + pz**2)), "pid": pid,
+            "charge": charge, "event": event}
+
+
+def _particles(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
+
+
+def test_reconstruction_isolates_leptons_clusters_jets_and_balances_met():
+    rows = [
+        _particle(50.0, 0.0, 0.0, 11, -1.0, 0),  # isolated electron
+        *[_particle(10.0, 1.0 + 0.05 * k, 2.0, 211, 1.0, 0) for k in range(5)],  # a jet
+        _particle(25.0, 1.0, 2.02, 22, 0.0, 0),  # photon inside the jet: not isolated
+        _particle(30.0, -1.0, -1.0, 13, -1.0, 1),  # muon with a pion next to it: not isolated
+        _particle(10.0, -1.05, -1.0, 211, 1.0, 1),
+        _particle(40.0, 0.5, 1.0, 22, 0.0, 1),  # isolated photon
+    ]
+    particles = _particles(rows)
+    hadrons = {"event": np.array([0]), "eta": np.array([1.1]), "phi": np.array([2.0]), "flavour": np.array([5])}
+    objects = events.reconstruct(particles, hadrons, 2, PERFECT, np.random.default_rng(0))
+    assert objects["counts"].tolist() == [3, 3]
+    kinds = {event: objects["type"][objects["event"] == event].tolist() for event in (0, 1)}
+    jet, electron, muon, photon, met = (events.OBJECT_TYPES[k] for k in ("jet", "electron", "muon", "photon", "met"))
+    assert sorted(kinds[0]) == sorted([jet, electron, met])
+    assert sorted(kinds[1]) == sorted([jet, photon, met])
+    assert muon not in kinds[1]
+    # objects of an event are sorted by decreasing pT
+    for event in (0, 1):
+        pt = objects["pt"][objects["event"] == event]
+        assert (np.diff(pt) <= 0).all()
+    first_jet = (objects["event"] == 0) & (objects["type"] == jet)
+    assert objects["pt"][first_jet][0] == pytest.approx(75.0, rel=0.02)
+    # MET balances the visible transverse momentum of each event
+    for event in (0, 1):
+        mask = particles["event"] == event
+        expected = np.hypot(particles["px"][mask].sum(), particles["py"][mask].sum())
+        assert objects["pt"][(objects["event"] == event) & (objects["type"] == met)][0] == pytest.approx(expected)
+    probability = events.btag_probability(np.array([0, 0, 1]), np.array([1.0, -1.0, 1.0]), np.array([2.0, 2.0, 2.0]),
+                                          {**hadrons, "event": np.array([0]), "flavour": np.array([5])}, 2)
+    assert probability.tolist() == [0.7, 0.01, 0.01]
+    charm = {**hadrons, "flavour": np.array([4])}
+    assert events.btag_probability(np.array([0]), np.array([1.0]), np.array([2.0]), charm, 2).tolist() == [0.1]
+    flat = events.high_level(objects, 2)
+    assert flat["n_leptons"].tolist() == [1, 0] and flat["n_photons"].tolist() == [0, 1]
+
+
+# ---------------------------------------------------------------- generation (runs Pythia)
+
+
+@pytest.mark.physics
+def test_generated_channel_file_has_objects_and_metadata(tmp_path):
+    out = events.generate("sim", 20, seed=3, out=tmp_path / "tth.parquet", channel="tth", progress=False)
+    table = pq.read_table(out)
+    assert table.num_rows == 20
+    assert table.column_names == ["objects", *events.FLAT_FEATURES, "is_signal", "weight", "control", "event"]
+    assert table.column("is_signal").to_numpy().sum() == 10
+    assert (table.column("weight").to_numpy() == 1.0).all()
+    assert len(set(table.column("event").to_pylist())) == 20
+    objects = ak.from_arrow(table.column("objects"))
+    assert ak.fields(objects) == list(events.OBJECT_FIELDS)
+    assert ak.all(ak.sum(objects["type"] == events.OBJECT_TYPES["met"], axis=1) == 1)
+    assert ak.all(objects.pt[:, :-1] >= objects.pt[:, 1:])
+    jets = objects[objects["type"] == events.OBJECT_TYPES["jet"]]
+    assert ak.all(jets.pt > 25.0) and ak.all(abs(jets.eta) < 2.5)
+    assert ak.all(objects.btag[objects["type"] != events.OBJECT_TYPES["jet"]] == 0)
+    np.testing.assert_array_equal(ak.to_numpy(ak.num(jets)), table.column("n_jets").to_numpy())
+    np.testing.assert_allclose(ak.to_numpy(ak.sum(jets.pt, axis=1)), table.column("ht").to_numpy(), rtol=1e-5)
+    metadata = json.loads(table.schema.metadata[b"sqnn"])
+    assert metadata["channel"] == "tth" and metadata["signal_fraction"] == 0.5
+    assert "HiggsSM:gg2Httbar = on" in metadata["processes"]["signal"]["pythia_settings"]
+    assert "Top:gg2ttbar = on" in metadata["processes"]["background"]["pythia_settings"]
+    assert metadata["objects"]["types"] == events.OBJECT_TYPES
+    seeds = [run["pythia_seed"] for run in metadata["seeds"]["runs"]]
+    assert len(set(seeds)) == len(seeds) == 2 and all(0 < s < 9e8 for s in seeds)
+    # the same arguments give the same events
+    again = events.generate("sim", 20, seed=3, out=tmp_path / "again.parquet", channel="tth", progress=False)
+    assert pq.read_table(again).drop(["objects"]).equals(table.drop(["objects"]))
