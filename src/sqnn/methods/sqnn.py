@@ -10,6 +10,10 @@ Options (``--config`` YAML ``method_options`` or the estimator's ``method_option
 - ``estimator``: ``factorized`` (Σ over units, as the reference method) or ``joint``
   (exact over all 2^m codes, m ≤ 16);
 - ``warmup``: epochs over which γ rises linearly from 0 (0 = constant γ).
+
+In a distributed run each process holds a slice of the batch; the training loop sets
+``reduce`` (a differentiable sum over processes) while it computes the training penalty,
+so the penalty and its gradient are those of the global batch (see :mod:`sqnn.info`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class SQNNObjective(Objective):
             raise ValueError(f"warmup must be non-negative, got {self.warmup}")
         self.sim_prior: float | None = None
         self.data_prior: float | None = None
+        self.reduce: info.Reduce | None = None
 
     def start_epoch(self, epoch: int, data_probability: torch.Tensor, data_weight: torch.Tensor, sim_prior: float) -> dict[str, float]:
         """Re-estimate the data signal fraction (EM on the whole data training set) once per epoch."""
@@ -81,7 +86,11 @@ class SQNNObjective(Objective):
             weight = weight * torch.cat([sim_reweight, torch.ones_like(data_signal)])
             signal = torch.cat([sim_signal, data_signal])
             condition = torch.stack([1 - signal, signal], dim=1)
-            value = info.conditional_mi(theta, domain, condition, weight, joint=joint, n_values=2, prior="balanced")
+            value = info.conditional_mi(
+                theta, domain, condition, weight, joint=joint, n_values=2, prior="balanced", reduce=self.reduce
+            )
             return {"penalty": value, "mi_bits": value.detach()}
-        value = info.mutual_information(theta, domain, weight, joint=joint, n_values=2, prior="balanced")
+        value = info.mutual_information(
+            theta, domain, weight, joint=joint, n_values=2, prior="balanced", reduce=self.reduce
+        )
         return {"penalty": value, "mi_bits": value.detach()}

@@ -1,0 +1,135 @@
+"""`dann`: domain-adversarial training (Ganin et al. 2016) through a gradient reversal layer.
+
+A small domain head reads the output of the penalised layer — the layer the sqnn
+penalty acts on, ``Batch.sim_output`` / ``Batch.data_output`` — and learns to tell
+simulation from data with the event-weighted cross-entropy, each domain carrying half
+of the total weight (so a head that guesses scores ln 2). Between that layer and the
+head sits a gradient reversal layer: the identity going forward, ``−λ ×`` the gradient
+going back. One backward pass therefore trains the head to find the domain and the
+feature extractor to hide it. The head lives in ``self.extra``, so the shared loop's
+optimiser updates it.
+
+γ multiplies the domain term. Options:
+
+- ``schedule``: ``constant`` (λ = 1) or ``dann`` — DANN's λ_p = 2 / (1 + exp(−10 p)) − 1
+  with the training progress p = (epoch + 1) / ``schedule_epochs`` (capped at 1), so
+  the feature extractor ignores the head while the head is still guessing;
+- ``schedule_epochs``: epochs over which p runs from 0 to 1 (default 10);
+- ``head_hidden``: width of the head's hidden layer (default 32).
+
+The value this penalty reports (and the loop logs and early-stops on) is the head's
+advantage over guessing, ln 2 − domain loss, in nats: the quantity the feature
+extractor minimises. Its gradient is DANN's: the head descends the domain loss, the
+feature extractor ascends it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from sqnn.methods.base import Batch, Objective
+from sqnn.nn import SQNN, NetworkConfig
+
+__all__ = ["DANN", "GradientReversal", "reverse_gradient", "domain_loss", "dann_lambda", "SCHEDULES"]
+
+SCHEDULES = ("constant", "dann")
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the incoming gradient by ``−coefficient``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, coefficient: float) -> torch.Tensor:
+        ctx.coefficient = float(coefficient)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.coefficient * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, coefficient: float = 1.0) -> torch.Tensor:
+    return GradientReversal.apply(x, coefficient)
+
+
+def dann_lambda(progress: float) -> float:
+    """DANN's schedule λ_p = 2 / (1 + exp(−10 p)) − 1 for the training progress p ∈ [0, 1]."""
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
+
+
+def domain_loss(
+    head: nn.Module,
+    sim_features: torch.Tensor,
+    data_features: torch.Tensor,
+    sim_weight: torch.Tensor,
+    data_weight: torch.Tensor,
+) -> torch.Tensor:
+    """Weighted cross-entropy of ``head`` telling data (1) from simulation (0), domains weighted equally.
+
+    A domain without events (or with non-positive total weight) drops out; with neither
+    the loss is ln 2, the value of a guess.
+    """
+    logit = head(torch.cat([sim_features, data_features])).squeeze(-1)
+    target = torch.cat([sim_features.new_zeros(len(sim_features)), data_features.new_ones(len(data_features))])
+    parts = []
+    for weight in (sim_weight, data_weight):
+        total = weight.sum()
+        parts.append(weight / total if float(total) > 0 else torch.zeros_like(weight))
+    weight = torch.cat(parts).to(logit.dtype)
+    norm = float(weight.sum())
+    if norm <= 0:
+        return logit.sum() * 0.0 + math.log(2.0)
+    per_event = nn.functional.binary_cross_entropy_with_logits(logit, target.to(logit.dtype), reduction="none")
+    return (weight * per_event).sum() / norm
+
+
+class DANN(Objective):
+    name = "dann"
+    uses_data = True
+    options_allowed = ("schedule", "schedule_epochs", "head_hidden")
+    default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
+
+    def __init__(self, gamma: float = 0.1, **options: Any) -> None:
+        super().__init__(gamma, **options)
+        self.schedule = str(self.options.get("schedule", "constant"))
+        self.schedule_epochs = int(self.options.get("schedule_epochs", 10))
+        self.head_hidden = int(self.options.get("head_hidden", 32))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule_epochs < 1:
+            raise ValueError(f"schedule_epochs must be at least 1, got {self.schedule_epochs}")
+        if self.head_hidden < 1:
+            raise ValueError(f"head_hidden must be at least 1, got {self.head_hidden}")
+
+    def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
+        model = super().build(n_inputs, config)
+        width = config.hidden[config.representation_index()]
+        self.extra["domain_head"] = nn.Sequential(
+            nn.Linear(width, self.head_hidden), nn.ReLU(), nn.Linear(self.head_hidden, 1)
+        )
+        return model
+
+    def reversal_at(self, epoch: int) -> float:
+        """λ: how strongly the feature extractor's gradient is reversed at ``epoch`` (0-based)."""
+        if self.schedule == "constant":
+            return 1.0
+        return dann_lambda((epoch + 1) / self.schedule_epochs)
+
+    def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if batch.sim_output is None or batch.data_output is None:
+            raise ValueError("dann needs the penalised layer's output in the batch")
+        if "domain_head" not in self.extra:
+            raise RuntimeError("dann: build() must run before penalty()")
+        coefficient = self.reversal_at(batch.epoch)
+        features = reverse_gradient(torch.cat([batch.sim_output, batch.data_output]), coefficient)
+        n = len(batch.sim_output)
+        loss = domain_loss(self.extra["domain_head"], features[:n], features[n:], batch.sim_weight, batch.data_weight)
+        advantage = math.log(2.0) - loss.detach()
+        # forward value: the head's advantage over guessing; gradient: that of the reversed domain loss
+        value = loss - loss.detach() + advantage
+        return {"penalty": value, "domain_loss": loss.detach(), "reversal": torch.tensor(coefficient)}

@@ -1,0 +1,128 @@
+"""bdt: trees on simulation only, stored without pickles, scoring like scikit-learn."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from sqnn.data import ColumnSpec
+from sqnn.errors import ModelFileError
+from sqnn.evaluation import evaluate
+from sqnn.methods import BDT, METHODS
+from sqnn.methods.bdt import TreeEnsemble, TreeRun
+from sqnn.pipeline import train_run
+from sqnn.run import MODEL_FILE, MODEL_JSON, load_run
+
+SPEC = ColumnSpec(features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signal", weight="weight", control="control")
+
+
+def test_registered_and_source_only() -> None:
+    assert METHODS["bdt"] is BDT
+    assert BDT(3.0).gamma == 0.0
+    with pytest.raises(ValueError, match="does not take"):
+        BDT(max_trees=3)
+
+
+def test_tree_arrays_reproduce_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4))
+    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 + rng.normal(size=600) > 0.5).astype(int)
+    weight = rng.uniform(-0.2, 2.0, size=600)
+    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=0).fit(x, y, sample_weight=weight)
+    ensemble = TreeEnsemble.from_hist_gradient_boosting(model)
+    test = rng.normal(size=(5000, 4)) * 1.5
+    test[:10, 2] = np.nan
+    np.testing.assert_allclose(ensemble.decision_function(test), model.decision_function(test), rtol=1e-12, atol=1e-12)
+    assert ensemble.n_trees == model.n_iter_
+
+
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from sqnn.cases.toy import generate
+
+    directory = tmp_path_factory.mktemp("bdt")
+    sim = generate("sim", 1500, 1, directory / "sim.parquet")
+    data = generate("data", 1000, 2, directory / "data.parquet", signal_fraction=0.3)
+    return sim, data
+
+
+def _train(toy_files, out: Path, **options) -> tuple:
+    sim, data = toy_files
+    return train_run(sim, data, SPEC, out, method="bdt", method_options=options or {"max_iter": 40})
+
+
+def test_run_directory_holds_no_pickle_and_loads_back(toy_files, tmp_path: Path) -> None:
+    run, metrics = _train(toy_files, tmp_path / "run")
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["history.json", "metrics.json", MODEL_JSON, MODEL_FILE]
+    for path in (tmp_path / "run").iterdir():
+        assert not path.read_bytes().startswith(b"\x80"), f"{path.name} looks like a pickle"
+    loaded = load_run(tmp_path / "run")
+    assert isinstance(loaded, TreeRun) and isinstance(run, TreeRun)
+    x = np.random.default_rng(1).normal(size=(300, 6)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.score(x), run.score(x))
+    np.testing.assert_array_equal(loaded.representation(x)[:, 0], loaded.score(x))
+    meta = json.loads((tmp_path / "run" / MODEL_JSON).read_text())
+    assert meta["method"] == "bdt" and meta["model_kind"] == "trees" and meta["gamma"] == 0.0
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history) == meta["trees"]["n_trees"] and history[0]["val_loss"] > history[-1]["val_loss"]
+    assert metrics["auc_source"] > 0.75
+    assert metrics["domain_auc"] is not None and metrics["mi_bits"] is None
+    assert metrics["n_params"] == loaded.model.n_params > 0
+
+
+def test_data_is_never_used_and_weights_are(toy_files, tmp_path: Path) -> None:
+    sim, data = toy_files
+    from sqnn.pipeline import load_inputs
+    from sqnn.train import TrainConfig
+
+    simulation, data_sample = load_inputs(sim, data, SPEC)
+    config = TrainConfig(seed=0)
+    objective = BDT(max_iter=20)
+    base, _, _ = objective.fit_trees(simulation, data_sample, config)
+    shuffled = replace(data_sample, features=data_sample.features[::-1] * 3.0)
+    other, _, _ = objective.fit_trees(simulation, shuffled, config)
+    x = simulation.features[:500]
+    np.testing.assert_array_equal(base.decision_function(x), other.decision_function(x))
+    reweighted = replace(simulation, weight=np.where(simulation.label == 1, 5.0, 1.0))
+    heavy, _, _ = objective.fit_trees(reweighted, data_sample, config)
+    # signal weighted up five times: the scores rise
+    assert heavy.decision_function(x).mean() > base.decision_function(x).mean() + 0.5
+
+
+def _tamper(run_dir: Path, name: str, change) -> None:
+    tensors = load_file(str(run_dir / MODEL_FILE))
+    change(tensors[f"trees.{name}"])
+    save_file(tensors, str(run_dir / MODEL_FILE))
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("left", lambda a: a.__setitem__((0, 0), 0), "backwards"),
+        ("right", lambda a: a.__setitem__((0, 0), 10**6), "outside"),
+        ("feature", lambda a: a.__setitem__((0, 0), 99), "feature"),
+        ("value", lambda a: a.__setitem__((0, -1), np.nan), "NaN"),
+    ],
+)
+def test_tampered_trees_are_refused(toy_files, tmp_path: Path, name, change, message) -> None:
+    _train(toy_files, tmp_path / "run")
+    _tamper(tmp_path / "run", name, change)
+    with pytest.raises(ModelFileError, match=message):
+        load_run(tmp_path / "run")
+
+
+def test_evaluation_on_the_training_files_uses_the_test_split(toy_files, tmp_path: Path) -> None:
+    run, _ = _train(toy_files, tmp_path / "run")
+    from sqnn.pipeline import load_inputs
+
+    simulation, data = load_inputs(*toy_files, SPEC, data_label="is_signal")
+    metrics = evaluate(run, simulation, data)
+    assert metrics["n_events_simulation"] == int(round(0.2 * len(simulation)))
+    assert metrics["auc_target"] is not None and metrics["sf_signal"] is not None
