@@ -82,7 +82,7 @@ DISAGREEMENT_METRICS = ("ks_control", "domain_auc", "ks_reweighted")
 
 # a sensible grid per method: each penalty has its own scale (bits, nats, dCor², MMD²)
 DEFAULT_GAMMAS: dict[str, tuple[float, ...]] = {
-    "sqnn": (0.1, 0.3, 1.0, 3.0),
+    "sqnn": (0.1, 0.3, 0.6, 1.0),
     "dann": (0.03, 0.1, 0.3, 1.0),
     "disco": (1.0, 3.0, 10.0, 30.0),
     "mmd": (0.3, 1.0, 3.0, 10.0),

@@ -40,9 +40,9 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         method: str = "sqnn",
-        gamma: float = 1.0,
-        region: str = "all",
-        estimator: str = "factorized",
+        gamma: float = 0.6,
+        region: str = "class-conditional",
+        estimator: str = "joint",
         hidden: tuple[int, ...] = (64, 16),
         stochastic: tuple[bool, ...] = (False, True),
         binary_weights: tuple[bool, ...] = (False, False),

@@ -21,7 +21,7 @@ from sqnn.train import TrainConfig
 __all__ = ["demo", "run_demo", "DEMO_GAMMAS"]
 
 TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
-DEMO_GAMMAS = (0.1, 0.3, 1.0, 3.0)
+DEMO_GAMMAS = (0.1, 0.3, 1.0, 2.0)
 
 
 def _inputs(case: str, out: Path, quick: bool) -> tuple[Path, Path, ColumnSpec]:

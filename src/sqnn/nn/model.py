@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from sqnn.nn.layers import BernoulliActivation, BinaryLinear, Inference
+from sqnn.nn.quant import FixedPoint
 
 __all__ = ["NetworkConfig", "SQNN", "build_network"]
 
@@ -22,6 +23,12 @@ class NetworkConfig:
     The information penalty applies to ``representation`` (an index into the hidden
     layers, default the last stochastic one).
 
+    Quantisation-aware training: ``input_fixed = [W, I]`` rounds the standardised inputs
+    and ``first_layer_fixed = [W, I]`` the first layer's weights and biases to the grid of
+    ``ap_fixed<W, I>`` in the forward pass (straight-through gradient); ``None`` (the
+    default) leaves them in float. With both set, the first layer is exact integer
+    arithmetic, which the packed engine and the hls4ml firmware reproduce bit for bit.
+
     >>> NetworkConfig(hidden=(64, 16), stochastic=(False, True)).representation_index()
     1
     """
@@ -32,6 +39,8 @@ class NetworkConfig:
     temperature: float = 6.0
     samples: int = 1
     representation: int | None = None
+    input_fixed: tuple[int, int] | None = None
+    first_layer_fixed: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.hidden)
@@ -45,6 +54,17 @@ class NetworkConfig:
         for name in ("stochastic", "binary_weights"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} must have one entry per hidden layer ({n}), got {getattr(self, name)}")
+        for name in ("input_fixed", "first_layer_fixed"):
+            grid = FixedPoint.parse(getattr(self, name), name)
+            object.__setattr__(self, name, None if grid is None else (grid.width, grid.integer))
+        if self.first_layer_fixed is not None and self.binary_weights[0]:
+            raise ValueError("first_layer_fixed and binary_weights[0] exclude each other: the first layer is either on a fixed-point grid or binary")
+
+    def input_grid(self) -> FixedPoint | None:
+        return None if self.input_fixed is None else FixedPoint(*self.input_fixed)
+
+    def first_layer_grid(self) -> FixedPoint | None:
+        return None if self.first_layer_fixed is None else FixedPoint(*self.first_layer_fixed)
 
     def representation_index(self) -> int:
         if self.representation is not None:
@@ -58,6 +78,8 @@ class NetworkConfig:
         d = asdict(self)
         for k in ("hidden", "stochastic", "binary_weights"):
             d[k] = list(d[k])
+        for k in ("input_fixed", "first_layer_fixed"):
+            d[k] = None if d[k] is None else list(d[k])
         return d
 
     @classmethod
@@ -96,11 +118,31 @@ class SQNN(nn.Module):
         self.representation_index = config.representation_index()
         self.representation_theta: torch.Tensor | None = None
         self.representation_output: torch.Tensor | None = None
+        self.input_grid = config.input_grid()
+        self.first_layer_grid = config.first_layer_grid()
+
+    def first_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activation of the first layer, on the fixed-point grids when they are set.
+
+        In eval mode a quantised first layer is computed in float64: the grid values and
+        their products are exact there, so z = 0 ties and signs come out exactly as in
+        integer arithmetic (float32 could round a tiny sum either way).
+        """
+        layer = self.layers[0]
+        if self.input_grid is not None:
+            x = self.input_grid.quantize(x)
+        if self.first_layer_grid is None:
+            return layer(x)
+        weight = self.first_layer_grid.quantize(layer.weight)
+        bias = self.first_layer_grid.quantize(layer.bias)
+        if self.training:
+            return nn.functional.linear(x, weight, bias)
+        return nn.functional.linear(x.double(), weight.double(), bias.double()).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
-            h = activation(layer(h))
+            h = activation(self.first_layer(h) if i == 0 else layer(h))
             if i == self.representation_index:
                 self.representation_output = h
                 theta = getattr(activation, "theta", None)

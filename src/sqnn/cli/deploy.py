@@ -1,0 +1,125 @@
+"""`sqnn export` and `sqnn bench`: deployment artefacts, their parity checks, and engine speeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sqnn.cli.options import split_list
+from sqnn.errors import SqnnError
+from sqnn.run import load_run
+
+__all__ = ["export", "bench"]
+
+_INFERENCE = click.Choice(["deterministic", "stochastic"])
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "hls4ml", "packed"]), required=True, help="Deployment format.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option("--check", "check_n", type=int, default=0, show_default=True, help="Prove agreement with the Python model on N events (0: no check).")
+@click.option("--events", "events_file", type=click.Path(dir_okay=False), help="Events for --check (default: random events over the preprocessing ranges).")
+@click.option("--inference", type=_INFERENCE, default="deterministic", show_default=True, help="Step units as thresholds, or LFSR draws.")
+@click.option("--samples", type=int, default=1, show_default=True, help="Stochastic draws per event in --check.")
+@click.option("--lfsr-seed", type=int, default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
+@click.option("--part", default=None, help="FPGA part for the hls4ml project.")
+@click.option("--verbose", is_flag=True, help="Show hls4ml's own output.")
+def export(
+    run_dir: Path, fmt: str, out: Path, check_n: int, events_file: str | None, inference: str, samples: int,
+    lfsr_seed: int, part: str | None, verbose: bool,
+) -> None:
+    """Write a deployment artefact of a trained run; --check N proves bit-level agreement.
+
+    \b
+    onnx     OUT/model.onnx: raw float64 features in, logit out (deterministic)
+    packed   OUT/network.safetensors + network.json for the packed CPU engine
+    hls4ml   OUT/hls4ml/: hls4ml project (needs a quantisation-aware model)
+    """
+    from sqnn._atomic import write_json
+    from sqnn.engines import checks
+
+    if samples < 1:
+        raise SqnnError(f"--samples must be at least 1, got {samples}")
+    run = load_run(run_dir)
+    checks.require_network(run)
+    events = checks.check_events(run, check_n, events_file) if check_n else None
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        if inference == "stochastic":
+            raise SqnnError("the ONNX export is deterministic; stochastic (LFSR) inference runs in the packed engine and the hls4ml firmware")
+        from sqnn.engines.onnx_export import export_onnx
+
+        path = export_onnx(run, out / "model.onnx")
+        click.echo(f"wrote {path}")
+        result = checks.check_onnx(run, path, events) if events is not None else None
+    elif fmt == "packed":
+        from sqnn.engines.network import DeployedNetwork
+
+        network = DeployedNetwork.from_run(run)
+        network.save(out)
+        click.echo(f"wrote {out / 'network.safetensors'} and {out / 'network.json'}")
+        result = (
+            checks.check_packed(run, out, events, inference=inference, samples=samples, seed=lfsr_seed)
+            if events is not None else None
+        )
+    else:
+        from sqnn.engines.hls import DEFAULT_PART, check_hls, export_hls
+        from sqnn.engines.network import DeployedNetwork
+
+        network = DeployedNetwork.from_run(run)
+        exported = export_hls(
+            network, out, inference=inference, seed=lfsr_seed, part=part or DEFAULT_PART, trace=events is not None, verbose=verbose,
+        )
+        click.echo(f"wrote {exported.directory} ({inference} firmware)")
+        result = None
+        if events is not None:
+            python_logit, python_bits = (None, None) if inference == "stochastic" else checks.torch_outputs(run, events)
+            hls = check_hls(exported, events, samples=samples, python_hidden=python_bits, python_logit=python_logit, verbose=verbose)
+            result = checks.Parity(
+                format="hls4ml C simulation",
+                reference="LFSR emulation (numpy)" if inference == "stochastic" else "torch",
+                events=hls.events, samples=hls.samples if inference == "stochastic" else 1,
+                decision_agreement=hls.decision_agreement, hidden_agreement=hls.hidden_agreement,
+                logit_max_abs_diff=hls.logit_max_abs_diff,
+                logit_reference="" if inference == "stochastic" else "exact fixed-point reference",
+            )
+    if result is not None:
+        write_json(out / "check.json", {**result.to_dict(), "inference": inference, "lfsr_seed": lfsr_seed})
+        click.echo(result.summary())
+        if not result.passed:
+            raise SqnnError(f"parity check failed ({fmt}); details in {out / 'check.json'}")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--batch", "batches", default="1,256,65536", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Threads per engine (1: CPU time of the calling thread).")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed repeats; the median is reported.")
+@click.option("--engines", default="torch,onnx,packed", show_default=True, help="Comma-separated engines.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file for the records.")
+def bench(run_dir: Path, batches: str, threads: int, repeats: int, engines: str, out: Path | None) -> None:
+    """Events/s and per-call latency of the torch, onnxruntime and packed engines, side by side."""
+    from sqnn._atomic import write_json
+    from sqnn.engines.bench import benchmark, format_table, ratios
+
+    try:
+        sizes = [int(b) for b in split_list(batches) or ()]
+    except ValueError:
+        raise SqnnError(f"--batch must be comma-separated integers, got {batches!r}") from None
+    if not sizes:
+        raise SqnnError("--batch needs at least one batch size")
+    run = load_run(run_dir)
+    records, summary = benchmark(run, sizes, threads=threads, repeats=repeats, engines=split_list(engines) or ())
+    click.echo(format_table(records))
+    engine_names = {r.engine for r in records}
+    if "packed" in engine_names:
+        others = [e for e in ("onnx", "torch") if e in engine_names]
+        for name, per_batch in ratios(records, "packed", others).items():
+            click.echo(f"{name}: " + ", ".join(f"batch {b}: {v:.2f}×" for b, v in per_batch.items()))
+    click.echo(f"decision mismatches vs {summary['decision_reference']}: " + json.dumps(summary["decision_mismatches"]))
+    if out is not None:
+        write_json(out, [r.to_dict() for r in records])
+        click.echo(f"wrote {out}")

@@ -1,0 +1,74 @@
+"""One scoring function for `sqnn predict`, whatever the engine and the inference mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sqnn.errors import SqnnError
+from sqnn.run import Run
+
+__all__ = ["make_scorer", "ENGINES", "INFERENCE"]
+
+ENGINES = ("torch", "packed", "onnx")
+INFERENCE = ("deterministic", "stochastic")
+Scorer = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def _columns(logit: np.ndarray) -> dict[str, np.ndarray]:
+    logit = np.asarray(logit, dtype=np.float64)
+    return {"logit": logit.astype(np.float32), "score": (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)}
+
+
+def _stochastic_columns(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """K logits per event → score = mean σ(logit_k), logit = its inverse, vote = fraction of logit_k > 0."""
+    score = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).mean(1)
+    clipped = np.clip(score, 1e-12, 1 - 1e-12)
+    return {
+        "logit": np.log(clipped / (1 - clipped)).astype(np.float32),
+        "score": score.astype(np.float32),
+        "vote": (logits > 0).mean(1).astype(np.float32),
+    }
+
+
+def make_scorer(run: Run, engine: str = "torch", inference: str = "deterministic", samples: int = 1, seed: int = 0) -> Scorer:
+    """features → {"logit", "score"} (and "vote" for stochastic inference), calls in file order.
+
+    Stochastic inference draws from the LFSRs of :mod:`sqnn.engines.lfsr`; the sequence
+    continues from call to call, so the result does not depend on how the events are
+    split into files or chunks. ``--engine packed`` runs it in numba, ``--engine torch``
+    in the numpy emulation (same bits).
+    """
+    if engine not in ENGINES:
+        raise SqnnError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if inference not in INFERENCE:
+        raise SqnnError(f"inference must be 'deterministic' or 'stochastic', got {inference!r}")
+    if samples < 1:
+        raise SqnnError(f"--samples must be at least 1, got {samples}")
+    if inference == "deterministic":
+        if engine == "torch":
+            return lambda features: _columns(run.logit(features))
+        if engine == "packed":
+            from sqnn.engines.packed import PackedEngine
+
+            packed = PackedEngine.from_run(run)
+            return lambda features: _columns(packed.logit(features))
+        from sqnn.engines.onnx_export import OnnxEngine
+
+        onnx = OnnxEngine.from_run(run)
+        return lambda features: _columns(onnx.logit(features))
+    if engine == "onnx":
+        raise SqnnError("the ONNX graph is deterministic; use --engine packed (or torch) for --inference stochastic")
+    from sqnn.engines import lfsr
+    from sqnn.engines.network import DeployedNetwork
+
+    network = DeployedNetwork.from_run(run)
+    if engine == "packed":
+        from sqnn.engines.packed import PackedEngine
+
+        packed = PackedEngine(network)
+        packed.reset(seed)
+        return lambda features: _stochastic_columns(packed.logit(features, inference="stochastic", samples=samples))
+    stream = lfsr.LFSRStream(seed, sum(network.widths))
+    return lambda features: _stochastic_columns(lfsr.emulate(network, features, seed, samples, stream=stream).logit)

@@ -1,0 +1,32 @@
+"""Small trained runs for the engine tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import QAT_NETWORK, TOY_FEATURES
+
+
+def _train(toy_files: tuple[Path, Path], out: Path, network: dict[str, Any]) -> Path:
+    from sqnn.data import ColumnSpec
+    from sqnn.pipeline import train_run
+    from sqnn.train import TrainConfig
+
+    spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight")
+    train_run(*toy_files, spec, out, method="sqnn", gamma=0.5, network=network, train_config=TrainConfig(epochs=2, seed=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def qat_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained quantisation-aware network with step hidden layers (binary weights in layer 2)."""
+    return _train(toy_files, tmp_path_factory.mktemp("qat") / "run", QAT_NETWORK)
+
+
+@pytest.fixture(scope="session")
+def step_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained float network whose hidden layers are all step layers."""
+    network = {"hidden": [32, 16], "stochastic": [True, True], "binary_weights": [False, False]}
+    return _train(toy_files, tmp_path_factory.mktemp("step") / "run", network)

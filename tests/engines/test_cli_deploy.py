@@ -1,0 +1,111 @@
+"""`sqnn export`, `sqnn bench` and the engine options of `sqnn predict`, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sqnn.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_quantisation_aware_training_from_a_yaml_config(toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "qat.yaml"
+    config.write_text(yaml.safe_dump({
+        "features": ["x0", "x1", "x2", "x3", "x4", "x5"], "label": "is_signal",
+        "network": {"hidden": [8, 4], "stochastic": [True, True], "binary_weights": [False, True], "input_fixed": [10, 4], "first_layer_fixed": [8, 2]},
+    }))
+    code, _, err = run_cli(capsys, "train", "--sim", toy_files[0], "--data", toy_files[1], "--config", config, "--epochs", 1, "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    network = json.loads((tmp_path / "run" / "model.json").read_text())["network"]
+    assert network["input_fixed"] == [10, 4] and network["first_layer_fixed"] == [8, 2]
+
+
+@pytest.mark.parametrize("fmt", ["packed", "onnx"])
+def test_export_with_check(fmt: str, qat_run: Path, toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(capsys, "export", qat_run, "--format", fmt, "--out", tmp_path, "--check", 3000)
+    assert code == 0, err
+    assert "decisions 100.000 % identical" in out and "PASS" in out
+    assert json.loads((tmp_path / "check.json").read_text())["passed"] is True
+    code, out, err = run_cli(capsys, "export", qat_run, "--format", fmt, "--out", tmp_path, "--check", 2000, "--events", toy_files[1])
+    assert code == 0 and "2000 events" in out, err
+
+
+def test_stochastic_packed_export_check(qat_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(capsys, "export", qat_run, "--format", "packed", "--out", tmp_path, "--check", 500,
+                             "--inference", "stochastic", "--samples", 4, "--lfsr-seed", 5)
+    assert code == 0, err
+    assert "LFSR emulation" in out and "× 4 samples" in out and "PASS" in out
+
+
+@pytest.mark.slow
+def test_hls4ml_export_with_check(qat_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(capsys, "export", qat_run, "--format", "hls4ml", "--out", tmp_path, "--check", 1000)
+    assert code == 0, err
+    assert "hls4ml C simulation vs torch on 1000 events: decisions 100.000 % identical" in out
+    assert (tmp_path / "hls4ml" / "firmware" / "sqnn.cpp").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--format", "onnx", "--inference", "stochastic"), "ONNX export is deterministic"),
+        (("--format", "packed", "--check", -3), "positive number of events"),
+        (("--format", "packed", "--samples", 0), "--samples must be at least 1"),
+    ],
+)
+def test_export_errors_are_one_line(args: tuple[object, ...], message: str, qat_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run_cli(capsys, "export", qat_run, "--out", tmp_path, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_needs_step_layers_and_quantisation(toy_run: Path, step_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run_cli(capsys, "export", toy_run, "--format", "packed", "--out", tmp_path)
+    assert code == 2 and "ReLU" in err
+    code, _, err = run_cli(capsys, "export", step_run, "--format", "hls4ml", "--out", tmp_path)
+    assert code == 2 and "quantisation-aware" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_writes_records(qat_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out_file = tmp_path / "bench.json"
+    code, out, err = run_cli(capsys, "bench", qat_run, "--batch", "1,300", "--repeats", 1, "--out", out_file)
+    assert code == 0, err
+    records = json.loads(out_file.read_text())
+    assert {(r["engine"], r["batch"]) for r in records} == {(e, b) for e in ("torch", "onnx", "packed") for b in (1, 300)}
+    for record in records:
+        assert {"engine", "batch", "threads", "events_per_s", "latency_us", "model_bytes"} <= set(record)
+        assert record["events_per_s"] > 0 and record["latency_us"] > 0 and record["model_bytes"] > 0
+    assert '"torch": 0, "onnx": 0, "packed": 0' in out
+    assert "packed/onnx" in out
+    code, _, err = run_cli(capsys, "bench", qat_run, "--batch", "1,x")
+    assert code == 2 and "--batch" in err
+
+
+def test_predict_engines_and_stochastic_inference(qat_run: Path, toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    frames = {}
+    for engine in ("torch", "packed", "onnx"):
+        code, _, err = run_cli(capsys, "predict", qat_run, toy_files[1], "--out", tmp_path / f"{engine}.parquet", "--engine", engine)
+        assert code == 0, err
+        frames[engine] = pd.read_parquet(tmp_path / f"{engine}.parquet")
+    for engine in ("packed", "onnx"):
+        assert np.array_equal(frames[engine].logit > 0, frames["torch"].logit > 0)
+    stochastic = {}
+    for engine in ("packed", "torch"):
+        code, _, err = run_cli(capsys, "predict", qat_run, toy_files[1], toy_files[0], "--out", tmp_path / f"s_{engine}.parquet",
+                               "--engine", engine, "--inference", "stochastic", "--samples", 3, "--lfsr-seed", 8)
+        assert code == 0, err
+        stochastic[engine] = pd.read_parquet(tmp_path / f"s_{engine}.parquet")
+    assert stochastic["packed"].equals(stochastic["torch"])
+    assert set(stochastic["packed"].vote.unique()) <= {0.0, 1 / 3, 2 / 3, 1.0} | {np.float32(1 / 3), np.float32(2 / 3)}
+    code, _, err = run_cli(capsys, "predict", qat_run, toy_files[1], "--out", tmp_path / "x.parquet", "--engine", "onnx", "--inference", "stochastic")
+    assert code == 2 and "deterministic" in err
