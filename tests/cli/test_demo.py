@@ -12,12 +12,14 @@ from sqnn.pipeline import evaluate_run, train_run
 from sqnn.train import TrainConfig
 
 
-def test_demo_on_the_toy_writes_runs_and_a_table(tmp_path: Path) -> None:
-    table = run_demo(tmp_path, case="toy", quick=True, gammas=(1.0,), progress=False)
-    assert list(table)[0] == "source-only" and any(name.startswith("sqnn γ=1") for name in table)
-    assert (tmp_path / "summary.json").exists()
-    for metrics in table.values():
-        assert metrics["auc_target"] is not None and metrics["ks"] is not None
+def test_demo_on_the_toy_writes_runs_a_summary_and_the_report(tmp_path: Path) -> None:
+    summary = run_demo(tmp_path, case="toy", quick=True, methods=("source-only", "sqnn"), gammas=(0.3, 1.0), progress=False)
+    assert [s["gamma"] for s in summary["sqnn"]["settings"]] == [0.3, 1.0]
+    assert summary["sqnn"]["selected"]["gamma"] in (0.3, 1.0)
+    for name in ("summary.json", "summary.md", "report.html"):
+        assert (tmp_path / name).exists()
+    selected = summary["source-only"]["selected"]["metrics"]
+    assert selected["auc_target"]["mean"] is not None and selected["ks"]["mean"] > 0
 
 
 @pytest.fixture(scope="module")
