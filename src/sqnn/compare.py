@@ -336,6 +336,7 @@ def run_compare(
     delta: float = DEFAULT_DELTA,
     disagreement: str | None = None,
     jobs: int = 1,
+    scheduler: str | None = None,
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -377,7 +378,7 @@ def run_compare(
             network=None if network is None or m not in network else dict(network[m]),
             config=replace(config, seed=s),
             run_dir=run_directory(out, m, g, s),
-            progress=progress and jobs == 1,
+            progress=progress and jobs == 1 and scheduler is None,
         )
         for m in methods
         for g in grids[m]
@@ -401,7 +402,11 @@ def run_compare(
                 f"domain_auc={_fmt(metrics.get('domain_auc'))}"
             )
 
-    if jobs == 1:
+    if scheduler is not None:
+        from sqnn.scale import map_tasks
+
+        map_tasks(_train_and_evaluate, tasks, scheduler, workers=jobs, on_result=lambda index, metrics: done(tasks[index], metrics))
+    elif jobs == 1:
         for task in tasks:
             done(task, _train_and_evaluate(task))
     else:

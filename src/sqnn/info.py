@@ -9,6 +9,12 @@ so ``p(t|x) = Π_i θ_i^t_i (1 − θ_i)^(1 − t_i)`` exactly. Conditioning on 
 discrete variable ``S`` (the domain, the class) is done through per-event weights:
 ``p(t|s) = Σ_x w_x 1[s_x = s] p(t|x) / Σ_x w_x 1[s_x = s]``.
 
+Every measure of I(T;S) depends on the events only through such weighted sums over
+events (per value of S: the total weight, and the weighted sum of θ or of p(t|x)).
+Given ``reduce`` (e.g. :func:`sqnn.distributed.all_reduce_sum`), those sums are summed
+over the processes of a distributed run before any entropy is taken, so each process
+gets the value, and through a differentiable reduction the gradient, of the global batch.
+
 >>> import numpy as np
 >>> theta = np.array([[0.9], [0.9], [0.1], [0.1]])
 >>> round(float(factorized_mi(theta, np.array([0, 0, 1, 1]))), 3)
@@ -17,7 +23,7 @@ discrete variable ``S`` (the domain, the class) is done through per-event weight
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -36,6 +42,8 @@ __all__ = [
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 Prior = Literal["weights", "balanced"]
+# sums a tensor of per-process event sums over all processes (see the module docstring)
+Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 MAX_JOINT_UNITS = 16
 _EPS = 1e-12
@@ -87,6 +95,20 @@ def _domain_weights(
     return member
 
 
+def _global_sums(reduce: Reduce | None, *sums: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The event sums of this process, or of all processes when ``reduce`` is given (one collective)."""
+    if reduce is None:
+        return sums
+    flat = reduce(torch.cat([s.reshape(-1) for s in sums]))
+    return tuple(part.reshape(s.shape) for part, s in zip(torch.split(flat, [s.numel() for s in sums]), sums))
+
+
+def _require_known_values(reduce: Reduce | None, variable: torch.Tensor, n_values: int | None) -> None:
+    # the number of values must not depend on which events a process happens to hold
+    if reduce is not None and variable.ndim == 1 and n_values is None:
+        raise ValueError("with reduce, give n_values (or soft memberships) so every process has the same values")
+
+
 def _prior(totals: torch.Tensor, prior: Prior) -> torch.Tensor:
     """p(s) from the total weight of each value; values with no (or negative) weight get 0."""
     present = totals > _EPS
@@ -105,6 +127,7 @@ def factorized_mi(
     *,
     n_values: int | None = None,
     prior: Prior = "weights",
+    reduce: Reduce | None = None,
 ) -> torch.Tensor | float:
     """Σ_i [H_b(E θ_i) − Σ_s p(s) H_b(E[θ_i | s])], in bits.
 
@@ -117,11 +140,13 @@ def factorized_mi(
     if th.ndim == 1:
         th = th.reshape(-1, 1)
     w = None if weight is None else _as_tensor(weight, th.dtype)
-    member = _domain_weights(_as_tensor(variable, None), w, n_values, th.dtype)
-    totals = member.sum(0)
+    values = _as_tensor(variable, None)
+    _require_known_values(reduce, values, n_values)
+    member = _domain_weights(values, w, n_values, th.dtype)
+    totals, theta_sums = _global_sums(reduce, member.sum(0), member.T @ th)
     p_s = _prior(totals, prior)
     safe = torch.where(totals.abs() > _EPS, totals, torch.ones_like(totals))
-    mean_given_s = (member.T @ th) / safe.reshape(-1, 1)  # (K, m)
+    mean_given_s = theta_sums / safe.reshape(-1, 1)  # (K, m)
     mean_given_s = mean_given_s.clamp(0.0, 1.0)
     mean = p_s @ mean_given_s  # (m,)
     h_marginal = binary_entropy(mean).sum()
@@ -174,6 +199,7 @@ def joint_mi(
     *,
     n_values: int | None = None,
     prior: Prior = "weights",
+    reduce: Reduce | None = None,
 ) -> torch.Tensor | float:
     """Exact I(T;S) = H(T) − Σ_s p(s) H(T|S=s) over all 2^m codes (m ≤ 16), in bits.
 
@@ -183,11 +209,13 @@ def joint_mi(
     if th.ndim == 1:
         th = th.reshape(-1, 1)
     w = None if weight is None else _as_tensor(weight, th.dtype)
-    member = _domain_weights(_as_tensor(variable, None), w, n_values, th.dtype)
-    totals = member.sum(0)
+    values = _as_tensor(variable, None)
+    _require_known_values(reduce, values, n_values)
+    member = _domain_weights(values, w, n_values, th.dtype)
+    totals, code_sums = _global_sums(reduce, member.sum(0), _code_distributions(th, member))
     p_s = _prior(totals, prior)
     safe = torch.where(totals.abs() > _EPS, totals, torch.ones_like(totals))
-    p_t_given_s = (_code_distributions(th, member) / safe.reshape(-1, 1)).clamp(min=0.0)
+    p_t_given_s = (code_sums / safe.reshape(-1, 1)).clamp(min=0.0)
     p_t = p_s @ p_t_given_s
     value = _entropy(p_t) - p_s @ _entropy(p_t_given_s)
     return _returns_like(theta, value)
@@ -211,10 +239,11 @@ def mutual_information(
     joint: bool = False,
     n_values: int | None = None,
     prior: Prior = "weights",
+    reduce: Reduce | None = None,
 ) -> torch.Tensor | float:
     """I(T;V) for a discrete V, factorised or exact joint."""
     fn = joint_mi if joint else factorized_mi
-    return fn(theta, variable, weight, n_values=n_values, prior=prior)
+    return fn(theta, variable, weight, n_values=n_values, prior=prior, reduce=reduce)
 
 
 def conditional_mi(
@@ -226,6 +255,7 @@ def conditional_mi(
     joint: bool = False,
     n_values: int | None = None,
     prior: Prior = "weights",
+    reduce: Reduce | None = None,
 ) -> torch.Tensor | float:
     """I(T;S|Y) = Σ_y p(y) I(T;S | Y=y), in bits.
 
@@ -235,15 +265,17 @@ def conditional_mi(
     """
     th = _as_tensor(theta)
     w = th.new_ones(th.shape[0]) if weight is None else _as_tensor(weight, th.dtype)
-    cond = _domain_weights(_as_tensor(condition, None), w, None, th.dtype)  # (N, C)
-    totals = cond.sum(0)
+    classes = _as_tensor(condition, None)
+    _require_known_values(reduce, classes, None)
+    cond = _domain_weights(classes, w, None, th.dtype)  # (N, C)
+    (totals,) = _global_sums(reduce, cond.sum(0))
     p_y = _prior(totals, "weights")
     var = _as_tensor(variable, None)
     total = th.new_zeros(())
     for y in range(cond.shape[1]):
         if p_y[y] <= 0:
             continue
-        part = mutual_information(th, var, cond[:, y], joint=joint, n_values=n_values, prior=prior)
+        part = mutual_information(th, var, cond[:, y], joint=joint, n_values=n_values, prior=prior, reduce=reduce)
         total = total + p_y[y] * part
     return _returns_like(theta, total)
 

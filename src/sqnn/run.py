@@ -21,13 +21,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sqnn._atomic import atomic_path, write_json
-from sqnn.data import Sample, Standardizer
+from sqnn._atomic import atomic_path, json_safe, write_json
+from sqnn.data import ColumnSpec, Sample, Standardizer
 from sqnn.data.io import split_path
 from sqnn.errors import ModelFileError
 from sqnn.nn import SQNN, NetworkConfig, build_network
 
-__all__ = ["Run", "save_run", "load_run", "input_fingerprint", "json_safe", "MODEL_FILE", "MODEL_JSON"]
+__all__ = ["Run", "save_run", "load_run", "input_fingerprint", "input_spec", "json_safe", "MODEL_FILE", "MODEL_JSON"]
 
 MODEL_FILE = "model.safetensors"
 MODEL_JSON = "model.json"
@@ -36,8 +36,9 @@ FORMAT_VERSION = 1
 _MAX_JSON_BYTES = 4 << 20
 _MAX_TENSOR_BYTES = 1 << 30
 _MAX_WIDTH = 1 << 16
-# "trees": a `bdt` run (see sqnn.methods.bdt); absent means a network
-MODEL_KINDS = ("network", "trees")
+# "trees": a `bdt` run (see sqnn.methods.bdt); "set": a set model (sqnn.nn.set_model);
+# absent means a network
+MODEL_KINDS = ("network", "trees", "set")
 
 
 def versions() -> dict[str, str]:
@@ -50,26 +51,24 @@ def versions() -> dict[str, str]:
     return found
 
 
-def json_safe(value: Any) -> Any:
-    """Replace NaN/inf by None and numpy scalars by Python ones, recursively, for strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 def input_fingerprint(sample: Sample) -> dict[str, Any]:
     """What identifies a training input: evaluation on the same file uses only its test split."""
     path, _ = split_path(sample.source)
     size = path.stat().st_size if path.exists() else None
     return {"path": str(path.resolve()), "bytes": size, "events": len(sample)}
+
+
+def input_spec(meta: dict[str, Any], **roles: Any) -> ColumnSpec:
+    """Which columns feed the model of ``model.json``: its features, or a set model's objects column."""
+    objects = meta.get("objects")
+    if meta.get("model_kind") == "set" and isinstance(objects, dict):
+        return ColumnSpec(
+            features=tuple(objects.get("global_features") or ()),
+            objects=str(objects["column"]),
+            max_objects=int(objects["max_objects"]),
+            **roles,
+        )
+    return ColumnSpec(features=tuple(meta["features"]), **roles)
 
 
 @dataclass
@@ -84,6 +83,10 @@ class Run:
     @property
     def features(self) -> list[str]:
         return list(self.meta["features"])
+
+    def input_spec(self, **roles: Any) -> ColumnSpec:
+        """The columns to read for this model (see :func:`input_spec`)."""
+        return input_spec(self.meta, **roles)
 
     def logit(self, features: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """Deterministic logits for raw (unstandardised) features."""
@@ -151,7 +154,7 @@ def _read_meta(run_dir: Path) -> dict[str, Any]:
         raise _fail(run_dir, f"'features' lists {len(features)} columns, more than {_MAX_WIDTH}")
     if meta.get("model_kind", "network") not in MODEL_KINDS:
         raise _fail(run_dir, f"'model_kind' must be one of {', '.join(MODEL_KINDS)}")
-    if meta.get("model_kind", "network") == "network" and not isinstance(meta.get("network"), dict):
+    if meta.get("model_kind", "network") in ("network", "set") and not isinstance(meta.get("network"), dict):
         raise _fail(run_dir, "'network' must be an object")
     if not isinstance(meta.get("preprocessing"), dict):
         raise _fail(run_dir, "'preprocessing' must be an object")
@@ -167,17 +170,36 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
 
         return load_tree_run(run_dir, meta)
     n_inputs = len(meta["features"])
+    # a set model (sqnn.nn.set_model) reads padded objects; its config validates its own widths
+    set_model = meta.get("model_kind") == "set"
     try:
-        config = NetworkConfig.from_dict(meta["network"])
-    except (TypeError, ValueError) as exc:
+        if set_model:
+            from sqnn.nn.set_model import SetConfig
+
+            config = SetConfig.from_dict(meta["network"])
+            objects = meta.get("objects")
+            if not (isinstance(objects, dict) and isinstance(objects.get("column"), str)
+                    and objects.get("max_objects") == config.max_objects):
+                raise ValueError("a set model needs 'objects' naming its column and max_objects as in 'network'")
+        else:
+            config = NetworkConfig.from_dict(meta["network"])
+    except (TypeError, ValueError, KeyError) as exc:
         raise _fail(run_dir, f"invalid network: {exc}") from None
-    if max(config.hidden) > _MAX_WIDTH:
+    if not set_model and max(config.hidden) > _MAX_WIDTH:
         raise _fail(run_dir, f"a hidden layer of {max(config.hidden)} units exceeds the limit of {_MAX_WIDTH}")
     try:
         standardizer = Standardizer.from_dict(meta["preprocessing"], n_inputs)
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(run_dir, f"invalid preprocessing: {exc}") from None
-    model = build_network(n_inputs, config)
+    if set_model:
+        from sqnn.nn.set_model import SetModel
+
+        try:
+            model = SetModel(n_inputs, config)
+        except ValueError as exc:
+            raise _fail(run_dir, f"invalid network: {exc}") from None
+    else:
+        model = build_network(n_inputs, config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     tensor_path = run_dir / MODEL_FILE
     if not tensor_path.exists():

@@ -6,6 +6,11 @@ cross-entropy on simulation plus ``γ × penalty``. Early stopping watches the s
 objective on a simulation (and data) validation split; a checkpoint with the model,
 the optimiser and the random state is written atomically after every epoch, so
 ``resume=True`` continues to the same final model as an uninterrupted run.
+
+``distributed=True`` trains on every process of a ``torchrun`` group: each process
+takes its slice of every global batch, the gradients are averaged by
+DistributedDataParallel and the penalty is that of the global batch
+(:mod:`sqnn.distributed`); only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sqnn import info
-from sqnn._atomic import atomic_path, write_json
+from sqnn._atomic import atomic_path, json_safe, write_json
 from sqnn.data import Sample, Standardizer
+from sqnn.distributed import context as process_group
+from sqnn.distributed import reducing, require_supported
 from sqnn.methods import Batch, Objective
 from sqnn.nn import SQNN, NetworkConfig
 
@@ -120,9 +127,9 @@ class _Tensors:
         return int(self.x.shape[0])
 
 
-def _batch(model: SQNN, sim: _Tensors, data: _Tensors, epoch: int) -> Batch:
-    """One forward pass over simulation and data together."""
-    logit = model(torch.cat([sim.x, data.x]))
+def _batch(model: SQNN, sim: _Tensors, data: _Tensors, epoch: int, forward: torch.nn.Module | None = None) -> Batch:
+    """One forward pass over simulation and data together (through ``forward``, e.g. a DDP wrapper, if given)."""
+    logit = (forward or model)(torch.cat([sim.x, data.x]))
     theta = model.representation_theta
     output = model.representation_output
     assert theta is not None and output is not None and sim.label is not None
@@ -264,7 +271,8 @@ def _save_checkpoint(
     tensors["rng.generator"] = generator.get_state()
     with atomic_path(run_dir / CHECKPOINT_TENSORS) as tmp:
         save_file(tensors, str(tmp))
-    write_json(run_dir / CHECKPOINT_STATE, {**state, "optimizer": optim_scalars})
+    # strict JSON: an undefined metric (NaN) is stored as null, an infinite best loss too
+    write_json(run_dir / CHECKPOINT_STATE, json_safe({**state, "optimizer": optim_scalars}))
 
 
 def _load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -284,10 +292,12 @@ def fit(
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    distributed: bool = False,
 ) -> FitResult:
     """Train ``objective`` on labelled ``simulation`` and unlabelled ``data``.
 
-    ``data.label`` is ignored: nothing here reads it.
+    ``data.label`` is ignored: nothing here reads it. ``distributed=True`` needs an
+    initialised process group (see :mod:`sqnn.distributed`).
     """
     config = config or TrainConfig()
     network = network or objective.network_config()
@@ -314,6 +324,14 @@ def fit(
     optimizer = torch.optim.Adam(modules.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     model.set_training_generator(generator)
+    group, forward, sampling = None, model, None
+    if distributed:
+        group = process_group()
+        require_supported(objective)
+        forward = torch.nn.parallel.DistributedDataParallel(model)
+        # batch order stays on the shared generator; Bernoulli draws differ per process
+        sampling = torch.Generator()
+        model.set_training_generator(sampling)
 
     history: list[dict[str, Any]] = []
     best_loss, best_epoch, bad_epochs, start_epoch, elapsed = math.inf, -1, 0, 0, 0.0
@@ -330,7 +348,8 @@ def fit(
             _restore_optimizer(optimizer, tensors, state["optimizer"])
             generator.set_state(tensors["rng.generator"])
             history = state["history"]
-            best_loss, best_epoch, bad_epochs = state["best_loss"], state["best_epoch"], state["bad_epochs"]
+            best_loss = math.inf if state["best_loss"] is None else state["best_loss"]
+            best_epoch, bad_epochs = state["best_epoch"], state["bad_epochs"]
             start_epoch, elapsed, stopped_early = state["epoch"] + 1, state["train_seconds"], state["stopped"]
 
     batch_size = config.batch_size
@@ -345,6 +364,8 @@ def fit(
     for epoch in epochs:
         started = time.process_time()
         epoch_log = objective.start_epoch(epoch, *_data_probability(model, train_data, config.monitor_events * 10), sim_prior)
+        if group is not None and sampling is not None:
+            sampling.manual_seed(group.sampling_seed(config.seed, epoch))
         model.train()
         gamma = objective.gamma_at(epoch)
         sim_order = torch.randperm(len(train_sim), generator=generator)
@@ -354,22 +375,37 @@ def fit(
             sim_batch = train_sim.take(sim_order[step * batch_size : (step + 1) * batch_size])
             n = len(sim_batch)
             data_batch = train_data.take(data_order[step * batch_size : step * batch_size + n])
+            if group is not None:
+                part = group.shard(n)
+                sim_batch, data_batch = sim_batch.take(part), data_batch.take(part)
             if objective.uses_data:
-                batch = _batch(model, sim_batch, data_batch, epoch)
+                batch = _batch(model, sim_batch, data_batch, epoch, forward)
             else:
-                logit = model(sim_batch.x)
+                logit = forward(sim_batch.x)
                 batch = Batch(logit, logit, sim_batch.label, sim_batch.weight, logit[:0], logit[:0], data_batch.weight[:0])
             assert sim_batch.label is not None
-            classification = weighted_bce(batch.sim_logit, sim_batch.label, sim_batch.weight)
+            if group is None:
+                classification = weighted_bce(batch.sim_logit, sim_batch.label, sim_batch.weight)
+            else:
+                # this process's share of the global batch mean, times W: DDP averages over the W processes
+                per_event = torch.nn.functional.binary_cross_entropy_with_logits(batch.sim_logit, sim_batch.label, reduction="none")
+                classification = (sim_batch.weight * per_event).sum() * (group.world_size / n)
             loss = classification
             if objective.uses_data and gamma > 0:
-                penalty = objective.penalty(batch)["penalty"]
+                if group is None:
+                    penalty = objective.penalty(batch)["penalty"]
+                else:
+                    # the same global value on every process; its reduction sums the gradients over them
+                    with reducing(objective):
+                        penalty = objective.penalty(batch)["penalty"]
                 loss = loss + gamma * penalty
                 sums["penalty"] += float(penalty.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             sums["classification"] += float(classification.detach())
+        if group is not None:
+            sums["classification"] = float(group.sum(torch.tensor(sums["classification"], dtype=torch.float64))) / group.world_size
         record: dict[str, Any] = {
             "epoch": epoch,
             "gamma": gamma,
@@ -381,6 +417,9 @@ def fit(
         record.update(_monitor(model, objective, val_sim, val_data, epoch, config.monitor_events))
         elapsed += time.process_time() - started
         record["cpu_seconds"] = elapsed
+        if group is not None:
+            # every process follows rank 0's record, so all take the same early-stopping decisions
+            record = group.from_main(record)
         history.append(record)
         if record["val_loss"] < best_loss - 1e-6:
             best_loss, best_epoch, bad_epochs = record["val_loss"], epoch, 0
@@ -388,7 +427,7 @@ def fit(
         else:
             bad_epochs += 1
         stopped_early = bad_epochs >= config.patience and epoch + 1 < config.epochs
-        if run_path is not None:
+        if run_path is not None and (group is None or group.is_main):
             _save_checkpoint(
                 run_path,
                 modules,

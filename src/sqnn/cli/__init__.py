@@ -19,13 +19,18 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqnn.cli import demo, generate, run_commands
+    from sqnn.cli import compare, demo, deploy, generate, run_commands, stream, transfer
 
     cli.add_command(generate.generate)
     cli.add_command(run_commands.train)
     cli.add_command(run_commands.evaluate)
     cli.add_command(run_commands.predict)
+    cli.add_command(transfer.finetune)
     cli.add_command(demo.demo)
+    cli.add_command(deploy.export)
+    cli.add_command(deploy.bench)
+    cli.add_command(compare.compare)
+    cli.add_command(stream.stream)
 
 
 _register()

@@ -61,7 +61,8 @@ def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[st
     default=None,
     help="Label-free disagreement the selection rule minimises [default: ks_control when a control column is given, else domain_auc].",
 )
-@click.option("--jobs", type=int, default=1, show_default=True, help="Fits run in parallel processes.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Fits run in parallel processes (Dask workers with --scheduler local).")
+@click.option("--scheduler", default=None, help="Spread the fits over Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config: columns, train, per-method method_options and network.")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -84,6 +85,7 @@ def compare(
     delta: float,
     select_by: str | None,
     jobs: int,
+    scheduler: str | None,
     config_path: str | None,
     no_report: bool,
     quiet: bool,
@@ -118,6 +120,7 @@ def compare(
         delta=delta,
         disagreement=select_by,
         jobs=jobs,
+        scheduler=scheduler,
         progress=not quiet,
         echo=None if quiet else click.echo,
     )

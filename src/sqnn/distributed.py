@@ -1,0 +1,251 @@
+"""Data-parallel training over several processes (``torchrun``, DistributedDataParallel).
+
+Every process loads the same files, draws the same sequence of global batches (same
+seed) and takes its own contiguous slice of each one; DistributedDataParallel averages
+the gradients. The information penalty is the one of the **global** batch: its event
+sums are added over the processes with :func:`all_reduce_sum` before any entropy is
+taken (:mod:`sqnn.info`), so a batch split over W processes gives the same penalty and,
+after the average, the same gradient as one process holding the whole batch. Only the
+first process (rank 0) writes checkpoints, the run directory and its metrics.
+
+Launch (one machine, two processes, ``gloo`` on CPU)::
+
+    torchrun --nproc_per_node 2 -m sqnn train --distributed --sim sim.parquet --data data.parquet \\
+        --label is_signal --out runs/ddp
+
+The backend follows the device of the tensors: ``gloo`` on CPU, ``nccl`` on a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from sqnn.errors import SqnnError
+
+if TYPE_CHECKING:  # sqnn.train imports this module
+    from sqnn.data import ColumnSpec
+    from sqnn.methods import Objective
+    from sqnn.run import Run
+    from sqnn.train import TrainConfig
+
+__all__ = [
+    "Context",
+    "all_reduce_sum",
+    "backend_for",
+    "context",
+    "init_from_environment",
+    "reducing",
+    "require_supported",
+    "shutdown",
+    "train_run",
+]
+
+# torchrun sets these for every process it starts
+_ENVIRONMENT = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the backward sums the incoming gradients over processes too.
+
+    Written here rather than taken from ``torch.distributed.nn.functional.all_reduce``
+    (same forward and backward), which torch 2.13 deprecates in favour of a private module.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:  # noqa: ARG004 - autograd signature
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004 - autograd signature
+        total = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of ``tensor`` over all processes of the default group.
+
+    The backward returns the sum over processes of the gradients arriving there: the
+    gradient of Σ_processes loss. With a penalty P computed from the reduced sums on every
+    process, each process gets W·∂P/∂(its inputs), and DistributedDataParallel's average
+    over the W processes leaves exactly ∂P/∂(parameters) of the global batch.
+    """
+    return _AllReduceSum.apply(tensor)
+
+
+def backend_for(device: torch.device | str = "cpu") -> str:
+    """``nccl`` for tensors on a GPU, ``gloo`` for tensors on the CPU."""
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process stands in the group."""
+
+    rank: int
+    world_size: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, n: int) -> slice:
+        """This process's contiguous part of ``n`` events (sizes differ by at most one)."""
+        base, extra = divmod(n, self.world_size)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (1 if self.rank < extra else 0))
+
+    def sampling_seed(self, seed: int, epoch: int) -> int:
+        """Seed of this process's Bernoulli draws in ``epoch``: independent per process, resumable."""
+        return int(np.random.SeedSequence([int(seed), 104729, self.rank, int(epoch)]).generate_state(1, np.uint64)[0] >> 1)
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every process (a picklable object), so all take the same decisions."""
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum of a (non-differentiated) tensor over processes."""
+        total = values.detach().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+
+def context() -> Context:
+    """The group this process belongs to; the process group must be initialised."""
+    if not (dist.is_available() and dist.is_initialized()):
+        raise SqnnError(
+            "distributed training needs a process group: start it with torchrun "
+            "(torchrun --nproc_per_node 2 -m sqnn train --distributed ...)"
+        )
+    return Context(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def init_from_environment(backend: str | None = None) -> Context:
+    """Join the process group that ``torchrun`` describes in the environment (idempotent)."""
+    if not dist.is_available():
+        raise SqnnError("this torch build has no torch.distributed; --distributed is not available")
+    if not dist.is_initialized():
+        missing = [name for name in _ENVIRONMENT if name not in os.environ]
+        if missing:
+            raise SqnnError(
+                f"--distributed runs under torchrun, which sets {', '.join(missing)}: "
+                "torchrun --nproc_per_node 2 -m sqnn train --distributed ..."
+            )
+        dist.init_process_group(backend=backend or backend_for("cpu"))
+    return context()
+
+
+def shutdown() -> None:
+    """Leave the process group (no-op when none is initialised)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def require_supported(objective: Objective) -> None:
+    """Refuse objectives whose penalty cannot be reduced to the global batch.
+
+    The classification loss alone (``source-only``, ``mlp``) and the SQNN information
+    penalty are sums over events; the pairwise statistics of ``disco`` and ``mmd`` and the
+    domain head of ``dann`` would need the events of every process, not their sums.
+    """
+    if getattr(objective, "fit_and_save", None) is not None:
+        raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
+    if objective.uses_data and not hasattr(objective, "reduce"):
+        raise SqnnError(
+            f"method {objective.name!r} does not support --distributed (its penalty is not a sum over events); "
+            "use sqnn, source-only or mlp, or train it in one process"
+        )
+
+
+@contextlib.contextmanager
+def reducing(objective: Objective) -> Iterator[None]:
+    """Within the block the objective's penalty is computed on the global batch."""
+    objective.reduce = all_reduce_sum
+    try:
+        yield
+    finally:
+        objective.reduce = None
+
+
+def train_run(
+    simulation: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None,
+    spec: ColumnSpec,
+    out: str | os.PathLike[str],
+    *,
+    method: str = "sqnn",
+    gamma: float | None = None,
+    method_options: dict[str, Any] | None = None,
+    network: dict[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    domain_column: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> tuple[Run | None, dict[str, Any] | None]:
+    """:func:`sqnn.pipeline.train_run` for a dense network on every process of a ``torchrun`` group.
+
+    Every process trains; rank 0 writes the run directory and ``metrics.json`` and returns
+    ``(run, metrics)``, the others return ``(None, None)``. The run directory must be on a
+    file system that every process sees (``--resume`` reads the checkpoint on each).
+    """
+    from sqnn._atomic import write_json
+    from sqnn.errors import DataError
+    from sqnn.evaluation import evaluate
+    from sqnn.methods import make_objective
+    from sqnn.pipeline import MIN_DATA_EVENTS, MIN_SIMULATION_EVENTS, load_inputs, write_run
+    from sqnn.run import json_safe
+    from sqnn.train import TrainConfig, fit
+
+    joined_here = not (dist.is_available() and dist.is_initialized())
+    ctx = init_from_environment()
+    try:
+        sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column)
+        for sample, minimum in ((sim, MIN_SIMULATION_EVENTS), (dat, MIN_DATA_EVENTS)):
+            if len(sample) < minimum:
+                raise DataError(
+                    f"{sample.source}: only {len(sample)} {sample.domain} events; training needs at least {minimum} "
+                    "to split into train, validation and test sets"
+                )
+        train_config = train_config or TrainConfig()
+        try:
+            objective = make_objective(method, gamma, **(method_options or {}))
+            network_config = objective.network_config(network)
+        except (TypeError, ValueError) as exc:
+            raise SqnnError(f"invalid training settings: {exc}") from None
+        require_supported(objective)
+        if getattr(objective, "region", None) == "control" and (sim.control is None or dat.control is None):
+            raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
+        if ctx.is_main:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        ctx.barrier()
+        result = fit(
+            sim, dat, objective, network=network_config, config=train_config, run_dir=out, resume=resume,
+            progress=progress and ctx.is_main, distributed=True,
+        )
+        run, metrics = None, None
+        if ctx.is_main:
+            extra = {"distributed": {"world_size": ctx.world_size, "backend": dist.get_backend()}}
+            run = write_run(out, result, sim, dat, spec, train_config, extra=extra)
+            metrics = evaluate(run, sim, dat, seed=train_config.seed)
+            write_json(Path(out) / "metrics.json", json_safe(metrics))
+        ctx.barrier()
+        return run, metrics
+    finally:
+        if joined_here:
+            shutdown()
