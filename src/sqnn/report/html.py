@@ -147,7 +147,8 @@ def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: 
         )
 
         ys = ["auc_source"] + (["auc_target"] if has_labels else [])
-        xs = ["ks", "domain_auc"]
+        # with data labels, the closure an analysis cares about: |1 − sf_S| + |1 − sf_B| at 50 % signal efficiency
+        xs = ["ks", "domain_auc"] + (["closure"] if has_labels else [])
         fig, axes = plots.figure(len(ys), len(xs), size=(7.5 * len(xs), 6.0 * len(ys)))
         for r, y in enumerate(ys):
             for c, x in enumerate(xs):
