@@ -205,32 +205,19 @@ def train_run(
     file system that every process sees (``--resume`` reads the checkpoint on each).
     """
     from sqnn._atomic import write_json
-    from sqnn.errors import DataError
     from sqnn.evaluation import evaluate
-    from sqnn.methods import make_objective
-    from sqnn.pipeline import MIN_DATA_EVENTS, MIN_SIMULATION_EVENTS, load_inputs, write_run
+    from sqnn.pipeline import prepare_training, write_run
     from sqnn.run import json_safe
-    from sqnn.train import TrainConfig, fit
+    from sqnn.train import fit
 
     joined_here = not (dist.is_available() and dist.is_initialized())
     ctx = init_from_environment()
     try:
-        sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column)
-        for sample, minimum in ((sim, MIN_SIMULATION_EVENTS), (dat, MIN_DATA_EVENTS)):
-            if len(sample) < minimum:
-                raise DataError(
-                    f"{sample.source}: only {len(sample)} {sample.domain} events; training needs at least {minimum} "
-                    "to split into train, validation and test sets"
-                )
-        train_config = train_config or TrainConfig()
-        try:
-            objective = make_objective(method, gamma, **(method_options or {}))
-            network_config = objective.network_config(network)
-        except (TypeError, ValueError) as exc:
-            raise SqnnError(f"invalid training settings: {exc}") from None
+        sim, dat, objective, network_config, train_config = prepare_training(
+            simulation, data, spec, method=method, gamma=gamma, method_options=method_options, network=network,
+            train_config=train_config, domain_column=domain_column,
+        )
         require_supported(objective)
-        if getattr(objective, "region", None) == "control" and (sim.control is None or dat.control is None):
-            raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
         if ctx.is_main:
             Path(out).mkdir(parents=True, exist_ok=True)
         ctx.barrier()

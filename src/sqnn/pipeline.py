@@ -12,7 +12,8 @@ from sqnn.data import ColumnSpec, Sample, check_same_features, default_features,
 from sqnn.data.sample import require_same_columns
 from sqnn.errors import DataError, SqnnError
 from sqnn.evaluation import evaluate
-from sqnn.methods import make_objective
+from sqnn.methods import Objective, make_objective
+from sqnn.nn import NetworkConfig
 from sqnn.run import Run, input_fingerprint, input_spec, json_safe, load_run, save_run
 from sqnn.train import FitResult, TrainConfig, fit
 
@@ -85,6 +86,36 @@ def write_run(
     return load_run(out)
 
 
+def prepare_training(
+    simulation: PathLike,
+    data: PathLike | None,
+    spec: ColumnSpec,
+    *,
+    method: str,
+    gamma: float | None,
+    method_options: dict[str, Any] | None,
+    network: dict[str, Any] | None,
+    train_config: TrainConfig | None,
+    domain_column: str | None,
+) -> tuple[Sample, Sample, Objective, NetworkConfig, TrainConfig]:
+    """Load and check the inputs and the settings of one training, before any work starts."""
+    sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column)
+    for sample, minimum in ((sim, MIN_SIMULATION_EVENTS), (dat, MIN_DATA_EVENTS)):
+        if len(sample) < minimum:
+            raise DataError(
+                f"{sample.source}: only {len(sample)} {sample.domain} events; training needs at least {minimum} "
+                "to split into train, validation and test sets"
+            )
+    try:
+        objective = make_objective(method, gamma, **(method_options or {}))
+        network_config = objective.network_config(network)
+    except (TypeError, ValueError) as exc:
+        raise SqnnError(f"invalid training settings: {exc}") from None
+    if getattr(objective, "region", None) == "control" and (sim.control is None or dat.control is None):
+        raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
+    return sim, dat, objective, network_config, train_config or TrainConfig()
+
+
 def train_run(
     simulation: PathLike,
     data: PathLike | None,
@@ -114,21 +145,10 @@ def train_run(
             raise SqnnError(f"{simulation}: a set model reads an objects column: give --objects COL")
         if spec.features is None:
             spec = replace(spec, features=())
-    sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column)
-    for sample, minimum in ((sim, MIN_SIMULATION_EVENTS), (dat, MIN_DATA_EVENTS)):
-        if len(sample) < minimum:
-            raise DataError(
-                f"{sample.source}: only {len(sample)} {sample.domain} events; training needs at least {minimum} "
-                "to split into train, validation and test sets"
-            )
-    train_config = train_config or TrainConfig()
-    try:
-        objective = make_objective(method, gamma, **(method_options or {}))
-        network_config = objective.network_config(network) if model == "dense" else None
-    except (TypeError, ValueError) as exc:
-        raise SqnnError(f"invalid training settings: {exc}") from None
-    if getattr(objective, "region", None) == "control" and (sim.control is None or dat.control is None):
-        raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
+    sim, dat, objective, network_config, train_config = prepare_training(
+        simulation, data, spec, method=method, gamma=gamma, method_options=method_options,
+        network=network if model == "dense" else None, train_config=train_config, domain_column=domain_column,
+    )
     Path(out).mkdir(parents=True, exist_ok=True)
     fit_and_save = getattr(objective, "fit_and_save", None)
     if model == "set":
