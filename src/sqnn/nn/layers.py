@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["BernoulliActivation", "BinaryLinear", "Inference", "straight_through"]
+__all__ = ["BernoulliActivation", "BinaryLinear", "Inference", "StochasticModule", "straight_through"]
 
 Inference = Literal["deterministic", "stochastic"]
 
@@ -70,3 +70,23 @@ class BinaryLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x, self.binary_weight(), self.bias)
+
+
+class StochasticModule(nn.Module):
+    """A network holding Bernoulli layers: one place to choose how all of them draw."""
+
+    def bernoulli_layers(self) -> list[BernoulliActivation]:
+        return [m for m in self.modules() if isinstance(m, BernoulliActivation)]
+
+    def set_inference(self, mode: Inference, seed: int | None = None) -> None:
+        """Choose how Bernoulli layers behave in eval mode; a seed makes stochastic draws repeatable."""
+        generator = None
+        if mode == "stochastic":
+            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        for layer in self.bernoulli_layers():
+            layer.inference = mode
+            layer.generator = generator
+
+    def set_training_generator(self, generator: torch.Generator | None) -> None:
+        for layer in self.bernoulli_layers():
+            layer.generator = generator

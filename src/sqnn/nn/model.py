@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sqnn.nn.layers import BernoulliActivation, BinaryLinear, Inference
+from sqnn.nn.layers import BernoulliActivation, BinaryLinear, StochasticModule
 from sqnn.nn.quant import FixedPoint
 
 __all__ = ["NetworkConfig", "SQNN", "build_network"]
@@ -91,7 +91,7 @@ class NetworkConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-class SQNN(nn.Module):
+class SQNN(StochasticModule):
     """Feed-forward classifier with Bernoulli layers; ``forward`` returns the logit (N,).
 
     After each forward pass ``self.representation_theta`` holds θ of the penalised
@@ -158,22 +158,6 @@ class SQNN(nn.Module):
     @property
     def representation_is_stochastic(self) -> bool:
         return self.config.stochastic[self.representation_index]
-
-    def bernoulli_layers(self) -> list[BernoulliActivation]:
-        return [a for a in self.activations if isinstance(a, BernoulliActivation)]
-
-    def set_inference(self, mode: Inference, seed: int | None = None) -> None:
-        """Choose how Bernoulli layers behave in eval mode; a seed makes stochastic draws repeatable."""
-        generator = None
-        if mode == "stochastic":
-            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        for layer in self.bernoulli_layers():
-            layer.inference = mode
-            layer.generator = generator
-
-    def set_training_generator(self, generator: torch.Generator | None) -> None:
-        for layer in self.bernoulli_layers():
-            layer.generator = generator
 
 
 def build_network(n_inputs: int, config: NetworkConfig | dict[str, Any] | None = None) -> SQNN:

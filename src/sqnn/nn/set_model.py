@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sqnn.nn.layers import BernoulliActivation, Inference
+from sqnn.nn.layers import BernoulliActivation, StochasticModule
 
 __all__ = ["POOLINGS", "SetConfig", "SetModel", "build_set_model"]
 
@@ -154,7 +154,7 @@ class SetConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-class SetModel(nn.Module):
+class SetModel(StochasticModule):
     """φ per object, masked symmetric pooling, optional Bernoulli units, ρ; ``forward`` returns the logit (N,).
 
     After each forward pass ``representation_theta`` holds θ of the Bernoulli units (or the
@@ -327,22 +327,6 @@ class SetModel(nn.Module):
     @property
     def representation_is_stochastic(self) -> bool:
         return self.bottleneck is not None
-
-    def bernoulli_layers(self) -> list[BernoulliActivation]:
-        return [m for m in self.modules() if isinstance(m, BernoulliActivation)]
-
-    def set_inference(self, mode: Inference, seed: int | None = None) -> None:
-        """Choose how Bernoulli units behave in eval mode; a seed makes stochastic draws repeatable."""
-        generator = None
-        if mode == "stochastic":
-            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        for layer in self.bernoulli_layers():
-            layer.inference = mode
-            layer.generator = generator
-
-    def set_training_generator(self, generator: torch.Generator | None) -> None:
-        for layer in self.bernoulli_layers():
-            layer.generator = generator
 
     # ------------------------------------------------------------ transfer
 
