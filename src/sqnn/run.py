@@ -9,7 +9,6 @@ against the architecture before any weight is read; nothing is unpickled.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from importlib import metadata
