@@ -358,3 +358,28 @@ def jet_substructure(
         out["c2"] = np.where(e2 > 0, e3 / e2**2, 0.0)
         out["d2"] = np.where(e2 > 0, e3 / e2**3, 0.0)
     return out
+
+
+def validate_generation(
+    domain: str,
+    n: int,
+    seed: int,
+    workers: int,
+    signal_fraction: float | None,
+    *,
+    unit: str,
+    domains: Sequence[str],
+    max_seed: int,
+    max_workers: int,
+) -> None:
+    """The arguments every generator shares, checked with one-line errors for the command line."""
+    if domain not in domains:
+        raise SqnnError(f"unknown domain {domain!r}; choose {' or '.join(domains)}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise SqnnError(f"--n must be a positive number of {unit}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= max_seed:
+        raise SqnnError(f"--seed must be an integer in 0..{max_seed}, got {seed!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= max_workers:
+        raise SqnnError(f"--workers must be an integer in 1..{max_workers}, got {workers!r}")
+    if signal_fraction is not None and not 0.0 <= signal_fraction <= 1.0:
+        raise SqnnError(f"--signal-fraction must lie in [0, 1], got {signal_fraction!r}")

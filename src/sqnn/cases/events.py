@@ -538,16 +538,9 @@ def _validate(domain: str, n: int, seed: int, workers: int, signal_fraction: flo
         raise SqnnError(f"choose a channel with --channel NAME ({', '.join(CHANNELS)}; --list shows them)")
     if channel not in CHANNELS:
         raise SqnnError(f"unknown channel {channel!r}; choose one of {', '.join(CHANNELS)}")
-    if domain not in DOMAINS:
-        raise SqnnError(f"unknown domain {domain!r}; choose sim or data")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise SqnnError(f"--n must be a positive number of events, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise SqnnError(f"--seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= MAX_WORKERS:
-        raise SqnnError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
-    if signal_fraction is not None and not 0.0 <= signal_fraction <= 1.0:
-        raise SqnnError(f"--signal-fraction must lie in [0, 1], got {signal_fraction!r}")
+    _pythia.validate_generation(
+        domain, n, seed, workers, signal_fraction, unit="events", domains=DOMAINS, max_seed=MAX_SEED, max_workers=MAX_WORKERS
+    )
     return channel
 
 

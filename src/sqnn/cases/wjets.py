@@ -637,19 +637,6 @@ def _metadata(config: _Config, runs: list[dict[str, Any]], events: dict[str, int
     }
 
 
-def _validate(domain: str, n: int, seed: int, workers: int, signal_fraction: float | None) -> None:
-    if domain not in DOMAINS:
-        raise SqnnError(f"unknown domain {domain!r}; choose sim or data")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise SqnnError(f"--n must be a positive number of jets, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise SqnnError(f"--seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= MAX_WORKERS:
-        raise SqnnError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
-    if signal_fraction is not None and not 0.0 <= signal_fraction <= 1.0:
-        raise SqnnError(f"--signal-fraction must lie in [0, 1], got {signal_fraction!r}")
-
-
 def generate(
     domain: str,
     n: int,
@@ -666,7 +653,9 @@ def generate(
     >>> generate("sim", 40, seed=1, out="wjets.parquet", progress=False)  # doctest: +SKIP
     PosixPath('wjets.parquet')
     """
-    _validate(domain, n, seed, workers, signal_fraction)
+    _pythia.validate_generation(
+        domain, n, seed, workers, signal_fraction, unit="jets", domains=DOMAINS, max_seed=MAX_SEED, max_workers=MAX_WORKERS
+    )
     fraction = DEFAULT_SIGNAL_FRACTION[domain] if signal_fraction is None else float(signal_fraction)
     out = Path(out)
     n_signal = int(round(n * fraction))
