@@ -120,6 +120,37 @@ def _prior(totals: torch.Tensor, prior: Prior) -> torch.Tensor:
     return torch.where(total > 0, p / total.clamp(min=_EPS), torch.zeros_like(p))
 
 
+def _theta_sums(th: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+    """Σ_x w_xs θ(x) per value s of the conditioning variable, shape (K, m)."""
+    return member.T @ th
+
+
+def _per_value_averages(
+    theta: ArrayLike,
+    variable: ArrayLike,
+    weight: ArrayLike | None,
+    n_values: int | None,
+    prior: Prior,
+    reduce: Reduce | None,
+    sums_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """p(s) and the weighted average over the events of each value s of ``sums_of(θ, weights)``.
+
+    The event sums are added over processes first when ``reduce`` is given (distributed
+    training), so the averages are those of the global batch.
+    """
+    th = _as_tensor(theta)
+    if th.ndim == 1:
+        th = th.reshape(-1, 1)
+    w = None if weight is None else _as_tensor(weight, th.dtype)
+    values = _as_tensor(variable, None)
+    _require_known_values(reduce, values, n_values)
+    member = _domain_weights(values, w, n_values, th.dtype)
+    totals, sums = _global_sums(reduce, member.sum(0), sums_of(th, member))
+    safe = torch.where(totals.abs() > _EPS, totals, torch.ones_like(totals))
+    return _prior(totals, prior), sums / safe.reshape(-1, 1)
+
+
 def factorized_mi(
     theta: ArrayLike,
     variable: ArrayLike,
@@ -136,18 +167,8 @@ def factorized_mi(
     that lacks a domain gives 0, never NaN. ``prior='balanced'`` gives every value of
     ``S`` present the same p(s), independent of how many events each has.
     """
-    th = _as_tensor(theta)
-    if th.ndim == 1:
-        th = th.reshape(-1, 1)
-    w = None if weight is None else _as_tensor(weight, th.dtype)
-    values = _as_tensor(variable, None)
-    _require_known_values(reduce, values, n_values)
-    member = _domain_weights(values, w, n_values, th.dtype)
-    totals, theta_sums = _global_sums(reduce, member.sum(0), member.T @ th)
-    p_s = _prior(totals, prior)
-    safe = torch.where(totals.abs() > _EPS, totals, torch.ones_like(totals))
-    mean_given_s = theta_sums / safe.reshape(-1, 1)  # (K, m)
-    mean_given_s = mean_given_s.clamp(0.0, 1.0)
+    p_s, mean_given_s = _per_value_averages(theta, variable, weight, n_values, prior, reduce, _theta_sums)
+    mean_given_s = mean_given_s.clamp(0.0, 1.0)  # (K, m)
     mean = p_s @ mean_given_s  # (m,)
     h_marginal = binary_entropy(mean).sum()
     h_conditional = (p_s @ binary_entropy(mean_given_s)).sum()
@@ -205,17 +226,8 @@ def joint_mi(
 
     Differentiable in θ, so it can serve as a training loss as well as a metric.
     """
-    th = _as_tensor(theta)
-    if th.ndim == 1:
-        th = th.reshape(-1, 1)
-    w = None if weight is None else _as_tensor(weight, th.dtype)
-    values = _as_tensor(variable, None)
-    _require_known_values(reduce, values, n_values)
-    member = _domain_weights(values, w, n_values, th.dtype)
-    totals, code_sums = _global_sums(reduce, member.sum(0), _code_distributions(th, member))
-    p_s = _prior(totals, prior)
-    safe = torch.where(totals.abs() > _EPS, totals, torch.ones_like(totals))
-    p_t_given_s = (code_sums / safe.reshape(-1, 1)).clamp(min=0.0)
+    p_s, p_t_given_s = _per_value_averages(theta, variable, weight, n_values, prior, reduce, _code_distributions)
+    p_t_given_s = p_t_given_s.clamp(min=0.0)
     p_t = p_s @ p_t_given_s
     value = _entropy(p_t) - p_s @ _entropy(p_t_given_s)
     return _returns_like(theta, value)
