@@ -58,7 +58,13 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
 CASES_RUN: list[int] = []
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# derandomised: CI sees the same 120 tables every run, so a failure reproduces
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(sim=tables(), data=tables(), suffix=st.sampled_from([".parquet", ".csv", ".h5"]), use_features=st.booleans())
 def test_random_tables_train_or_fail_cleanly(tmp_path_factory: pytest.TempPathFactory, capsys, sim, data, suffix, use_features) -> None:
     folder = tmp_path_factory.mktemp("fuzz")
