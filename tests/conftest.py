@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from sqnn.cases.toy import generate
 
 torch.set_num_threads(1)
+
+# in CI every property test sees the same examples, so a red run can be reproduced
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 
