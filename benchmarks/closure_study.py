@@ -58,6 +58,9 @@ GRID: dict[str, list[tuple[str, str, float | None, dict[str, Any], dict[str, Any
         for g in (0.6, 1.0)
     ],
     "dann": [(f"dann λ={g:g}", "dann", g, {}, None) for g in (0.03, 0.1, 0.3, 1.0)],
+    # the two settings that matter most, for a longer head-to-head run
+    "head-to-head-sqnn": [("cc-joint γ=0.6", "sqnn", 0.6, CCJ, FP16)],
+    "head-to-head-dann": [("dann λ=0.3", "dann", 0.3, {}, None)],
     "disco": [(f"disco λ={g:g}", "disco", g, {}, None) for g in (1.0, 3.0, 10.0)],
     "mmd": [(f"mmd λ={g:g}", "mmd", g, {}, None) for g in (0.1, 1.0, 10.0)],
 }
