@@ -73,7 +73,19 @@ class BinaryLinear(nn.Linear):
 
 
 class StochasticModule(nn.Module):
-    """A network holding Bernoulli layers: one place to choose how all of them draw."""
+    """A network holding Bernoulli layers: one place to choose how all of them draw.
+
+    ``forward`` must leave θ of the penalised layer (or its output when that layer is not
+    stochastic) in ``self.representation_theta``.
+    """
+
+    representation_theta: torch.Tensor | None
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """θ of the penalised layer for events ``x`` (the firing probabilities)."""
+        self.forward(x)
+        assert self.representation_theta is not None
+        return self.representation_theta
 
     def bernoulli_layers(self) -> list[BernoulliActivation]:
         return [m for m in self.modules() if isinstance(m, BernoulliActivation)]

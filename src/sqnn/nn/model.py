@@ -149,12 +149,6 @@ class SQNN(StochasticModule):
                 self.representation_theta = theta if theta is not None else h
         return self.head(h).squeeze(-1)
 
-    def representation(self, x: torch.Tensor) -> torch.Tensor:
-        """θ of the penalised layer for events ``x`` (the firing probabilities)."""
-        self.forward(x)
-        assert self.representation_theta is not None
-        return self.representation_theta
-
     @property
     def representation_is_stochastic(self) -> bool:
         return self.config.stochastic[self.representation_index]

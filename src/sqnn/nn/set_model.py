@@ -318,12 +318,6 @@ class SetModel(StochasticModule):
             z = torch.relu(layer(z))
         return self.head(z).squeeze(-1)
 
-    def representation(self, x: torch.Tensor) -> torch.Tensor:
-        """θ of the Bernoulli units (or the pooled vector) for events ``x``."""
-        self.forward(x)
-        assert self.representation_theta is not None
-        return self.representation_theta
-
     @property
     def representation_is_stochastic(self) -> bool:
         return self.bottleneck is not None
