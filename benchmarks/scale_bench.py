@@ -44,7 +44,7 @@ from sqnn.train import TrainConfig
 
 FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 # all hidden layers step layers, so the packed engine can run the same network
-STEP_NETWORK = {"hidden": [64, 16], "stochastic": [True, True], "binary_weights": [False, False]}
+STEP_NETWORK = {"hidden": [64, 16], "stochastic": [True, True], "binary_weights": [False, False], "inference": "deterministic"}
 
 
 def train(folder: Path, engine: str) -> Path:

@@ -25,6 +25,7 @@ from sqnn.data import ColumnSpec, Sample, Standardizer
 from sqnn.data.io import split_path
 from sqnn.errors import ModelFileError
 from sqnn.nn import SQNN, NetworkConfig, build_network
+from sqnn.nn.model import SCORING_MODES
 
 __all__ = ["Run", "save_run", "load_run", "input_fingerprint", "input_spec", "json_safe", "MODEL_FILE", "MODEL_JSON"]
 
@@ -87,18 +88,36 @@ class Run:
         """The columns to read for this model (see :func:`input_spec`)."""
         return input_spec(self.meta, **roles)
 
-    def logit(self, features: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-        """Deterministic logits for raw (unstandardised) features."""
+    @property
+    def default_inference(self) -> str:
+        """How this network scores unless told otherwise (``network.inference``)."""
+        return str(getattr(getattr(self.model, "config", None), "inference", "deterministic"))
+
+    def logit(self, features: np.ndarray, batch_size: int = 65536, inference: str | None = None) -> np.ndarray:
+        """Logits for raw (unstandardised) features.
+
+        ``inference`` is ``mean`` or ``deterministic``; by default the network's own
+        (``model.json``, ``network.inference``). Stochastic draws go through
+        :mod:`sqnn.engines.scoring`.
+        """
+        default = self.default_inference
+        mode = default if inference is None else inference
+        if mode not in SCORING_MODES:
+            raise ValueError(f"inference must be one of {', '.join(SCORING_MODES)}, got {mode!r}")
         self.model.eval()
+        self.model.set_inference(mode)  # type: ignore[arg-type]
         out = []
-        with torch.no_grad():
-            for start in range(0, len(features), batch_size):
-                x = torch.from_numpy(self.standardizer.transform(features[start : start + batch_size]))
-                out.append(self.model(x).numpy())
+        try:
+            with torch.no_grad():
+                for start in range(0, len(features), batch_size):
+                    x = torch.from_numpy(self.standardizer.transform(features[start : start + batch_size]))
+                    out.append(self.model(x).numpy())
+        finally:
+            self.model.set_inference(default)  # type: ignore[arg-type]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    def score(self, features: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logit(features).astype(np.float64)))
+    def score(self, features: np.ndarray, inference: str | None = None) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(features, inference=inference).astype(np.float64)))
 
     @property
     def n_params(self) -> int:

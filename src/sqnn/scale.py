@@ -457,7 +457,7 @@ def predict_files(
     engine: str = "torch",
     passthrough: Sequence[str] = (),
     workers: int = 2,
-    inference: str = "deterministic",
+    inference: str | None = None,
     samples: int = 1,
     lfsr_seed: int = 0,
     progress: Callable[[ScoredFile], None] | None = None,
@@ -474,7 +474,7 @@ def predict_files(
 
     if engine not in ENGINES:
         raise SqnnError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    if inference != "deterministic" and scheduler is not None:
+    if inference == "stochastic" and scheduler is not None:
         raise SqnnError("stochastic inference draws one LFSR sequence over all events in order; run it without --scheduler")
     paths = expand_inputs(inputs)
     outputs = [output_path(out_dir, p) for p in paths]

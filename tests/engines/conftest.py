@@ -28,5 +28,5 @@ def qat_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="session")
 def step_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained float network whose hidden layers are all step layers."""
-    network = {"hidden": [32, 16], "stochastic": [True, True], "binary_weights": [False, False]}
+    network = {"hidden": [32, 16], "stochastic": [True, True], "binary_weights": [False, False], "inference": "deterministic"}
     return _train(toy_files, tmp_path_factory.mktemp("step") / "run", network)

@@ -15,7 +15,7 @@ from sqnn.run import Run, load_run, save_run
 TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 QAT_NETWORK = {
     "hidden": [24, 16], "stochastic": [True, True], "binary_weights": [False, True],
-    "input_fixed": [10, 4], "first_layer_fixed": [8, 2],
+    "input_fixed": [10, 4], "first_layer_fixed": [8, 2], "inference": "deterministic",
 }
 
 

@@ -109,3 +109,28 @@ def test_predict_engines_and_stochastic_inference(qat_run: Path, toy_files: tupl
     assert set(stochastic["packed"].vote.unique()) <= {0.0, 1 / 3, 2 / 3, 1.0} | {np.float32(1 / 3), np.float32(2 / 3)}
     code, _, err = run_cli(capsys, "predict", qat_run, toy_files[1], "--out", tmp_path / "x.parquet", "--engine", "onnx", "--inference", "stochastic")
     assert code == 2 and "deterministic" in err
+
+
+def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from engine_helpers import TOY_FEATURES
+
+    from sqnn.data import ColumnSpec
+    from sqnn.pipeline import train_run
+    from sqnn.run import load_run
+    from sqnn.train import TrainConfig
+
+    network = {"hidden": [8, 4], "stochastic": [True, True], "binary_weights": [False, False]}
+    train_run(*toy_files, ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight"), tmp_path / "mean",
+              method="sqnn", gamma=0.5, network=network, train_config=TrainConfig(epochs=1, seed=0))
+    run = load_run(tmp_path / "mean")
+    assert run.default_inference == "mean"
+    for engine in ("packed", "onnx"):
+        code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / f"{engine}.parquet", "--engine", engine)
+        assert code == 2 and "--inference deterministic" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "d.parquet", "--engine", "packed",
+                           "--inference", "deterministic")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "m.parquet")
+    assert code == 0, err
+    mean, threshold = pd.read_parquet(tmp_path / "m.parquet"), pd.read_parquet(tmp_path / "d.parquet")
+    assert not np.array_equal(mean.logit, threshold.logit)

@@ -49,6 +49,36 @@ def test_inference_is_a_threshold_or_a_seeded_draw() -> None:
     assert torch.equal(net(x), net(x))
 
 
+def test_mean_inference_is_the_exact_expected_logit_over_all_codes() -> None:
+    torch.manual_seed(3)
+    net = build_network(4, {"hidden": [6, 3], "stochastic": [False, True], "binary_weights": [False, False]})
+    net.eval()
+    assert net.config.inference == "mean"
+    x = torch.randn(50, 4)
+    with torch.no_grad():
+        mean_logit = net(x)
+        theta = net.representation_theta
+        # brute force: Σ over the 2^3 codes t of p(t|x) · head(t)
+        codes = torch.tensor([[(c >> i) & 1 for i in range(3)] for c in range(8)], dtype=theta.dtype)
+        p_code = (theta[:, None, :] ** codes * (1 - theta[:, None, :]) ** (1 - codes)).prod(-1)  # (N, 8)
+        expected = p_code @ net.head(codes).squeeze(-1)
+    assert torch.allclose(mean_logit, expected, atol=1e-5)
+    net.set_inference("stochastic", seed=0)
+    with torch.no_grad():
+        average = torch.stack([net(x) for _ in range(4000)]).mean(0)
+    assert torch.allclose(average, expected, atol=0.05)
+
+
+def test_scoring_mode_is_part_of_the_config() -> None:
+    net = build_network(3, {"hidden": [4], "stochastic": [True], "binary_weights": [False], "inference": "deterministic"})
+    net.eval()
+    assert set(net(torch.randn(20, 3)).tolist()) <= set(net.head(torch.tensor([[float((c >> i) & 1) for i in range(4)] for c in range(16)])).squeeze(-1).tolist())
+    with pytest.raises(ValueError, match="inference must be one of"):
+        NetworkConfig(inference="stochastic")
+    with pytest.raises(ValueError, match="inference must be one of"):
+        net.set_inference("median")  # type: ignore[arg-type]
+
+
 def test_binary_linear_uses_sign_times_layer_scale() -> None:
     layer = BinaryLinear(3, 2)
     with torch.no_grad():

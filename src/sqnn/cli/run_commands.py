@@ -154,8 +154,9 @@ def evaluate(
 @click.option("--workers", type=int, default=2, show_default=True, help="Worker processes of --scheduler local.")
 @click.option("--engine", type=click.Choice(["torch", "packed", "onnx"]), default="torch", show_default=True,
               help="torch, the packed CPU engine (step hidden layers), or onnxruntime.")
-@click.option("--inference", type=click.Choice(["deterministic", "stochastic"]), default="deterministic", show_default=True,
-              help="Step units as thresholds, or LFSR draws (packed engine or its numpy emulation with --engine torch).")
+@click.option("--inference", type=click.Choice(["mean", "deterministic", "stochastic"]), default=None,
+              help="Bernoulli units as their expectation θ (torch engine), thresholds, or LFSR draws (packed engine or its "
+                   "numpy emulation with --engine torch) [default: the model's own, network.inference].")
 @click.option("--samples", type=int, default=1, show_default=True, help="Stochastic draws per event (score = mean σ, vote = fraction > 0).")
 @click.option("--lfsr-seed", type=int, default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
 @click.option("--passthrough", help="Comma-separated columns copied next to the scores.")
@@ -167,7 +168,7 @@ def predict(
     chunk: int | None,
     workers: int,
     engine: str,
-    inference: str,
+    inference: str | None,
     samples: int,
     lfsr_seed: int,
     passthrough: str | None,

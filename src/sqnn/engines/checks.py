@@ -62,8 +62,7 @@ def torch_outputs(run: Run, features: np.ndarray) -> tuple[np.ndarray, list[np.n
         if isinstance(activation, BernoulliActivation)
     ]
     try:
-        model.set_inference("deterministic")
-        logit = run.logit(features)
+        logit = run.logit(features, inference="deterministic")
     finally:
         for hook in hooks:
             hook.remove()

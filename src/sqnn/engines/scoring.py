@@ -12,7 +12,7 @@ from sqnn.run import Run
 __all__ = ["make_scorer", "ENGINES", "INFERENCE"]
 
 ENGINES = ("torch", "packed", "onnx")
-INFERENCE = ("deterministic", "stochastic")
+INFERENCE = ("mean", "deterministic", "stochastic")
 Scorer = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -32,8 +32,14 @@ def _stochastic_columns(logits: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def make_scorer(run: Run, engine: str = "torch", inference: str = "deterministic", samples: int = 1, seed: int = 0) -> Scorer:
+def make_scorer(run: Run, engine: str = "torch", inference: str | None = None, samples: int = 1, seed: int = 0) -> Scorer:
     """features → {"logit", "score"} (and "vote" for stochastic inference), calls in file order.
+
+    ``inference`` defaults to the network's own mode (``network.inference`` in
+    ``model.json``). ``mean`` (the expected logit over the Bernoulli code) runs on the
+    torch engine only: the packed engine and the ONNX graph compute the thresholded
+    network, so a mean-scoring model asks for ``--inference deterministic`` there rather
+    than silently giving different scores.
 
     Stochastic inference draws from the LFSRs of :mod:`sqnn.engines.lfsr`; the sequence
     continues from call to call, so the result does not depend on how the events are
@@ -42,13 +48,21 @@ def make_scorer(run: Run, engine: str = "torch", inference: str = "deterministic
     """
     if engine not in ENGINES:
         raise SqnnError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    if inference not in INFERENCE:
-        raise SqnnError(f"inference must be 'deterministic' or 'stochastic', got {inference!r}")
+    mode = run.default_inference if inference is None else inference
+    if mode not in INFERENCE:
+        raise SqnnError(f"inference must be one of {', '.join(INFERENCE)}, got {mode!r}")
     if samples < 1:
         raise SqnnError(f"--samples must be at least 1, got {samples}")
-    if inference == "deterministic":
+    if mode == "mean":
+        if engine != "torch":
+            raise SqnnError(
+                f"{run.path}: the model scores with the mean of its Bernoulli units (network.inference: mean), which the "
+                f"{engine} engine does not compute; use --engine torch, or --inference deterministic for thresholded units"
+            )
+        return lambda features: _columns(run.logit(features, inference="mean"))
+    if mode == "deterministic":
         if engine == "torch":
-            return lambda features: _columns(run.logit(features))
+            return lambda features: _columns(run.logit(features, inference="deterministic"))
         if engine == "packed":
             from sqnn.engines.packed import PackedEngine
 

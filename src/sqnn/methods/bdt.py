@@ -212,10 +212,10 @@ class TreeRun(Run):
     model: TreeEnsemble  # type: ignore[assignment]
     standardizer: None  # type: ignore[assignment]
 
-    def logit(self, features: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+    def logit(self, features: np.ndarray, batch_size: int = 65536, inference: str | None = None) -> np.ndarray:
         return self.model.decision_function(features).astype(np.float32)
 
-    def score(self, features: np.ndarray) -> np.ndarray:
+    def score(self, features: np.ndarray, inference: str | None = None) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.model.decision_function(features)))
 
     def representation(self, features: np.ndarray, batch_size: int = 65536) -> np.ndarray:

@@ -7,9 +7,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["BernoulliActivation", "BinaryLinear", "Inference", "StochasticModule", "straight_through"]
+__all__ = ["BernoulliActivation", "BinaryLinear", "INFERENCE_MODES", "Inference", "StochasticModule", "straight_through"]
 
-Inference = Literal["deterministic", "stochastic"]
+Inference = Literal["deterministic", "stochastic", "mean"]
+INFERENCE_MODES = ("deterministic", "stochastic", "mean")
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -22,8 +23,10 @@ class BernoulliActivation(nn.Module):
 
     Training draws ``samples`` Bernoulli samples per unit and forwards their mean with
     the straight-through estimator (gradient of θ), so K > 1 lowers the variance of the
-    forward pass. At inference the unit is either the threshold 1[θ > 0.5] = 1[z > 0]
-    (``deterministic``) or a seeded draw (``stochastic``, from ``generator``).
+    forward pass. At inference the unit is the threshold 1[θ > 0.5] = 1[z > 0]
+    (``deterministic``), a seeded draw (``stochastic``, from ``generator``) or its
+    expectation θ (``mean``): a linear layer after the last Bernoulli layer then gives the
+    exact expected logit E_T[logit | x], the limit of averaging many stochastic passes.
     The last θ is kept in ``self.theta`` for the information penalty.
     """
 
@@ -49,6 +52,8 @@ class BernoulliActivation(nn.Module):
         if self.inference == "stochastic":
             draws = torch.rand(theta.shape, generator=self.generator, dtype=theta.dtype)
             return (draws < theta).to(theta.dtype)
+        if self.inference == "mean":
+            return theta
         return (z > 0).to(theta.dtype)
 
     def extra_repr(self) -> str:
@@ -92,6 +97,8 @@ class StochasticModule(nn.Module):
 
     def set_inference(self, mode: Inference, seed: int | None = None) -> None:
         """Choose how Bernoulli layers behave in eval mode; a seed makes stochastic draws repeatable."""
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"inference must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
         generator = None
         if mode == "stochastic":
             generator = torch.Generator().manual_seed(0 if seed is None else int(seed))

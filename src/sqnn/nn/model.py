@@ -11,7 +11,10 @@ from torch import nn
 from sqnn.nn.layers import BernoulliActivation, BinaryLinear, StochasticModule
 from sqnn.nn.quant import FixedPoint
 
-__all__ = ["NetworkConfig", "SQNN", "build_network"]
+__all__ = ["NetworkConfig", "SQNN", "SCORING_MODES", "build_network"]
+
+# how a trained network scores by default (stochastic draws are asked for explicitly)
+SCORING_MODES = ("mean", "deterministic")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,11 @@ class NetworkConfig:
     (else ReLU, full precision); ``binary_weights[i]`` gives layer i sign weights.
     The information penalty applies to ``representation`` (an index into the hidden
     layers, default the last stochastic one).
+
+    ``inference`` is how the trained network scores events: ``mean`` (default) passes on
+    each Bernoulli unit's expectation θ, so with a linear head the logit is the exact
+    expectation over the binary code; ``deterministic`` thresholds the units (z > 0), the
+    arithmetic of the packed engine, ONNX export and firmware.
 
     Quantisation-aware training: ``input_fixed = [W, I]`` rounds the standardised inputs
     and ``first_layer_fixed = [W, I]`` the first layer's weights and biases to the grid of
@@ -41,6 +49,7 @@ class NetworkConfig:
     representation: int | None = None
     input_fixed: tuple[int, int] | None = None
     first_layer_fixed: tuple[int, int] | None = None
+    inference: str = "mean"
 
     def __post_init__(self) -> None:
         n = len(self.hidden)
@@ -57,6 +66,8 @@ class NetworkConfig:
         for name in ("input_fixed", "first_layer_fixed"):
             grid = FixedPoint.parse(getattr(self, name), name)
             object.__setattr__(self, name, None if grid is None else (grid.width, grid.integer))
+        if self.inference not in SCORING_MODES:
+            raise ValueError(f"inference must be one of {', '.join(SCORING_MODES)}, got {self.inference!r}")
         if self.first_layer_fixed is not None and self.binary_weights[0]:
             raise ValueError("first_layer_fixed and binary_weights[0] exclude each other: the first layer is either on a fixed-point grid or binary")
 
@@ -120,6 +131,7 @@ class SQNN(StochasticModule):
         self.representation_output: torch.Tensor | None = None
         self.input_grid = config.input_grid()
         self.first_layer_grid = config.first_layer_grid()
+        self.set_inference(config.inference)  # type: ignore[arg-type]
 
     def first_layer(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-activation of the first layer, on the fixed-point grids when they are set.
