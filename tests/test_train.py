@@ -74,19 +74,49 @@ def test_resume_continues_to_the_same_final_model(samples, tmp_path: Path) -> No
 
 
 def test_penalty_regions_and_joint_estimator_train(samples) -> None:
-    for options in ({"region": "control"}, {"region": "class-conditional"}, {"estimator": "joint", "warmup": 2}):
+    for options in ({"region": "control"}, {"region": "class-conditional"}, {"region": "prior-corrected"},
+                    {"region": "class-conditional", "condition": "predicted"}, {"estimator": "joint", "warmup": 2}):
         result = fit(*samples, make_objective("sqnn", 1.0, **options), config=TrainConfig(epochs=1))
         assert np.isfinite(result.history[0]["val_loss"])
     with pytest.raises(ValueError, match="region"):
         make_objective("sqnn", 1.0, region="sideband")
     with pytest.raises(ValueError, match="does not take"):
         make_objective("sqnn", 1.0, dropout=0.5)
+    with pytest.raises(ValueError, match="condition"):
+        make_objective("sqnn", 1.0, condition="oracle")
+
+
+@pytest.mark.parametrize("estimator", ["factorized", "joint"])
+def test_predicted_condition_is_zero_without_a_shift_and_truth_is_not(estimator: str) -> None:
+    """The same events as simulation and as data: no shift, so I(T;S|Y) must vanish.
+
+    Splitting simulation by its true label and data by the (imperfect) classifier compares
+    different mixtures and reports information that is not there; splitting both by the
+    classifier does not.
+    """
+    from sqnn.methods.base import Batch
+
+    generator = torch.Generator().manual_seed(0)
+    n = 400
+    theta = torch.rand(n, 6, generator=generator, dtype=torch.float64)
+    logit = 2 * (theta[:, 0] - 0.5) + 0.5 * torch.randn(n, generator=generator, dtype=torch.float64)
+    label = (torch.rand(n, generator=generator, dtype=torch.float64) < torch.sigmoid(3 * logit)).to(torch.float64)
+    weight = torch.ones(n, dtype=torch.float64)
+    batch = Batch(logit, theta, label, weight, logit, theta, weight)
+    values = {}
+    for condition in ("predicted", "truth"):
+        objective = make_objective("sqnn", 1.0, region="class-conditional", estimator=estimator, condition=condition)
+        prior = float(label.mean())
+        objective.sim_prior = objective.data_prior = prior
+        values[condition] = float(objective.penalty(batch)["penalty"])
+    assert abs(values["predicted"]) < 1e-9
+    assert values["truth"] > 1e-3
 
 
 def test_gamma_lowers_the_information_about_the_domain(samples) -> None:
     config = TrainConfig(epochs=4, seed=0)
     plain = fit(*samples, make_objective("source-only"), config=config)
-    penalised = fit(*samples, make_objective("sqnn", 5.0), config=config)
+    penalised = fit(*samples, make_objective("sqnn", 5.0, region="all"), config=config)
     assert penalised.history[-1]["mi_bits"] < 0.5 * plain.history[-1]["mi_bits"]
 
 

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sqnn.data import Sample
 from sqnn.methods import make_objective
+from sqnn.methods.sqnn import DEFAULT_CONDITION, DEFAULT_ESTIMATOR, DEFAULT_GAMMA, DEFAULT_REGION
 from sqnn.nn import NetworkConfig
 from sqnn.train import TrainConfig, fit
 
@@ -40,14 +41,16 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         method: str = "sqnn",
-        gamma: float = 0.6,
-        region: str = "class-conditional",
-        estimator: str = "joint",
+        gamma: float = DEFAULT_GAMMA,
+        region: str = DEFAULT_REGION,
+        estimator: str = DEFAULT_ESTIMATOR,
+        condition: str = DEFAULT_CONDITION,
         hidden: tuple[int, ...] = (64, 16),
         stochastic: tuple[bool, ...] = (False, True),
         binary_weights: tuple[bool, ...] = (False, False),
         temperature: float = 6.0,
         samples: int = 1,
+        inference: str = "mean",
         epochs: int = 30,
         batch_size: int = 256,
         learning_rate: float = 3e-3,
@@ -59,11 +62,13 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.gamma = gamma
         self.region = region
         self.estimator = estimator
+        self.condition = condition
         self.hidden = hidden
         self.stochastic = stochastic
         self.binary_weights = binary_weights
         self.temperature = temperature
         self.samples = samples
+        self.inference = inference
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -74,7 +79,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     def _objective(self):  # noqa: ANN202
         options: dict[str, Any] = {}
         if self.method == "sqnn":
-            options = {"region": self.region, "estimator": self.estimator}
+            options = {"region": self.region, "estimator": self.estimator, "condition": self.condition}
         return make_objective(self.method, self.gamma, **options)
 
     def fit(
@@ -120,6 +125,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             binary_weights=tuple(self.binary_weights),
             temperature=self.temperature,
             samples=self.samples,
+            inference=self.inference,
         )
         config = TrainConfig(
             epochs=self.epochs,

@@ -6,10 +6,17 @@ Defaults (the winner of the closure study): γ = 0.6, ``region: class-conditiona
 ``estimator: joint``, a 64-unit ReLU layer before 16 Bernoulli units.
 
 - ``region``: which events enter the penalty —
-  ``all`` (marginal I(T;S)), ``control`` (only control-region events of both domains),
-  ``class-conditional`` (I(T;S|Y): true labels in simulation, the classifier's own
-  probability in data rescaled to the data signal fraction, which EM re-estimates before
-  every epoch; simulation reweighted per class to that fraction);
+  ``all`` (marginal I(T;S)), ``prior-corrected`` (marginal I(T;S) with simulation
+  reweighted per class to the data signal fraction, which EM re-estimates before every
+  epoch), ``control`` (only control-region events of both domains),
+  ``class-conditional`` (I(T;S|Y), simulation reweighted as in ``prior-corrected``; the
+  class in data is the classifier's own probability rescaled to the data signal fraction);
+- ``condition`` (class-conditional only): the class of simulated events — ``truth`` (their
+  label) or ``predicted`` (the classifier's probability, rescaled as in data). With
+  ``predicted`` both domains are split by the same function of x, so without a domain
+  shift I(T;S|Y) is zero even though the classifier is imperfect; with ``truth`` the
+  data side is a mixture of the classes and the penalty also pulls class information out
+  of T;
 - ``estimator``: ``factorized`` (Σ over units, as the reference method) or ``joint``
   (exact over all 2^m codes, m ≤ 16);
 - ``warmup``: epochs over which γ rises linearly from 0 (0 = constant γ).
@@ -31,18 +38,20 @@ from sqnn.priors import estimate_prior, rescale_to_prior
 
 __all__ = ["SQNNObjective", "REGIONS", "ESTIMATORS"]
 
-REGIONS = ("all", "control", "class-conditional")
+REGIONS = ("all", "prior-corrected", "control", "class-conditional")
 # the configuration that won the closure study on the W-jet case (README, "Closure study")
 DEFAULT_GAMMA = 0.6
 DEFAULT_REGION = "class-conditional"
 DEFAULT_ESTIMATOR = "joint"
 ESTIMATORS = ("factorized", "joint")
+CONDITIONS = ("truth", "predicted")
+DEFAULT_CONDITION = "truth"
 
 
 class SQNNObjective(Objective):
     name = "sqnn"
     uses_data = True
-    options_allowed = ("region", "estimator", "warmup")
+    options_allowed = ("region", "estimator", "warmup", "condition")
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 
     def __init__(self, gamma: float = DEFAULT_GAMMA, **options: Any) -> None:
@@ -50,10 +59,13 @@ class SQNNObjective(Objective):
         self.region = str(self.options.get("region", DEFAULT_REGION))
         self.estimator = str(self.options.get("estimator", DEFAULT_ESTIMATOR))
         self.warmup = int(self.options.get("warmup", 0))
+        self.condition = str(self.options.get("condition", DEFAULT_CONDITION))
         if self.region not in REGIONS:
             raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {self.region!r}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be non-negative, got {self.warmup}")
         self.sim_prior: float | None = None
@@ -82,15 +94,19 @@ class SQNNObjective(Objective):
             if batch.sim_control is None or batch.data_control is None:
                 raise ValueError("region 'control' needs a control-region column (--control COL)")
             weight = weight * torch.cat([batch.sim_control, batch.data_control]).to(weight.dtype)
-        if self.region == "class-conditional":
-            sim_signal = batch.sim_label.to(theta.dtype)
-            data_probability = torch.sigmoid(batch.data_logit.detach()).to(theta.dtype)
+        if self.region in ("class-conditional", "prior-corrected"):
+            sim_truth = batch.sim_label.to(theta.dtype)
             train_prior = self.sim_prior if self.sim_prior is not None else 0.5
             prior = self.data_prior if self.data_prior is not None else train_prior
-            data_signal = rescale_to_prior(data_probability, train_prior, prior)
             # simulation reweighted per class to the data's estimated signal fraction
-            sim_reweight = torch.where(sim_signal > 0.5, prior / max(train_prior, 1e-6), (1 - prior) / max(1 - train_prior, 1e-6))
-            weight = weight * torch.cat([sim_reweight, torch.ones_like(data_signal)])
+            sim_reweight = torch.where(sim_truth > 0.5, prior / max(train_prior, 1e-6), (1 - prior) / max(1 - train_prior, 1e-6))
+            weight = weight * torch.cat([sim_reweight, torch.ones_like(batch.data_weight)])
+        if self.region == "class-conditional":
+            data_signal = rescale_to_prior(torch.sigmoid(batch.data_logit.detach()).to(theta.dtype), train_prior, prior)
+            if self.condition == "truth":
+                sim_signal = sim_truth
+            else:
+                sim_signal = rescale_to_prior(torch.sigmoid(batch.sim_logit.detach()).to(theta.dtype), train_prior, prior)
             signal = torch.cat([sim_signal, data_signal])
             condition = torch.stack([1 - signal, signal], dim=1)
             value = info.conditional_mi(
