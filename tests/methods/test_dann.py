@@ -26,9 +26,14 @@ def test_reversal_is_identity_forward_and_flips_the_gradient() -> None:
     assert torch.allclose(x.grad, -0.7 * upstream)
 
 
-def _head_and_features(forward_batch):
+def _served(inference: str) -> tuple[str, str]:
+    """The Batch fields the penalty reads: θ under mean inference, the drawn bits otherwise."""
+    return ("sim_theta", "data_theta") if inference == "mean" else ("sim_output", "data_output")
+
+
+def _head_and_features(forward_batch, inference: str = "mean"):
     objective = DANN(1.0)
-    config = objective.network_config()
+    config = objective.network_config({"inference": inference})
     model = objective.build(6, config)
     batch = forward_batch(model, n=32)
     return objective, batch
@@ -43,14 +48,17 @@ def test_domain_head_receives_nonzero_gradients(forward_batch) -> None:
     assert all(float(g.abs().sum()) > 0 for g in grads)
 
 
+@pytest.mark.parametrize("inference", ["mean", "deterministic"])
 @pytest.mark.parametrize(("schedule", "factor"), [("constant", 1.0), ("dann", dann_lambda(0.1))])
-def test_feature_gradient_is_the_reversed_domain_gradient(forward_batch, schedule: str, factor: float) -> None:
+def test_feature_gradient_is_the_reversed_domain_gradient(forward_batch, schedule: str, factor: float, inference: str) -> None:
     objective = DANN(1.0, schedule=schedule)
-    model = objective.build(6, objective.network_config())
+    model = objective.build(6, objective.network_config({"inference": inference}))
     batch = forward_batch(model, n=32)
-    sim = batch.sim_output.detach().clone().requires_grad_(True)
-    data = batch.data_output.detach().clone().requires_grad_(True)
-    batch.sim_output, batch.data_output = sim, data
+    sim_field, data_field = _served(inference)
+    sim = getattr(batch, sim_field).detach().clone().requires_grad_(True)
+    data = getattr(batch, data_field).detach().clone().requires_grad_(True)
+    setattr(batch, sim_field, sim)
+    setattr(batch, data_field, data)
     objective.penalty(batch)["penalty"].backward()
     reversed_grad = torch.cat([sim.grad, data.grad])
 
@@ -63,14 +71,16 @@ def test_feature_gradient_is_the_reversed_domain_gradient(forward_batch, schedul
     assert torch.allclose(reversed_grad, -factor * plain_grad, atol=1e-7)
 
 
-def test_head_gradient_descends_the_domain_loss(forward_batch) -> None:
-    """The head is not reversed: its gradient is that of the domain loss itself."""
-    objective, batch = _head_and_features(forward_batch)
+@pytest.mark.parametrize("inference", ["mean", "deterministic"])
+def test_head_gradient_descends_the_domain_loss(forward_batch, inference: str) -> None:
+    """The head is not reversed: its gradient is that of the domain loss itself, on what the classifier head reads."""
+    objective, batch = _head_and_features(forward_batch, inference)
     objective.penalty(batch)["penalty"].backward()
     head = objective.extra["domain_head"]
     through_penalty = [p.grad.clone() for p in head.parameters()]
     head.zero_grad()
-    domain_loss(head, batch.sim_output.detach(), batch.data_output.detach(), batch.sim_weight, batch.data_weight).backward()
+    sim, data = (getattr(batch, f).detach() for f in _served(inference))
+    domain_loss(head, sim, data, batch.sim_weight, batch.data_weight).backward()
     for a, p in zip(through_penalty, head.parameters()):
         assert torch.allclose(a, p.grad, atol=1e-7)
 

@@ -124,6 +124,19 @@ def test_penalty_weights_each_domain_equally() -> None:
     assert float(once) == pytest.approx(float(twice), rel=1e-6)
 
 
+def test_penalty_acts_on_the_score_the_network_reports(forward_batch) -> None:
+    """Under mean inference the reported logit is head(θ), not the logit of the drawn bits."""
+    objective = DisCo(1.0)
+    model = objective.build(6, objective.network_config())
+    batch = forward_batch(model, n=40)
+    sim, data = objective.served_logits(batch)
+    assert torch.allclose(sim, model.head(batch.sim_theta).squeeze(-1))
+    assert not torch.allclose(sim, batch.sim_logit)
+    plain = DisCo(1.0)
+    plain.build(6, plain.network_config({"inference": "deterministic"}))
+    assert plain.served_logits(batch)[0] is batch.sim_logit
+
+
 def test_training_lowers_the_score_distance_correlation(toy, quick) -> None:
     simulation, data = toy
     values = {}

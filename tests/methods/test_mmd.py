@@ -62,12 +62,15 @@ def test_a_weight_counts_like_copies() -> None:
     assert weighted != pytest.approx(float(mmd_squared(a, b, scale=2.0)), rel=1e-6)
 
 
-def test_penalty_acts_on_the_representation_and_stays_in_blocks(monkeypatch: pytest.MonkeyPatch, forward_batch) -> None:
+@pytest.mark.parametrize("inference", ["mean", "deterministic"])
+def test_penalty_acts_on_the_representation_and_stays_in_blocks(monkeypatch: pytest.MonkeyPatch, forward_batch, inference: str) -> None:
     objective = MMD(1.0, block_events=40)
-    model = objective.build(6, objective.network_config())
+    model = objective.build(6, objective.network_config({"inference": inference}))
     batch = forward_batch(model, n=100)
-    sim = batch.sim_output.detach().clone().requires_grad_(True)
-    batch.sim_output = sim
+    # the layer as the classifier head reads it when scoring: θ under mean inference, the bits otherwise
+    field = "sim_theta" if inference == "mean" else "sim_output"
+    sim = getattr(batch, field).detach().clone().requires_grad_(True)
+    setattr(batch, field, sim)
     shapes: list[tuple[int, int]] = []
     original = mmd_module._squared_distances
 

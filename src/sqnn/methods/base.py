@@ -55,6 +55,9 @@ class Objective:
         self.gamma = float(gamma)
         self.options = dict(options)
         self.extra = nn.ModuleDict()
+        # how the trained network scores (``NetworkConfig.inference``), known once built
+        self.scoring = "deterministic"
+        self._mean_head: nn.Module | None = None
 
     def network_config(self, overrides: dict[str, Any] | None = None) -> NetworkConfig:
         settings = {**self.default_network, **(overrides or {})}
@@ -62,7 +65,35 @@ class Objective:
 
     def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
         """The classifier; subclasses may also fill ``self.extra`` (e.g. a domain head)."""
-        return build_network(n_inputs, config)
+        model = build_network(n_inputs, config)
+        self.scoring = config.inference
+        index = config.representation_index()
+        if config.inference == "mean" and config.stochastic[index] and index == len(config.hidden) - 1:
+            self._mean_head = model.head
+        return model
+
+    def served_representation(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The penalised layer of (simulation, data) as the trained network passes it on when it scores.
+
+        Under ``mean`` inference a Bernoulli layer passes on θ, otherwise its bits (in
+        training, the drawn ones). A penalty on the representation acts on this, so that
+        it constrains what the classifier head reads at inference.
+        """
+        if self.scoring == "mean":
+            return batch.sim_theta, batch.data_theta
+        if batch.sim_output is None or batch.data_output is None:
+            raise ValueError(f"{self.name} needs the penalised layer's output in the batch")
+        return batch.sim_output, batch.data_output
+
+    def served_logits(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of (simulation, data) as the trained network will report them.
+
+        Under ``mean`` inference with the head right after the Bernoulli layer that is the
+        exact expected logit head(θ); otherwise the logits of this training pass.
+        """
+        if self._mean_head is not None:
+            return self._mean_head(batch.sim_theta).squeeze(-1), self._mean_head(batch.data_theta).squeeze(-1)
+        return batch.sim_logit, batch.data_logit
 
     def start_epoch(self, epoch: int, data_probability: torch.Tensor, data_weight: torch.Tensor, sim_prior: float) -> dict[str, float]:
         """Called before each epoch with the current P(signal|x) on data; returns values to log."""

@@ -1,7 +1,8 @@
 """`dann`: domain-adversarial training (Ganin et al. 2016) through a gradient reversal layer.
 
-A small domain head reads the output of the penalised layer — the layer the sqnn
-penalty acts on, ``Batch.sim_output`` / ``Batch.data_output`` — and learns to tell
+A small domain head reads the penalised layer — the layer the sqnn penalty acts on — as
+the network passes it on when it scores (θ under ``mean`` inference, the bits otherwise;
+:meth:`Objective.served_representation`) and learns to tell
 simulation from data with the event-weighted cross-entropy, each domain carrying half
 of the total weight (so a head that guesses scores ln 2). Between that layer and the
 head sits a gradient reversal layer: the identity going forward, ``−λ ×`` the gradient
@@ -121,13 +122,12 @@ class DANN(Objective):
         return dann_lambda((epoch + 1) / self.schedule_epochs)
 
     def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if batch.sim_output is None or batch.data_output is None:
-            raise ValueError("dann needs the penalised layer's output in the batch")
         if "domain_head" not in self.extra:
             raise RuntimeError("dann: build() must run before penalty()")
+        sim_output, data_output = self.served_representation(batch)
         coefficient = self.reversal_at(batch.epoch)
-        features = reverse_gradient(torch.cat([batch.sim_output, batch.data_output]), coefficient)
-        n = len(batch.sim_output)
+        features = reverse_gradient(torch.cat([sim_output, data_output]), coefficient)
+        n = len(sim_output)
         loss = domain_loss(self.extra["domain_head"], features[:n], features[n:], batch.sim_weight, batch.data_weight)
         advantage = math.log(2.0) - loss.detach()
         # forward value: the head's advantage over guessing; gradient: that of the reversed domain loss

@@ -2,7 +2,9 @@
 the classifier output and the domain.
 
 The penalty is the squared, event-weighted distance correlation dCor²(score, S) between
-the classifier's probability and the domain label S (0 simulation, 1 data) on the
+the classifier's probability — as the trained network will report it, the expected logit
+under ``mean`` inference (:meth:`Objective.served_logits`) — and the domain label S
+(0 simulation, 1 data) on the
 events of the batch, each domain carrying half of the total weight. It is 0 exactly
 when the score distribution is the same in both domains (for positive weights).
 
@@ -88,7 +90,8 @@ class DisCo(Objective):
             raise ValueError(f"block_events must be at least 4, got {self.block_events}")
 
     def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
-        sim_score, data_score = torch.sigmoid(batch.sim_logit), torch.sigmoid(batch.data_logit)
+        sim_logit, data_logit = self.served_logits(batch)
+        sim_score, data_score = torch.sigmoid(sim_logit), torch.sigmoid(data_logit)
         values, sizes = [], []
         for sim_index, data_index in domain_blocks(len(sim_score), len(data_score), self.block_events):
             score = torch.cat([sim_score[sim_index], data_score[data_index]])

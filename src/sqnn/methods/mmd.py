@@ -2,9 +2,9 @@
 representations.
 
 The penalty is the event-weighted squared MMD, with a sum of Gaussian kernels
-k(a, b) = Σ_σ exp(−|a − b|² / (2σ²)), between the outputs of the penalised layer
-(``Batch.sim_output`` / ``Batch.data_output``, the layer the sqnn penalty acts on) in
-simulation and in data:
+k(a, b) = Σ_σ exp(−|a − b|² / (2σ²)), between the penalised layer (the layer the sqnn
+penalty acts on, as the network passes it on when it scores:
+:meth:`Objective.served_representation`) in simulation and in data:
 
     MMD² = Σ_ij p_i p_j k(s_i, s_j) + Σ_ij q_i q_j k(d_i, d_j) − 2 Σ_ij p_i q_j k(s_i, d_j)
 
@@ -93,20 +93,19 @@ class MMD(Objective):
             raise ValueError(f"block_events must be at least 4, got {self.block_events}")
 
     def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if batch.sim_output is None or batch.data_output is None:
-            raise ValueError("mmd needs the penalised layer's output in the batch")
+        sim_output, data_output = self.served_representation(batch)
         values, sizes = [], []
-        for sim_index, data_index in domain_blocks(len(batch.sim_output), len(batch.data_output), self.block_events):
+        for sim_index, data_index in domain_blocks(len(sim_output), len(data_output), self.block_events):
             values.append(
                 mmd_squared(
-                    batch.sim_output[sim_index],
-                    batch.data_output[data_index],
+                    sim_output[sim_index],
+                    data_output[data_index],
                     batch.sim_weight[sim_index],
                     batch.data_weight[data_index],
                     self.bandwidths,
                 )
             )
             sizes.append(len(sim_index) + len(data_index))
-        size = torch.tensor(sizes, dtype=batch.sim_output.dtype)
+        size = torch.tensor(sizes, dtype=sim_output.dtype)
         value = (torch.stack(values) * size).sum() / size.sum()
         return {"penalty": value, "mmd2": value.detach()}
