@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sqnn._atomic import write_json
 from sqnn.data import ColumnSpec
 from sqnn.datasets import WJETS_FEATURES, wjets_path
@@ -28,39 +30,53 @@ from sqnn.train import TrainConfig
 FP16 = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 CCJ = {"region": "class-conditional", "estimator": "joint"}
 
-# family -> list of (setting name, method, gamma, method options, network)
-GRID: dict[str, list[tuple[str, str, float | None, dict[str, Any], dict[str, Any] | None]]] = {
+CCJP = {**CCJ, "condition": "predicted"}
+CCP = {"region": "class-conditional", "estimator": "factorized", "condition": "predicted"}
+HEAD = {"hidden": [64, 16, 32], "stochastic": [False, True, False], "binary_weights": [False, False, False], "representation": 1}
+EXPLORE = (0.6, 1.0)
+
+# family -> list of (setting name, method, gamma, method options, network[, training overrides])
+GRID: dict[str, list[tuple[Any, ...]]] = {
     "source-only": [("source-only", "source-only", None, {}, None)],
-    "sqnn-marginal": [(f"marginal γ={g:g}", "sqnn", g, {"region": "all"}, FP16) for g in (0.1, 0.3, 1.0)],
-    "sqnn-control": [(f"control γ={g:g}", "sqnn", g, {"region": "control"}, FP16) for g in (0.3, 1.0, 3.0)],
-    "sqnn-cc": [(f"cc γ={g:g}", "sqnn", g, {"region": "class-conditional"}, FP16) for g in (0.1, 0.3, 0.6, 1.0)],
-    "sqnn-cc-joint": [
-        (f"cc-joint γ={g:g}", "sqnn", g, CCJ, FP16) for g in (0.3, 0.6, 1.0)
+    # where the penalty applies
+    "sqnn-marginal": [(f"marginal γ={g:g}", "sqnn", g, {"region": "all", "estimator": "factorized"}, FP16) for g in (0.1, 0.3, 1.0)],
+    "sqnn-prior-corrected": [
+        (f"prior-corrected γ={g:g}", "sqnn", g, {"region": "prior-corrected", "estimator": "joint"}, FP16) for g in (0.3, 0.6, 1.0)
     ],
-    "sqnn-ccj-warmup": [
-        (f"ccj-warmup γ={g:g}", "sqnn", g, {**CCJ, "warmup": 5}, FP16) for g in (0.6, 1.0)
+    "sqnn-control": [(f"control γ={g:g}", "sqnn", g, {"region": "control", "estimator": "factorized"}, FP16) for g in (0.3, 1.0, 3.0)],
+    # class-conditional: factorised or exact joint, true or predicted class in simulation
+    "sqnn-cc": [(f"cc γ={g:g}", "sqnn", g, {"region": "class-conditional", "estimator": "factorized"}, FP16) for g in (0.3, 0.6, 1.0)],
+    "sqnn-cc-joint": [(f"cc-joint γ={g:g}", "sqnn", g, CCJ, FP16) for g in (0.3, 0.6, 1.0)],
+    "sqnn-cc-predicted": [(f"cc-pred γ={g:g}", "sqnn", g, CCP, FP16) for g in (0.3, 0.6, 1.0)],
+    "sqnn-ccj-predicted": [(f"ccj-pred γ={g:g}", "sqnn", g, CCJP, FP16) for g in (0.3, 0.6, 1.0, 2.0)],
+    # placement, width and optimisation, on the predicted-class joint penalty
+    "sqnn-ccjp-warmup": [(f"ccjp-warmup γ={g:g}", "sqnn", g, {**CCJP, "warmup": 5}, FP16) for g in EXPLORE],
+    "sqnn-ccjp-k4": [(f"ccjp-K4 γ={g:g}", "sqnn", g, CCJP, {**FP16, "samples": 4}) for g in EXPLORE],
+    "sqnn-ccjp-8": [
+        (f"ccjp-8 γ={g:g}", "sqnn", g, CCJP, {"hidden": [64, 8], "stochastic": [False, True], "binary_weights": [False, False]})
+        for g in EXPLORE
     ],
-    "sqnn-ccj-stochastic-first": [
-        (f"ccj-first γ={g:g}", "sqnn", g, CCJ, {"hidden": [16], "stochastic": [True], "binary_weights": [False]})
-        for g in (0.3, 0.6)
+    "sqnn-ccjp-two-layers": [
+        (f"ccjp-2stoch γ={g:g}", "sqnn", g, CCJP, {"hidden": [64, 16], "stochastic": [True, True], "binary_weights": [False, False]})
+        for g in EXPLORE
     ],
-    "sqnn-ccj-deep": [
-        (f"ccj-deep γ={g:g}", "sqnn", g, CCJ,
-         {"hidden": [64, 64, 16], "stochastic": [False, False, True], "binary_weights": [False, False, False]}) for g in (0.6, 1.0)
+    "sqnn-ccjp-deep": [
+        (f"ccjp-deep γ={g:g}", "sqnn", g, CCJP,
+         {"hidden": [64, 64, 16], "stochastic": [False, False, True], "binary_weights": [False, False, False]}) for g in EXPLORE
     ],
-    "sqnn-ccj-8": [
-        (f"ccj-8 γ={g:g}", "sqnn", g, CCJ, {"hidden": [64, 8], "stochastic": [False, True], "binary_weights": [False, False]})
-        for g in (0.6, 1.0)
+    "sqnn-ccjp-stochastic-first": [
+        (f"ccjp-first γ={g:g}", "sqnn", g, CCJP, {"hidden": [16], "stochastic": [True], "binary_weights": [False]}) for g in EXPLORE
     ],
-    "sqnn-ccj-k4": [(f"ccj-K4 γ={g:g}", "sqnn", g, CCJ, {**FP16, "samples": 4}) for g in (0.6, 1.0)],
-    "sqnn-ccj-two-layers": [
-        (f"ccj-2stoch γ={g:g}", "sqnn", g, CCJ, {"hidden": [64, 16], "stochastic": [True, True], "binary_weights": [False, False]})
-        for g in (0.6, 1.0)
+    "sqnn-ccjp-batch1024": [(f"ccjp-b1024 γ={g:g}", "sqnn", g, CCJP, FP16, {"batch_size": 1024}) for g in EXPLORE],
+    "sqnn-ccjp-relu-head": [(f"ccjp-head γ={g:g}", "sqnn", g, CCJP, HEAD) for g in EXPLORE],
+    "sqnn-ccjp-temperature": [
+        (f"ccjp-τ{t:g} γ=1", "sqnn", 1.0, CCJP, {**FP16, "temperature": t}) for t in (2.0, 12.0)
+    ],
+    "sqnn-ccjp-threshold": [
+        (f"ccjp-threshold γ={g:g}", "sqnn", g, CCJP, {**FP16, "inference": "deterministic"}) for g in EXPLORE
     ],
     "dann": [(f"dann λ={g:g}", "dann", g, {}, None) for g in (0.03, 0.1, 0.3, 1.0)],
-    # the two settings that matter most, for a longer head-to-head run
-    "head-to-head-sqnn": [("cc-joint γ=0.6", "sqnn", 0.6, CCJ, FP16)],
-    "head-to-head-dann": [("dann λ=0.3", "dann", 0.3, {}, None)],
+    "dann-threshold": [(f"dann-threshold λ={g:g}", "dann", g, {}, {**FP16, "inference": "deterministic"}) for g in (0.3, 1.0)],
     "disco": [(f"disco λ={g:g}", "disco", g, {}, None) for g in (1.0, 3.0, 10.0)],
     "mmd": [(f"mmd λ={g:g}", "mmd", g, {}, None) for g in (0.1, 1.0, 10.0)],
 }
@@ -74,15 +90,27 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/closure-study"))
     parser.add_argument("--select-by", default="ks_control", help="label-free disagreement metric of the selection rule")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="add the runs of other output files of this script")
+    parser.add_argument("--no-train", action="store_true", help="only summarise the runs already in --out / --merge")
+    parser.add_argument("--markdown", type=Path, help="also write the table of every setting as markdown")
+    parser.add_argument("--report", type=Path, help="also write the study as an HTML report section (needs the plot extra)")
     args = parser.parse_args()
     families = args.only.split(",") if args.only else list(GRID)
     sim, data = wjets_path("sim"), wjets_path("data")
     spec = ColumnSpec(features=WJETS_FEATURES, label="is_signal", control="control", observer="pt")
     previous = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    done = {(r["setting"], r["seed"], r["epochs"]) for r in previous["runs"]}
     runs = previous["runs"]
-    for family in families:
-        for name, method, gamma, options, network in GRID[family]:
+    for other in args.merge:
+        runs += json.loads(other.read_text())["runs"]
+    for run in runs:  # runs evaluated before closure_80 was a metric
+        m = run["metrics"]
+        m.setdefault("closure_80", abs(1 - m["sf_signal_80"]) + abs(1 - m["sf_background_80"]))
+    unique = {(r["setting"], r["seed"], r["epochs"]): r for r in runs}
+    runs = list(unique.values())
+    done = set(unique)
+    for family in [] if args.no_train else families:
+        for name, method, gamma, options, network, *rest in GRID[family]:
+            train = rest[0] if rest else {}
             for seed in range(args.seeds):
                 if (name, seed, args.epochs) in done:
                     continue
@@ -90,11 +118,11 @@ def main() -> None:
                 started = time.process_time()
                 train_run(
                     sim, data, spec, run_dir, method=method, gamma=gamma, method_options=options, network=network,
-                    train_config=TrainConfig(epochs=args.epochs, seed=seed),
+                    train_config=TrainConfig(epochs=args.epochs, seed=seed, **train),
                 )
                 metrics = evaluate_run(run_dir, sim, data, data_label="is_signal")
                 runs.append({"family": family, "setting": name, "method": method, "gamma": gamma, "options": options,
-                             "network": network, "seed": seed, "epochs": args.epochs, "metrics": metrics,
+                             "network": network, "train": train, "seed": seed, "epochs": args.epochs, "metrics": metrics,
                              "cpu_seconds": time.process_time() - started})
                 write_json(args.out, json_safe({"runs": runs}))
                 m = metrics
@@ -106,11 +134,55 @@ def main() -> None:
         candidates = [s for s in settings if s["family"] == family]
         index, how = select_setting(candidates, args.select_by, DEFAULT_DELTA)
         selected[family] = {**candidates[index], "how": how}
-    write_json(args.out, json_safe({"runs": runs, "settings": settings, "selected": selected, "select_by": args.select_by}))
+    public = [{k: v for k, v in s.items() if k != "runs"} for s in settings]
+    chosen_public = {f: {k: v for k, v in s.items() if k != "runs"} for f, s in selected.items()}
+    write_json(args.out, json_safe({"runs": runs, "settings": public, "selected": chosen_public, "select_by": args.select_by}))
     for family, chosen in selected.items():
         m = chosen["metrics"]
         print(f"{family:28s} {chosen['setting']:20s} " + " ".join(
             f"{k} {m[k]['mean']:.4f}±{(m[k]['std'] or 0):.4f}" for k in ("auc_target", "sf_signal", "sf_background", "ks_control")))
+    if args.markdown:
+        args.markdown.write_text(markdown(settings, selected))
+    if args.report:
+        from sqnn._atomic import write_text
+        from sqnn.report.html import closure_study_page
+
+        write_text(args.report, closure_study_page(json.loads(args.out.read_text())))
+
+
+def _mean_error(runs: list[dict[str, Any]], value: Any) -> tuple[float, float]:
+    """Mean over seeds of value(metrics) and its error, the spread over seeds / √n (0 for one seed)."""
+    values = np.array([value(r["metrics"]) for r in runs], dtype=float)
+    error = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+    return float(values.mean()), error
+
+
+def markdown(settings: list[dict[str, Any]], selected: dict[str, dict[str, Any]]) -> str:
+    """Every setting, the label-free choice per family marked: closure at both working points, per-class KS."""
+    def closure(suffix: str) -> Any:
+        return lambda m: abs(1 - m[f"sf_signal{suffix}"]) + abs(1 - m[f"sf_background{suffix}"])
+
+    def cell(runs: list[dict[str, Any]], value: Any, digits: int) -> str:
+        mean, error = _mean_error(runs, value)
+        return f"{mean:.{digits}f}" if not np.isfinite(error) else f"{mean:.{digits}f} ± {error:.{digits}f}"
+
+    lines = [
+        "| family | setting | seeds | auc_source | auc_target | sf_S | sf_B | closure 50 % | sf_S / sf_B 80 % | closure 80 % | KS_S / KS_B | ks_control |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for setting in settings:
+        runs = setting["runs"]
+        mark = " ✔" if selected[setting["family"]]["setting"] == setting["setting"] else ""
+        mean = lambda key: float(np.mean([r["metrics"][key] for r in runs]))  # noqa: E731
+        lines.append(
+            f"| {setting['family']} | {setting['setting']}{mark} | {len(runs)} | {mean('auc_source'):.4f} | "
+            f"{cell(runs, lambda m: m['auc_target'], 4)} | {cell(runs, lambda m: m['sf_signal'], 3)} | "
+            f"{cell(runs, lambda m: m['sf_background'], 3)} | {cell(runs, closure(''), 3)} | "
+            f"{mean('sf_signal_80'):.3f} / {mean('sf_background_80'):.3f} | {cell(runs, closure('_80'), 3)} | "
+            f"{mean('ks_signal'):.3f} / {mean('ks_background'):.3f} | {mean('ks_control'):.3f} |"
+        )
+    lines += ["", "± is the spread over seeds / √n (the error of the mean); ✔ the label-free choice of the family.", ""]
+    return "\n".join(lines)
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,7 +193,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"family": family, "setting": setting, "method": members[0]["method"], "gamma": members[0]["gamma"] or 0.0,
          "options": members[0]["options"], "network": members[0]["network"], "seeds": len(members),
-         "metrics": aggregate([m["metrics"] for m in members])}
+         "metrics": aggregate([m["metrics"] for m in members]), "runs": members}
         for (family, setting), members in groups.items()
     ]
 

@@ -33,6 +33,7 @@ METRIC_KEYS = (
     "sf_background_80",
     "sf_background_80_err",
     "closure",
+    "closure_80",
     "domain_auc",
     "mi_bits",
     "mi_joint_bits",
@@ -102,7 +103,8 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0) -> di
                 result[f"sf_{name}{suffix}"] = sf
                 result[f"sf_{name}{suffix}_err"] = err
         # how far the cut fixed on simulation is from transferring: 0 is perfect closure
-        result["closure"] = abs(1 - result["sf_signal"]) + abs(1 - result["sf_background"])
+        for suffix in ("", "_80"):
+            result[f"closure{suffix}"] = abs(1 - result[f"sf_signal{suffix}"]) + abs(1 - result[f"sf_background{suffix}"])
     sim_rep, data_rep = run.representation(sim.features), run.representation(dat.features)
     result["domain_auc"] = metrics.domain_probe_auc(sim_rep, data_rep, sim.weight, dat.weight, seed=seed)
     if run.model.representation_is_stochastic:

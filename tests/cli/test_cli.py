@@ -47,6 +47,8 @@ def test_generate_train_evaluate_predict(tmp_path: Path, capsys) -> None:
     metrics = json.loads(metrics_file.read_text())
     assert set(METRIC_KEYS) <= set(metrics)
     assert 0.5 < metrics["auc_target"] <= 1 and metrics["ks"] > 0 and metrics["sf_signal_err"] > 0
+    for suffix in ("", "_80"):
+        assert metrics[f"closure{suffix}"] == pytest.approx(abs(1 - metrics[f"sf_signal{suffix}"]) + abs(1 - metrics[f"sf_background{suffix}"]))
     # on the training files only the held-out test split is evaluated
     assert metrics["n_events_simulation"] == 300
 

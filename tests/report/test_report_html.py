@@ -106,3 +106,24 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
         dark[name] = float((np.asarray(Image.open(shot).convert("L"), dtype=float) < 200).mean())
         shutil.rmtree(tmp_path / f"profile-{name}", ignore_errors=True)
     assert dark["report"] > 1.5 * dark["stripped"] + 0.01, dark
+
+
+def test_closure_study_section_plots_the_multi_seed_families_and_marks_the_choice() -> None:
+    from sqnn.compare import aggregate
+    from sqnn.report.html import closure_study_page
+
+    def setting(family: str, name: str, gamma: float, auc: float, sf_b: float, seeds: int) -> dict:
+        runs = [{"auc_source": 0.91, "auc_target": auc + 0.001 * k, "sf_signal": 0.95, "sf_background": sf_b,
+                 "closure": 0.05 + abs(1 - sf_b), "sf_signal_80": 0.99, "sf_background_80": 1.1, "closure_80": 0.11,
+                 "ks_signal": 0.04, "ks_background": 0.05, "ks_control": 0.03} for k in range(seeds)]
+        return {"family": family, "setting": name, "gamma": gamma, "seeds": seeds, "metrics": aggregate(runs)}
+
+    settings = [setting("sqnn", "sqnn γ=1", 1.0, 0.90, 1.01, 3), setting("sqnn", "sqnn γ=2", 2.0, 0.89, 1.0, 3),
+                setting("dann", "dann λ=1", 1.0, 0.90, 1.4, 3), setting("idea", "idea γ=1", 1.0, 0.88, 1.0, 1)]
+    study = {"settings": settings, "selected": {"sqnn": settings[0], "dann": settings[2], "idea": settings[3]}}
+    page = closure_study_page(study)
+    assert page.count("<img") == 1 and "<h2>Closure study</h2>" in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert Image.open(io.BytesIO(base64.b64decode(images[0]))).size[0] > 500
+    assert page.count('<tr class="selected">') == 3 and page.count("<tr") == 5  # header + 4 settings
+    assert "idea γ=1" in page

@@ -25,7 +25,7 @@ from sqnn.pipeline import load_inputs
 from sqnn.report import plots
 from sqnn.run import Run, load_run
 
-__all__ = ["build_report", "render_html"]
+__all__ = ["build_report", "closure_study_page", "closure_study_section", "render_html"]
 
 PathLike = str | os.PathLike[str]
 
@@ -252,3 +252,52 @@ def build_report(directory: PathLike, *, out: PathLike | None = None) -> Path:
         raise SqnnError(f"{summary_path}: no method has a selected run to show")
     page = render_html(summary, _figures(summary, selected, simulation, data))
     return write_text(Path(out) if out is not None else directory / "report.html", page)
+
+
+_STUDY_KEYS = ("auc_source", "auc_target", "sf_signal", "sf_background", "closure", "sf_signal_80", "sf_background_80",
+               "closure_80", "ks_signal", "ks_background", "ks_control")
+
+
+def closure_study_section(study: Mapping[str, Any], min_seeds: int = 3) -> str:
+    """The closure study (``benchmarks/closure_study.py`` output) as one report section.
+
+    Two panels, ``auc_target`` against the closure error at the 50 % and 80 % working
+    points, across each family's sweep (mean ± std over seeds, the label-free choice a
+    star) for the families run with at least ``min_seeds`` seeds; then every setting in a
+    table, the chosen ones highlighted.
+    """
+    settings, selected = study["settings"], study["selected"]
+    families: dict[str, dict[str, Any]] = {}
+    for setting in settings:
+        families.setdefault(setting["family"], {"settings": [], "selected": selected[setting["family"]]})["settings"].append(setting)
+    shown = {f: e for f, e in families.items() if min(s["seeds"] for s in e["settings"]) >= min_seeds}
+    with plots.style():
+        fig, axes = plots.figure(1, 2, size=(15.0, 6.5))
+        for ax, x in zip(axes[0], ("closure", "closure_80")):
+            plots.plot_tradeoff(shown, x=x, y="auc_target", ax=ax, annotate=True)
+    caption = (
+        "auc_target against |1 − sf_S| + |1 − sf_B| at a cut fixed on simulation (left 50 %, right 80 % signal efficiency); "
+        "numbers are the strengths, stars the setting the label-free rule picks; closer to the top left is better."
+    )
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("family", "setting", "seeds", *_STUDY_KEYS))
+    rows = []
+    for setting in settings:
+        chosen = selected[setting["family"]]["setting"] == setting["setting"]
+        cells = "".join(f"<td>{html.escape(format_cell(setting['metrics'].get(k)))}</td>" for k in _STUDY_KEYS)
+        css = ' class="selected"' if chosen else ""
+        rows.append(f"<tr{css}><td>{html.escape(setting['family'])}</td><td>{html.escape(setting['setting'])}</td>"
+                    f"<td>{setting['seeds']}</td>{cells}</tr>")
+    table = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    rule = html.escape(f"Selection per family without data labels: {study.get('select_by', 'ks_control')} among the settings "
+                       "within δ of the family's best auc_source; values are mean ± standard deviation over seeds.")
+    return "<h2>Closure study</h2>" + f'<p class="rule">{rule}</p>' + _image(fig, "Closure study", caption) + table
+
+
+def closure_study_page(study: Mapping[str, Any]) -> str:
+    """A self-contained page holding only :func:`closure_study_section`."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sqnn closure study</title>'
+        f"<style>{_CSS}</style></head><body><h1>sqnn: closure on the W-jet case</h1>"
+        + closure_study_section(study)
+        + "</body></html>\n"
+    )

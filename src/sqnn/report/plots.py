@@ -44,6 +44,7 @@ METRIC_LABELS = {
     "ks_control": "KS distance, control region",
     "domain_auc": "Domain-probe AUC",
     "closure": r"$|1-sf_S| + |1-sf_B|$ (50 % working point)",
+    "closure_80": r"$|1-sf_S| + |1-sf_B|$ (80 % working point)",
     "mi_bits": r"$I(T;S)$ [bits]",
     "mi_joint_bits": r"$I(T;S)$ exact [bits]",
     "loss_classification": "Classification loss (train)",
