@@ -69,6 +69,7 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     ],
     "sqnn-ccjp-batch1024": [(f"ccjp-b1024 γ={g:g}", "sqnn", g, CCJP, FP16, {"batch_size": 1024}) for g in EXPLORE],
     "sqnn-ccjp-relu-head": [(f"ccjp-head γ={g:g}", "sqnn", g, CCJP, HEAD) for g in EXPLORE],
+    "sqnn-ccjp-anneal": [(f"ccjp-anneal γ={g:g}", "sqnn", g, {**CCJP, "anneal": 10}, FP16) for g in EXPLORE],
     "sqnn-ccjp-temperature": [
         (f"ccjp-τ{t:g} γ=1", "sqnn", 1.0, CCJP, {**FP16, "temperature": t}) for t in (2.0, 12.0)
     ],

@@ -75,7 +75,8 @@ def test_resume_continues_to_the_same_final_model(samples, tmp_path: Path) -> No
 
 def test_penalty_regions_and_joint_estimator_train(samples) -> None:
     for options in ({"region": "control"}, {"region": "class-conditional"}, {"region": "prior-corrected"},
-                    {"region": "class-conditional", "condition": "predicted"}, {"estimator": "joint", "warmup": 2}):
+                    {"region": "class-conditional", "condition": "predicted"}, {"estimator": "joint", "warmup": 2},
+                    {"anneal": 4}):
         result = fit(*samples, make_objective("sqnn", 1.0, **options), config=TrainConfig(epochs=1))
         assert np.isfinite(result.history[0]["val_loss"])
     with pytest.raises(ValueError, match="region"):
@@ -84,6 +85,13 @@ def test_penalty_regions_and_joint_estimator_train(samples) -> None:
         make_objective("sqnn", 1.0, dropout=0.5)
     with pytest.raises(ValueError, match="condition"):
         make_objective("sqnn", 1.0, condition="oracle")
+
+
+def test_temperature_anneal_rises_to_the_network_temperature(samples) -> None:
+    objective = make_objective("sqnn", 1.0, anneal=2)
+    result = fit(*samples, objective, config=TrainConfig(epochs=3, patience=10))
+    assert [h["temperature"] for h in result.history] == pytest.approx([1.5, 3.75, 6.0])
+    assert all(layer.temperature == 6.0 for layer in result.model.bernoulli_layers())
 
 
 @pytest.mark.parametrize("estimator", ["factorized", "joint"])

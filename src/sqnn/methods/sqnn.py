@@ -19,7 +19,9 @@ Defaults (the winner of the closure study): γ = 0.6, ``region: class-conditiona
   of T;
 - ``estimator``: ``factorized`` (Σ over units, as the reference method) or ``joint``
   (exact over all 2^m codes, m ≤ 16);
-- ``warmup``: epochs over which γ rises linearly from 0 (0 = constant γ).
+- ``warmup``: epochs over which γ rises linearly from 0 (0 = constant γ);
+- ``anneal``: epochs over which the temperature τ of the Bernoulli layers rises linearly
+  from τ/4 to the network's τ (0 = constant); the saved network scores with its own τ.
 
 In a distributed run each process holds a slice of the batch; the training loop sets
 ``reduce`` (a differentiable sum over processes) while it computes the training penalty,
@@ -34,6 +36,8 @@ import torch
 
 from sqnn import info
 from sqnn.methods.base import Batch, Objective
+from sqnn.nn import SQNN, NetworkConfig
+from sqnn.nn.layers import BernoulliActivation
 from sqnn.priors import estimate_prior, rescale_to_prior
 
 __all__ = ["SQNNObjective", "REGIONS", "ESTIMATORS"]
@@ -51,7 +55,7 @@ DEFAULT_CONDITION = "truth"
 class SQNNObjective(Objective):
     name = "sqnn"
     uses_data = True
-    options_allowed = ("region", "estimator", "warmup", "condition")
+    options_allowed = ("region", "estimator", "warmup", "condition", "anneal")
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 
     def __init__(self, gamma: float = DEFAULT_GAMMA, **options: Any) -> None:
@@ -60,23 +64,44 @@ class SQNNObjective(Objective):
         self.estimator = str(self.options.get("estimator", DEFAULT_ESTIMATOR))
         self.warmup = int(self.options.get("warmup", 0))
         self.condition = str(self.options.get("condition", DEFAULT_CONDITION))
+        self.anneal = int(self.options.get("anneal", 0))
+        self._bernoulli: list[BernoulliActivation] = []
+        self._final_temperature = 6.0
         if self.region not in REGIONS:
             raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {self.region!r}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be non-negative, got {self.warmup}")
+        if self.warmup < 0 or self.anneal < 0:
+            raise ValueError(f"warmup and anneal must be non-negative, got {self.warmup} and {self.anneal}")
         self.sim_prior: float | None = None
         self.data_prior: float | None = None
         self.reduce: info.Reduce | None = None
 
+    def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
+        model = super().build(n_inputs, config)
+        self._bernoulli = model.bernoulli_layers()
+        self._final_temperature = config.temperature
+        return model
+
+    def temperature_at(self, epoch: int, final: float) -> float:
+        """τ of the Bernoulli layers in ``epoch``: from τ/4 up to τ over ``anneal`` epochs, then τ."""
+        if self.anneal <= 0:
+            return final
+        return final * (0.25 + 0.75 * min(1.0, epoch / self.anneal))
+
     def start_epoch(self, epoch: int, data_probability: torch.Tensor, data_weight: torch.Tensor, sim_prior: float) -> dict[str, float]:
-        """Re-estimate the data signal fraction (EM on the whole data training set) once per epoch."""
+        """Re-estimate the data signal fraction (EM on the whole data training set) once per epoch; set τ."""
         self.sim_prior = sim_prior
         self.data_prior = estimate_prior(data_probability, data_weight, sim_prior)
-        return {"data_prior": self.data_prior}
+        log = {"data_prior": self.data_prior}
+        if self.anneal > 0 and self._bernoulli:
+            final = self._final_temperature
+            for layer in self._bernoulli:
+                layer.temperature = self.temperature_at(epoch, final)
+            log["temperature"] = self._bernoulli[0].temperature
+        return log
 
     def gamma_at(self, epoch: int) -> float:
         if self.warmup <= 0:
