@@ -138,3 +138,16 @@ def test_shared_loop_trains_the_domain_head(toy, quick) -> None:
     record = result.history[-1]
     assert "val_domain_loss" in record
     assert record["val_penalty"] == pytest.approx(math.log(2) - record["val_domain_loss"], abs=1e-5)
+
+
+def test_domain_head_can_read_the_drawn_bits(forward_batch) -> None:
+    objective = DANN(1.0, reads="drawn")
+    model = objective.build(6, objective.network_config())
+    batch = forward_batch(model, n=16)
+    sim, data = objective.served_representation(batch)
+    assert sim is batch.sim_output and data is batch.data_output
+    assert DANN(1.0).build(6, DANN(1.0).network_config()) is not None
+    with pytest.raises(ValueError, match="reads"):
+        bad = DANN(1.0, reads="both")
+        bad.build(6, bad.network_config())
+        bad.served_representation(batch)

@@ -77,9 +77,13 @@ class Objective:
 
         Under ``mean`` inference a Bernoulli layer passes on θ, otherwise its bits (in
         training, the drawn ones). A penalty on the representation acts on this, so that
-        it constrains what the classifier head reads at inference.
+        it constrains what the classifier head reads at inference. The option
+        ``reads: drawn`` (DANN, MMD) makes it act on the drawn bits whatever the scoring.
         """
-        if self.scoring == "mean":
+        reads = self.options.get("reads", "scored")
+        if reads not in ("scored", "drawn"):
+            raise ValueError(f"reads must be 'scored' or 'drawn', got {reads!r}")
+        if self.scoring == "mean" and reads == "scored":
             return batch.sim_theta, batch.data_theta
         if batch.sim_output is None or batch.data_output is None:
             raise ValueError(f"{self.name} needs the penalised layer's output in the batch")

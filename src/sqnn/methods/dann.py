@@ -92,7 +92,7 @@ def domain_loss(
 class DANN(Objective):
     name = "dann"
     uses_data = True
-    options_allowed = ("schedule", "schedule_epochs", "head_hidden")
+    options_allowed = ("schedule", "schedule_epochs", "head_hidden", "reads")
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 
     def __init__(self, gamma: float = 0.1, **options: Any) -> None:

@@ -80,7 +80,7 @@ def mmd_squared(
 class MMD(Objective):
     name = "mmd"
     uses_data = True
-    options_allowed = ("bandwidths", "block_events")
+    options_allowed = ("bandwidths", "block_events", "reads")
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 
     def __init__(self, gamma: float = 1.0, **options: Any) -> None:

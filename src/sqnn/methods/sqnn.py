@@ -49,7 +49,7 @@ DEFAULT_REGION = "class-conditional"
 DEFAULT_ESTIMATOR = "joint"
 ESTIMATORS = ("factorized", "joint")
 CONDITIONS = ("truth", "predicted")
-DEFAULT_CONDITION = "truth"
+DEFAULT_CONDITION = "predicted"
 
 
 class SQNNObjective(Objective):
