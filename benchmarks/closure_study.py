@@ -28,7 +28,7 @@ from sqnn.compare import DEFAULT_DELTA, aggregate, select_setting
 from sqnn.train import TrainConfig
 
 FP16 = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
-CCJ = {"region": "class-conditional", "estimator": "joint"}
+CCJ = {"region": "class-conditional", "estimator": "joint", "condition": "truth"}
 
 CCJP = {**CCJ, "condition": "predicted"}
 CCP = {"region": "class-conditional", "estimator": "factorized", "condition": "predicted"}
@@ -45,13 +45,20 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     ],
     "sqnn-control": [(f"control γ={g:g}", "sqnn", g, {"region": "control", "estimator": "factorized"}, FP16) for g in (0.3, 1.0, 3.0)],
     # class-conditional: factorised or exact joint, true or predicted class in simulation
-    "sqnn-cc": [(f"cc γ={g:g}", "sqnn", g, {"region": "class-conditional", "estimator": "factorized"}, FP16) for g in (0.3, 0.6, 1.0)],
+    "sqnn-cc": [
+        (f"cc γ={g:g}", "sqnn", g, {"region": "class-conditional", "estimator": "factorized", "condition": "truth"}, FP16)
+        for g in (0.3, 0.6, 1.0)
+    ],
     "sqnn-cc-joint": [(f"cc-joint γ={g:g}", "sqnn", g, CCJ, FP16) for g in (0.3, 0.6, 1.0)],
     "sqnn-cc-predicted": [(f"cc-pred γ={g:g}", "sqnn", g, CCP, FP16) for g in (0.3, 0.6, 1.0)],
     "sqnn-ccj-predicted": [(f"ccj-pred γ={g:g}", "sqnn", g, CCJP, FP16) for g in (0.3, 0.6, 1.0, 2.0)],
     # placement, width and optimisation, on the predicted-class joint penalty
     "sqnn-ccjp-warmup": [(f"ccjp-warmup γ={g:g}", "sqnn", g, {**CCJP, "warmup": 5}, FP16) for g in EXPLORE],
-    "sqnn-ccjp-k4": [(f"ccjp-K4 γ={g:g}", "sqnn", g, CCJP, {**FP16, "samples": 4}) for g in EXPLORE],
+    "sqnn-ccjp-k4": [(f"ccjp-K4 γ={g:g}", "sqnn", g, CCJP, {**FP16, "samples": 4}) for g in (0.6, 1.0, 2.0)],
+    "sqnn-ccjp-k16": [(f"ccjp-K16 γ={g:g}", "sqnn", g, CCJP, {**FP16, "samples": 16}) for g in (1.0, 2.0)],
+    "sqnn-ccjp-k4-warmup": [
+        (f"ccjp-K4-warmup γ={g:g}", "sqnn", g, {**CCJP, "warmup": 5}, {**FP16, "samples": 4}) for g in (1.0, 2.0)
+    ],
     "sqnn-ccjp-8": [
         (f"ccjp-8 γ={g:g}", "sqnn", g, CCJP, {"hidden": [64, 8], "stochastic": [False, True], "binary_weights": [False, False]})
         for g in EXPLORE
@@ -95,6 +102,7 @@ def main() -> None:
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="add the runs of other output files of this script")
     parser.add_argument("--no-train", action="store_true", help="only summarise the runs already in --out / --merge")
     parser.add_argument("--markdown", type=Path, help="also write the table of every setting as markdown")
+    parser.add_argument("--reference", default="dann", help="family whose chosen setting the others are compared with, seed by seed")
     parser.add_argument("--report", type=Path, help="also write the study as an HTML report section (needs the plot extra)")
     args = parser.parse_args()
     families = args.only.split(",") if args.only else list(GRID)
@@ -138,13 +146,15 @@ def main() -> None:
         selected[family] = {**candidates[index], "how": how}
     public = [{k: v for k, v in s.items() if k != "runs"} for s in settings]
     chosen_public = {f: {k: v for k, v in s.items() if k != "runs"} for f, s in selected.items()}
-    write_json(args.out, json_safe({"runs": runs, "settings": public, "selected": chosen_public, "select_by": args.select_by}))
+    differences = paired(selected, args.reference) if args.reference in selected else {}
+    write_json(args.out, json_safe({"runs": runs, "settings": public, "selected": chosen_public, "select_by": args.select_by,
+                                    "reference": args.reference, "paired": differences}))
     for family, chosen in selected.items():
         m = chosen["metrics"]
         print(f"{family:28s} {chosen['setting']:20s} " + " ".join(
             f"{k} {m[k]['mean']:.4f}±{(m[k]['std'] or 0):.4f}" for k in ("auc_target", "sf_signal", "sf_background", "ks_control")))
     if args.markdown:
-        args.markdown.write_text(markdown(settings, selected))
+        args.markdown.write_text(markdown(settings, selected) + paired_markdown(differences, args.reference))
     if args.report:
         from sqnn._atomic import write_text
         from sqnn.report.html import closure_study_page
@@ -159,11 +169,45 @@ def _mean_error(runs: list[dict[str, Any]], value: Any) -> tuple[float, float]:
     return float(values.mean()), error
 
 
+def _closure(suffix: str) -> Any:
+    return lambda m: abs(1 - m[f"sf_signal{suffix}"]) + abs(1 - m[f"sf_background{suffix}"])
+
+
+PAIRED = {"auc_target": lambda m: m["auc_target"], "closure": _closure(""), "closure_80": _closure("_80")}
+
+
+def paired(selected: dict[str, dict[str, Any]], reference: str) -> dict[str, dict[str, Any]]:
+    """Each family's chosen setting minus the reference family's, seed by seed (same splits), mean ± error.
+
+    A seed fixes the train/validation/test split of both domains, so the difference on one
+    seed is free of the test-sample fluctuation the two settings share.
+    """
+    base = {r["seed"]: r["metrics"] for r in selected[reference]["runs"]}
+    out = {}
+    for family, chosen in selected.items():
+        mine = {r["seed"]: r["metrics"] for r in chosen["runs"]}
+        seeds = sorted(set(mine) & set(base))
+        if family == reference or len(seeds) < 2:
+            continue
+        entry: dict[str, Any] = {"setting": chosen["setting"], "against": selected[reference]["setting"], "seeds": seeds}
+        for key, value in PAIRED.items():
+            d = np.array([value(mine[s]) - value(base[s]) for s in seeds])
+            entry[key] = {"mean": float(d.mean()), "error": float(d.std(ddof=1) / np.sqrt(len(d)))}
+        out[family] = entry
+    return out
+
+
+def paired_markdown(differences: dict[str, dict[str, Any]], reference: str) -> str:
+    lines = ["", f"Chosen setting minus the chosen `{reference}` setting, seed by seed (mean ± spread/√n):", "",
+             "| family | setting | against | seeds | Δ auc_target | Δ closure 50 % | Δ closure 80 % |", "|---|---|---|---:|---:|---:|---:|"]
+    for family, d in differences.items():
+        cells = " | ".join(f"{d[k]['mean']:+.4f} ± {d[k]['error']:.4f}" for k in PAIRED)
+        lines.append(f"| {family} | {d['setting']} | {d['against']} | {len(d['seeds'])} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(settings: list[dict[str, Any]], selected: dict[str, dict[str, Any]]) -> str:
     """Every setting, the label-free choice per family marked: closure at both working points, per-class KS."""
-    def closure(suffix: str) -> Any:
-        return lambda m: abs(1 - m[f"sf_signal{suffix}"]) + abs(1 - m[f"sf_background{suffix}"])
-
     def cell(runs: list[dict[str, Any]], value: Any, digits: int) -> str:
         mean, error = _mean_error(runs, value)
         return f"{mean:.{digits}f}" if not np.isfinite(error) else f"{mean:.{digits}f} ± {error:.{digits}f}"
@@ -179,8 +223,8 @@ def markdown(settings: list[dict[str, Any]], selected: dict[str, dict[str, Any]]
         lines.append(
             f"| {setting['family']} | {setting['setting']}{mark} | {len(runs)} | {mean('auc_source'):.4f} | "
             f"{cell(runs, lambda m: m['auc_target'], 4)} | {cell(runs, lambda m: m['sf_signal'], 3)} | "
-            f"{cell(runs, lambda m: m['sf_background'], 3)} | {cell(runs, closure(''), 3)} | "
-            f"{mean('sf_signal_80'):.3f} / {mean('sf_background_80'):.3f} | {cell(runs, closure('_80'), 3)} | "
+            f"{cell(runs, lambda m: m['sf_background'], 3)} | {cell(runs, _closure(''), 3)} | "
+            f"{mean('sf_signal_80'):.3f} / {mean('sf_background_80'):.3f} | {cell(runs, _closure('_80'), 3)} | "
             f"{mean('ks_signal'):.3f} / {mean('ks_background'):.3f} | {mean('ks_control'):.3f} |"
         )
     lines += ["", "± is the spread over seeds / √n (the error of the mean); ✔ the label-free choice of the family.", ""]

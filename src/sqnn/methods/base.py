@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sqnn.nn import SQNN, NetworkConfig, build_network
+from sqnn.nn.layers import BernoulliActivation
 
 __all__ = ["Batch", "Objective"]
 
@@ -58,6 +59,9 @@ class Objective:
         # how the trained network scores (``NetworkConfig.inference``), known once built
         self.scoring = "deterministic"
         self._mean_head: nn.Module | None = None
+        # the built network's Bernoulli layers and their temperature, for schedules
+        self.bernoulli_layers: list[BernoulliActivation] = []
+        self.network_temperature = 6.0
 
     def network_config(self, overrides: dict[str, Any] | None = None) -> NetworkConfig:
         settings = {**self.default_network, **(overrides or {})}
@@ -67,6 +71,8 @@ class Objective:
         """The classifier; subclasses may also fill ``self.extra`` (e.g. a domain head)."""
         model = build_network(n_inputs, config)
         self.scoring = config.inference
+        self.bernoulli_layers = model.bernoulli_layers()
+        self.network_temperature = config.temperature
         index = config.representation_index()
         if config.inference == "mean" and config.stochastic[index] and index == len(config.hidden) - 1:
             self._mean_head = model.head

@@ -36,8 +36,6 @@ import torch
 
 from sqnn import info
 from sqnn.methods.base import Batch, Objective
-from sqnn.nn import SQNN, NetworkConfig
-from sqnn.nn.layers import BernoulliActivation
 from sqnn.priors import estimate_prior, rescale_to_prior
 
 __all__ = ["SQNNObjective", "REGIONS", "ESTIMATORS"]
@@ -65,8 +63,6 @@ class SQNNObjective(Objective):
         self.warmup = int(self.options.get("warmup", 0))
         self.condition = str(self.options.get("condition", DEFAULT_CONDITION))
         self.anneal = int(self.options.get("anneal", 0))
-        self._bernoulli: list[BernoulliActivation] = []
-        self._final_temperature = 6.0
         if self.region not in REGIONS:
             raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {self.region!r}")
         if self.estimator not in ESTIMATORS:
@@ -79,12 +75,6 @@ class SQNNObjective(Objective):
         self.data_prior: float | None = None
         self.reduce: info.Reduce | None = None
 
-    def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
-        model = super().build(n_inputs, config)
-        self._bernoulli = model.bernoulli_layers()
-        self._final_temperature = config.temperature
-        return model
-
     def temperature_at(self, epoch: int, final: float) -> float:
         """τ of the Bernoulli layers in ``epoch``: from τ/4 up to τ over ``anneal`` epochs, then τ."""
         if self.anneal <= 0:
@@ -96,11 +86,10 @@ class SQNNObjective(Objective):
         self.sim_prior = sim_prior
         self.data_prior = estimate_prior(data_probability, data_weight, sim_prior)
         log = {"data_prior": self.data_prior}
-        if self.anneal > 0 and self._bernoulli:
-            final = self._final_temperature
-            for layer in self._bernoulli:
-                layer.temperature = self.temperature_at(epoch, final)
-            log["temperature"] = self._bernoulli[0].temperature
+        if self.anneal > 0 and self.bernoulli_layers:
+            for layer in self.bernoulli_layers:
+                layer.temperature = self.temperature_at(epoch, self.network_temperature)
+            log["temperature"] = self.bernoulli_layers[0].temperature
         return log
 
     def gamma_at(self, epoch: int) -> float:
