@@ -55,6 +55,21 @@ def test_guard_then_smallest_disagreement() -> None:
     assert select_setting(settings, "ks_control", delta=0.0)[0] == 0
 
 
+def test_a_disagreement_gap_below_its_error_does_not_buy_a_loss_of_accuracy() -> None:
+    def noisy(gamma: float, auc: float, ks: float, std: float) -> dict:
+        return {"gamma": gamma, "metrics": {"auc_source": {"mean": auc, "std": 0.001, "n": 4},
+                                            "ks_control": {"mean": ks, "std": std, "n": 4}}}
+
+    settings = [noisy(0.3, 0.910, 0.080, 0.01), noisy(1.0, 0.909, 0.034, 0.01), noisy(2.0, 0.907, 0.032, 0.01)]
+    index, how = select_setting(settings, "ks_control", delta=0.005)
+    # 0.034 is within 0.01/√4 of 0.032: both agree as well as the best; the more accurate one wins
+    assert index == 1 and how["agreeing"] == [1.0, 2.0] and how["resolution"] == pytest.approx(0.005)
+    precise = [noisy(g, a, k, 0.001) for g, a, k in ((0.3, 0.910, 0.080), (1.0, 0.909, 0.034), (2.0, 0.907, 0.032))]
+    assert select_setting(precise, "ks_control", delta=0.005)[0] == 2
+    single = [{"gamma": s["gamma"], "metrics": {k: {**v, "std": None, "n": 1} for k, v in s["metrics"].items()}} for s in settings]
+    assert select_setting(single, "ks_control", delta=0.005)[0] == 2
+
+
 def test_selection_never_reads_data_labels() -> None:
     base = [
         _setting(0.3, auc_source=0.90, domain_auc=0.70, ks_control=0.2),

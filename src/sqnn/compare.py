@@ -82,7 +82,7 @@ DISAGREEMENT_METRICS = ("ks_control", "domain_auc", "ks_reweighted")
 
 # a sensible grid per method: each penalty has its own scale (bits, nats, dCor², MMD²)
 DEFAULT_GAMMAS: dict[str, tuple[float, ...]] = {
-    "sqnn": (0.1, 0.3, 0.6, 1.0),
+    "sqnn": (0.6, 1.0, 2.0),
     "dann": (0.03, 0.1, 0.3, 1.0),
     "disco": (1.0, 3.0, 10.0, 30.0),
     "mmd": (0.3, 1.0, 3.0, 10.0),
@@ -91,10 +91,12 @@ _FALLBACK_GAMMAS = (0.3, 1.0, 3.0, 10.0)
 
 SELECTION_RULE = (
     "Per method: keep the settings whose mean simulation AUC (auc_source) over seeds is within "
-    "delta of the method's best; among them take the smallest mean label-free data/simulation "
+    "delta of the method's best; among them find the smallest mean label-free data/simulation "
     "disagreement (ks_control when every setting has it, else domain_auc, unless another label-free "
-    "metric is named; the same metric for all methods); exact ties go to the smaller gamma. Data "
-    "labels (auc_target, per-class metrics) are never used."
+    "metric is named; the same metric for all methods); of the settings whose disagreement is within "
+    "the standard error over seeds of that smallest one (exact ties with one seed), take the one with "
+    "the highest auc_source, and of those the smaller gamma. Data labels (auc_target, per-class "
+    "metrics) are never used."
 )
 
 # top-level keys of summary.json that are not method names
@@ -260,12 +262,29 @@ def select_setting(
         value = _mean(settings[i], disagreement)
         return (math.inf if value is None else value, float(settings[i]["gamma"]))
 
-    chosen = min(candidates, key=key)
+    closest = min(candidates, key=key)
+    smallest = key(closest)[0]
+    # a difference in disagreement below its statistical resolution is no reason to give up accuracy
+    resolution = _standard_error(settings[closest], disagreement)
+    agreeing = [i for i in candidates if key(i)[0] <= smallest + resolution]
+    chosen = min(agreeing, key=lambda i: (-(accuracy[i] or -math.inf), float(settings[i]["gamma"])))
     return chosen, {
         "best_auc_source": best,
         "candidates": [float(settings[i]["gamma"]) for i in candidates],
+        "smallest_disagreement": None if math.isinf(smallest) else smallest,
+        "resolution": resolution,
+        "agreeing": [float(settings[i]["gamma"]) for i in agreeing],
         "disagreement": _mean(settings[chosen], disagreement),
     }
+
+
+def _standard_error(setting: Mapping[str, Any], key: str) -> float:
+    """Standard error of a setting's mean over seeds (0 with one seed or no spread known)."""
+    stats = setting.get("metrics", {}).get(key, {})
+    std, n = stats.get("std"), stats.get("n") or 0
+    if std is None or n < 2 or not math.isfinite(std):
+        return 0.0
+    return float(std) / math.sqrt(n)
 
 
 def method_entries(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
