@@ -86,3 +86,21 @@ def test_working_point_without_signal_gives_nan_not_an_error() -> None:
     assert math.isnan(point.threshold)
     sf, err = metrics.scale_factor(point, np.ones(2), np.array([0, 1]), np.ones(2), np.ones(2), np.array([0, 1]), np.ones(2), 1)
     assert math.isnan(sf) and math.isnan(err)
+
+
+def test_auc_error_matches_the_spread_over_independent_samples() -> None:
+    from sqnn.metrics import roc_auc_error
+
+    rng = np.random.default_rng(3)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        label = (rng.random(n) < 0.3).astype(np.int8)
+        return rng.normal(loc=1.8 * label), label
+
+    aucs = [metrics.roc_auc(*sample(3000)) for _ in range(300)]
+    score, label = sample(3000)
+    error = roc_auc_error(metrics.roc_auc(score, label), label)
+    assert error == pytest.approx(float(np.std(aucs)), rel=0.2)
+    # weights count through the effective number of events: doubling every weight changes nothing
+    assert roc_auc_error(0.9, label, np.full(label.shape, 2.0)) == pytest.approx(roc_auc_error(0.9, label))
+    assert np.isnan(roc_auc_error(0.9, np.zeros(10, dtype=np.int8)))

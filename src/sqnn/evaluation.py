@@ -17,7 +17,9 @@ __all__ = ["evaluate", "held_out", "METRIC_KEYS"]
 
 METRIC_KEYS = (
     "auc_source",
+    "auc_source_err",
     "auc_target",
+    "auc_target_err",
     "rejection_at_50",
     "rejection_at_30",
     "ks",
@@ -74,6 +76,7 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0) -> di
     result["n_events_simulation"] = len(sim)
     result["n_events_data"] = len(dat)
     result["auc_source"] = metrics.roc_auc(sim_score, sim.label, sim.weight)
+    result["auc_source_err"] = metrics.roc_auc_error(result["auc_source"], sim.label, sim.weight)
     result["rejection_at_50"] = metrics.rejection_at(sim_score, sim.label, sim.weight, 0.5)
     result["rejection_at_30"] = metrics.rejection_at(sim_score, sim.label, sim.weight, 0.3)
     result["ks"] = metrics.ks_distance(sim_score, data_score, sim.weight, dat.weight)
@@ -89,6 +92,7 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0) -> di
     result["ks_reweighted"] = metrics.ks_distance(sim_score, data_score, sim.weight * reweight, dat.weight)
     if dat.label is not None:
         result["auc_target"] = metrics.roc_auc(data_score, dat.label, dat.weight)
+        result["auc_target_err"] = metrics.roc_auc_error(result["auc_target"], dat.label, dat.weight)
         for cls, name in ((1, "signal"), (0, "background")):
             s_mask, d_mask = sim.label == cls, dat.label == cls
             result[f"ks_{name}"] = metrics.ks_distance(

@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "roc_curve",
     "roc_auc",
+    "roc_auc_error",
     "rejection_at",
     "ks_distance",
     "efficiency",
@@ -54,6 +55,26 @@ def roc_auc(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = No
     if eff_b.size < 2 or np.isnan(eff_b).any() or np.isnan(eff_s).any():
         return math.nan
     return float(np.trapezoid(eff_s, eff_b))
+
+
+def _effective_count(weight: np.ndarray) -> float:
+    total, squares = float(weight.sum()), float((weight**2).sum())
+    return total * total / squares if squares > 0 else 0.0
+
+
+def roc_auc_error(auc: float, label: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """Statistical error of an AUC from the test sample alone (Hanley & McNeil 1982).
+
+    The class sizes are the effective numbers of events (Σw)²/Σw²; NaN without both classes.
+    """
+    label = np.asarray(label)
+    w = np.ones(label.shape, dtype=np.float64) if weight is None else np.asarray(weight, dtype=np.float64)
+    n_s, n_b = _effective_count(w[label == 1]), _effective_count(w[label == 0])
+    if not (math.isfinite(auc) and n_s >= 1 and n_b >= 1):
+        return math.nan
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (n_s - 1) * (q1 - auc * auc) + (n_b - 1) * (q2 - auc * auc)) / (n_s * n_b)
+    return math.sqrt(max(variance, 0.0))
 
 
 def rejection_at(
