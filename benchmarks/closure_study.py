@@ -84,6 +84,7 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
         (f"ccjp-threshold γ={g:g}", "sqnn", g, CCJP, {**FP16, "inference": "deterministic"}) for g in EXPLORE
     ],
     "dann": [(f"dann λ={g:g}", "dann", g, {}, None) for g in (0.03, 0.1, 0.3, 1.0)],
+    "dann-k4": [(f"dann-K4 λ={g:g}", "dann", g, {}, {**FP16, "samples": 4}) for g in (0.1, 0.3, 1.0)],
     "dann-drawn": [(f"dann-drawn λ={g:g}", "dann", g, {"reads": "drawn"}, None) for g in (0.03, 0.1, 0.3, 1.0)],
     "dann-threshold": [(f"dann-threshold λ={g:g}", "dann", g, {}, {**FP16, "inference": "deterministic"}) for g in (0.3, 1.0)],
     "disco": [(f"disco λ={g:g}", "disco", g, {}, None) for g in (1.0, 3.0, 10.0)],

@@ -49,7 +49,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         stochastic: tuple[bool, ...] = (False, True),
         binary_weights: tuple[bool, ...] = (False, False),
         temperature: float = 6.0,
-        samples: int = 1,
+        samples: int = 4,
         inference: str = "mean",
         epochs: int = 30,
         batch_size: int = 256,

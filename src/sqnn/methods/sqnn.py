@@ -2,8 +2,9 @@
 
 Options (``--config`` YAML ``method_options`` or the estimator's ``method_options``):
 
-Defaults (the winner of the closure study): γ = 0.6, ``region: class-conditional``,
-``estimator: joint``, a 64-unit ReLU layer before 16 Bernoulli units.
+Defaults (the winner of the closure study): γ = 1, ``region: class-conditional``,
+``estimator: joint``, ``condition: predicted``, a 64-unit ReLU layer before 16 Bernoulli
+units trained with K = 4 samples per event, scored with the expected logit.
 
 - ``region``: which events enter the penalty —
   ``all`` (marginal I(T;S)), ``prior-corrected`` (marginal I(T;S) with simulation
@@ -42,7 +43,7 @@ __all__ = ["SQNNObjective", "REGIONS", "ESTIMATORS"]
 
 REGIONS = ("all", "prior-corrected", "control", "class-conditional")
 # the configuration that won the closure study on the W-jet case (README, "Closure study")
-DEFAULT_GAMMA = 0.6
+DEFAULT_GAMMA = 1.0
 DEFAULT_REGION = "class-conditional"
 DEFAULT_ESTIMATOR = "joint"
 ESTIMATORS = ("factorized", "joint")
@@ -54,7 +55,9 @@ class SQNNObjective(Objective):
     name = "sqnn"
     uses_data = True
     options_allowed = ("region", "estimator", "warmup", "condition", "anneal")
-    default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
+    default_network: dict[str, Any] = {
+        "hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False], "samples": 4,
+    }
 
     def __init__(self, gamma: float = DEFAULT_GAMMA, **options: Any) -> None:
         super().__init__(gamma, **options)
