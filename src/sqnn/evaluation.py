@@ -65,13 +65,16 @@ def held_out(run: Run, sample: Sample, role: str) -> Sample:
     return sample
 
 
-def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0) -> dict[str, Any]:
-    """All metrics; per-class keys only when ``data.label`` is present (never used for training)."""
+def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0, inference: str | None = None) -> dict[str, Any]:
+    """All metrics; per-class keys only when ``data.label`` is present (never used for training).
+
+    ``inference`` scores with another mode than the network's own (``mean`` or ``deterministic``).
+    """
     sim = held_out(run, simulation, "simulation")
     dat = held_out(run, data, "data")
     if sim.label is None:
         raise ValueError("evaluation needs labelled simulation")
-    sim_score, data_score = run.score(sim.features), run.score(dat.features)
+    sim_score, data_score = run.score(sim.features, inference=inference), run.score(dat.features, inference=inference)
     result: dict[str, Any] = {key: None for key in METRIC_KEYS}
     result["n_events_simulation"] = len(sim)
     result["n_events_data"] = len(dat)

@@ -181,8 +181,12 @@ def evaluate_run(
     spec: ColumnSpec | None = None,
     domain_column: str | None = None,
     out: PathLike | None = None,
+    inference: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a saved run on the given files (their test split if they are the training files)."""
+    """Metrics of a saved run on the given files (their test split if they are the training files).
+
+    ``inference`` overrides the network's own scoring mode (``mean`` or ``deterministic``).
+    """
     run = load_run(run_dir)
     columns = run.meta.get("columns", {})
     base = input_spec(
@@ -201,7 +205,7 @@ def evaluate_run(
             observer=spec.observer or base.observer,
         )
     sim, dat = load_inputs(simulation, data, base, domain_column=domain_column, data_label=data_label)
-    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)))
+    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference)
     if out is not None:
         write_json(out, json_safe(metrics))
     return metrics

@@ -49,6 +49,13 @@ def test_generate_train_evaluate_predict(tmp_path: Path, capsys) -> None:
     assert 0.5 < metrics["auc_target"] <= 1 and metrics["ks"] > 0 and metrics["sf_signal_err"] > 0
     for suffix in ("", "_80"):
         assert metrics[f"closure{suffix}"] == pytest.approx(abs(1 - metrics[f"sf_signal{suffix}"]) + abs(1 - metrics[f"sf_background{suffix}"]))
+    assert 0 < metrics["auc_target_err"] < 0.1
+    threshold_file = tmp_path / "threshold.json"
+    code, _, err = run_cli(capsys, "evaluate", run, "--sim", sim, "--data", data, "--data-label", "is_signal",
+                           "--inference", "deterministic", "--out", threshold_file)
+    assert code == 0, err
+    threshold = json.loads(threshold_file.read_text())
+    assert threshold["auc_target"] != metrics["auc_target"] and threshold["n_events_data"] == metrics["n_events_data"]
     # on the training files only the held-out test split is evaluated
     assert metrics["n_events_simulation"] == 300
 

@@ -121,6 +121,8 @@ def train(
 @click.option("--data-label", help="Class column in data, used only for evaluation.")
 @data_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="metrics.json to write.")
+@click.option("--inference", type=click.Choice(["mean", "deterministic"]), default=None,
+              help="Score with this mode instead of the network's own (network.inference).")
 def evaluate(
     run_dir: Path,
     simulation: str,
@@ -133,13 +135,15 @@ def evaluate(
     observer: str | None,
     domain_column: str | None,
     out: Path | None,
+    inference: str | None,
 ) -> None:
     """Metrics of a trained run; on its own training files only the test split is used."""
     if features is not None:
         raise SqnnError("evaluate uses the run's own features; drop --features")
     spec = ColumnSpec(label=label, weight=weight, control=control, observer=observer)
     metrics = evaluate_run(
-        run_dir, simulation, data, data_label=data_label, spec=spec, domain_column=domain_column, out=out
+        run_dir, simulation, data, data_label=data_label, spec=spec, domain_column=domain_column, out=out,
+        inference=inference,
     )
     click.echo(json.dumps(metrics, indent=2) if out is None else f"wrote {out}")
 
