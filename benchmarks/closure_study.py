@@ -27,26 +27,29 @@ from sqnn.run import json_safe
 from sqnn.compare import DEFAULT_DELTA, aggregate, select_setting
 from sqnn.train import TrainConfig
 
-FP16 = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
+FP16 = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False], "samples": 1}
 CCJ = {"region": "class-conditional", "estimator": "joint", "condition": "truth"}
 
+FP16_K4 = {**FP16, "samples": 4}
 CCJP = {**CCJ, "condition": "predicted"}
 CCP = {"region": "class-conditional", "estimator": "factorized", "condition": "predicted"}
-HEAD = {"hidden": [64, 16, 32], "stochastic": [False, True, False], "binary_weights": [False, False, False], "representation": 1}
+HEAD = {"hidden": [64, 16, 32], "stochastic": [False, True, False], "binary_weights": [False, False, False], "representation": 1,
+        "samples": 4}
 EXPLORE = (0.6, 1.0)
 
-# family -> list of (setting name, method, gamma, method options, network[, training overrides])
+# family -> list of (setting name, method, gamma, method options, network[, training overrides]);
+# every sqnn network names its K (samples), since the method's default is K = 4
 GRID: dict[str, list[tuple[Any, ...]]] = {
     "source-only": [("source-only", "source-only", None, {}, None)],
     # where the penalty applies
-    "sqnn-marginal": [(f"marginal γ={g:g}", "sqnn", g, {"region": "all", "estimator": "factorized"}, FP16) for g in (0.1, 0.3, 1.0)],
+    "sqnn-marginal": [(f"marginal γ={g:g}", "sqnn", g, {"region": "all", "estimator": "factorized"}, FP16_K4) for g in (0.1, 0.3, 1.0)],
     "sqnn-prior-corrected": [
         (f"prior-corrected γ={g:g}", "sqnn", g, {"region": "prior-corrected", "estimator": "joint"}, FP16) for g in (0.3, 0.6, 1.0)
     ],
-    "sqnn-control": [(f"control γ={g:g}", "sqnn", g, {"region": "control", "estimator": "factorized"}, FP16) for g in (0.3, 1.0, 3.0)],
+    "sqnn-control": [(f"control γ={g:g}", "sqnn", g, {"region": "control", "estimator": "factorized"}, FP16_K4) for g in (0.3, 1.0, 3.0)],
     # class-conditional: factorised or exact joint, true or predicted class in simulation
     "sqnn-cc": [
-        (f"cc γ={g:g}", "sqnn", g, {"region": "class-conditional", "estimator": "factorized", "condition": "truth"}, FP16)
+        (f"cc γ={g:g}", "sqnn", g, {"region": "class-conditional", "estimator": "factorized", "condition": "truth"}, FP16_K4)
         for g in (0.3, 0.6, 1.0)
     ],
     "sqnn-cc-joint": [(f"cc-joint γ={g:g}", "sqnn", g, CCJ, FP16) for g in (0.3, 0.6, 1.0)],
@@ -60,21 +63,21 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
         (f"ccjp-K4-warmup γ={g:g}", "sqnn", g, {**CCJP, "warmup": 5}, {**FP16, "samples": 4}) for g in (1.0, 2.0)
     ],
     "sqnn-ccjp-8": [
-        (f"ccjp-8 γ={g:g}", "sqnn", g, CCJP, {"hidden": [64, 8], "stochastic": [False, True], "binary_weights": [False, False]})
+        (f"ccjp-8 γ={g:g}", "sqnn", g, CCJP, {"hidden": [64, 8], "stochastic": [False, True], "binary_weights": [False, False], "samples": 1})
         for g in EXPLORE
     ],
     "sqnn-ccjp-two-layers": [
-        (f"ccjp-2stoch γ={g:g}", "sqnn", g, CCJP, {"hidden": [64, 16], "stochastic": [True, True], "binary_weights": [False, False]})
+        (f"ccjp-2stoch γ={g:g}", "sqnn", g, CCJP, {"hidden": [64, 16], "stochastic": [True, True], "binary_weights": [False, False], "samples": 1})
         for g in EXPLORE
     ],
     "sqnn-ccjp-deep": [
         (f"ccjp-deep γ={g:g}", "sqnn", g, CCJP,
-         {"hidden": [64, 64, 16], "stochastic": [False, False, True], "binary_weights": [False, False, False]}) for g in EXPLORE
+         {"hidden": [64, 64, 16], "stochastic": [False, False, True], "binary_weights": [False, False, False], "samples": 1}) for g in EXPLORE
     ],
     "sqnn-ccjp-stochastic-first": [
-        (f"ccjp-first γ={g:g}", "sqnn", g, CCJP, {"hidden": [16], "stochastic": [True], "binary_weights": [False]}) for g in EXPLORE
+        (f"ccjp-first γ={g:g}", "sqnn", g, CCJP, {"hidden": [16], "stochastic": [True], "binary_weights": [False], "samples": 4}) for g in EXPLORE
     ],
-    "sqnn-ccjp-batch1024": [(f"ccjp-b1024 γ={g:g}", "sqnn", g, CCJP, FP16, {"batch_size": 1024}) for g in EXPLORE],
+    "sqnn-ccjp-batch1024": [(f"ccjp-b1024 γ={g:g}", "sqnn", g, CCJP, FP16_K4, {"batch_size": 1024}) for g in EXPLORE],
     "sqnn-ccjp-relu-head": [(f"ccjp-head γ={g:g}", "sqnn", g, CCJP, HEAD) for g in EXPLORE],
     "sqnn-ccjp-anneal": [(f"ccjp-anneal γ={g:g}", "sqnn", g, {**CCJP, "anneal": 10}, FP16) for g in EXPLORE],
     "sqnn-ccjp-temperature": [
