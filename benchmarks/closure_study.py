@@ -95,6 +95,10 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
 }
 
 
+# the families the report's figure shows (the table has them all)
+REPORT_FAMILIES = ("source-only", "sqnn-ccjp-k4", "sqnn-ccj-predicted", "sqnn-cc-joint", "dann", "dann-drawn", "dann-k4", "disco", "mmd")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated families (default: all)")
@@ -163,7 +167,8 @@ def main() -> None:
         from sqnn._atomic import write_text
         from sqnn.report.html import closure_study_page
 
-        write_text(args.report, closure_study_page(json.loads(args.out.read_text())))
+        shown = [f for f in REPORT_FAMILIES if f in selected] or None
+        write_text(args.report, closure_study_page(json.loads(args.out.read_text()), families=shown, zoom=(0.5, 0.898)))
 
 
 def _mean_error(runs: list[dict[str, Any]], value: Any) -> tuple[float, float]:
