@@ -56,12 +56,13 @@ class Objective:
         self.gamma = float(gamma)
         self.options = dict(options)
         self.extra = nn.ModuleDict()
-        # how the trained network scores (``NetworkConfig.inference``), known once built
-        self.scoring = "deterministic"
-        self._mean_head: nn.Module | None = None
-        # the built network's Bernoulli layers and their temperature, for schedules
+        self.reads = str(self.options.get("reads", "scored"))
+        if self.reads not in ("scored", "drawn"):
+            raise ValueError(f"reads must be 'scored' or 'drawn', got {self.reads!r}")
+        # the built network's config and Bernoulli layers (for schedules), known once built
+        self.network: NetworkConfig | None = None
         self.bernoulli_layers: list[BernoulliActivation] = []
-        self.network_temperature = 6.0
+        self._mean_head: nn.Module | None = None
 
     def network_config(self, overrides: dict[str, Any] | None = None) -> NetworkConfig:
         settings = {**self.default_network, **(overrides or {})}
@@ -70,13 +71,17 @@ class Objective:
     def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
         """The classifier; subclasses may also fill ``self.extra`` (e.g. a domain head)."""
         model = build_network(n_inputs, config)
-        self.scoring = config.inference
+        self.network = config
         self.bernoulli_layers = model.bernoulli_layers()
-        self.network_temperature = config.temperature
         index = config.representation_index()
         if config.inference == "mean" and config.stochastic[index] and index == len(config.hidden) - 1:
             self._mean_head = model.head
         return model
+
+    @property
+    def scoring(self) -> str:
+        """How the built network scores (``NetworkConfig.inference``); thresholded before it is built."""
+        return "deterministic" if self.network is None else self.network.inference
 
     def served_representation(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The penalised layer of (simulation, data) as the trained network passes it on when it scores.
@@ -86,10 +91,7 @@ class Objective:
         it constrains what the classifier head reads at inference. The option
         ``reads: drawn`` (DANN, MMD) makes it act on the drawn bits whatever the scoring.
         """
-        reads = self.options.get("reads", "scored")
-        if reads not in ("scored", "drawn"):
-            raise ValueError(f"reads must be 'scored' or 'drawn', got {reads!r}")
-        if self.scoring == "mean" and reads == "scored":
+        if self.scoring == "mean" and self.reads == "scored":
             return batch.sim_theta, batch.data_theta
         if batch.sim_output is None or batch.data_output is None:
             raise ValueError(f"{self.name} needs the penalised layer's output in the batch")

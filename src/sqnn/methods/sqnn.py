@@ -89,9 +89,9 @@ class SQNNObjective(Objective):
         self.sim_prior = sim_prior
         self.data_prior = estimate_prior(data_probability, data_weight, sim_prior)
         log = {"data_prior": self.data_prior}
-        if self.anneal > 0 and self.bernoulli_layers:
+        if self.anneal > 0 and self.bernoulli_layers and self.network is not None:
             for layer in self.bernoulli_layers:
-                layer.temperature = self.temperature_at(epoch, self.network_temperature)
+                layer.temperature = self.temperature_at(epoch, self.network.temperature)
             log["temperature"] = self.bernoulli_layers[0].temperature
         return log
 
