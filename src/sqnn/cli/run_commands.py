@@ -14,6 +14,8 @@ from sqnn.cli.options import column_spec, data_options, read_config
 from sqnn.data import ColumnSpec, load_sample
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
+from sqnn.nn.layers import INFERENCE_MODES
+from sqnn.nn.model import SCORING_MODES
 from sqnn.pipeline import evaluate_run, train_run
 from sqnn.run import input_spec, load_run
 from sqnn.train import TrainConfig
@@ -121,7 +123,7 @@ def train(
 @click.option("--data-label", help="Class column in data, used only for evaluation.")
 @data_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="metrics.json to write.")
-@click.option("--inference", type=click.Choice(["mean", "deterministic"]), default=None,
+@click.option("--inference", type=click.Choice(SCORING_MODES), default=None,
               help="Score with this mode instead of the network's own (network.inference).")
 def evaluate(
     run_dir: Path,
@@ -158,7 +160,7 @@ def evaluate(
 @click.option("--workers", type=int, default=2, show_default=True, help="Worker processes of --scheduler local.")
 @click.option("--engine", type=click.Choice(["torch", "packed", "onnx"]), default="torch", show_default=True,
               help="torch, the packed CPU engine (step hidden layers), or onnxruntime.")
-@click.option("--inference", type=click.Choice(["mean", "deterministic", "stochastic"]), default=None,
+@click.option("--inference", type=click.Choice(INFERENCE_MODES), default=None,
               help="Bernoulli units as their expectation θ (torch engine), thresholds, or LFSR draws (packed engine or its "
                    "numpy emulation with --engine torch) [default: the model's own, network.inference].")
 @click.option("--samples", type=int, default=1, show_default=True, help="Stochastic draws per event (score = mean σ, vote = fraction > 0).")

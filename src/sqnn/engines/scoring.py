@@ -7,12 +7,13 @@ from collections.abc import Callable
 import numpy as np
 
 from sqnn.errors import SqnnError
+from sqnn.nn.layers import INFERENCE_MODES
 from sqnn.run import Run
 
 __all__ = ["make_scorer", "ENGINES", "INFERENCE"]
 
 ENGINES = ("torch", "packed", "onnx")
-INFERENCE = ("mean", "deterministic", "stochastic")
+INFERENCE = INFERENCE_MODES
 Scorer = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
