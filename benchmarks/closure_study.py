@@ -120,9 +120,6 @@ def main() -> None:
     runs = previous["runs"]
     for other in args.merge:
         runs += json.loads(other.read_text())["runs"]
-    for run in runs:  # runs evaluated before closure_80 was a metric
-        m = run["metrics"]
-        m.setdefault("closure_80", abs(1 - m["sf_signal_80"]) + abs(1 - m["sf_background_80"]))
     unique = {(r["setting"], r["seed"], r["epochs"]): r for r in runs}
     runs = list(unique.values())
     done = set(unique)
@@ -171,18 +168,8 @@ def main() -> None:
         write_text(args.report, closure_study_page(json.loads(args.out.read_text()), families=shown, zoom=(0.5, 0.898)))
 
 
-def _mean_error(runs: list[dict[str, Any]], value: Any) -> tuple[float, float]:
-    """Mean over seeds of value(metrics) and its error, the spread over seeds / √n (0 for one seed)."""
-    values = np.array([value(r["metrics"]) for r in runs], dtype=float)
-    error = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-    return float(values.mean()), error
-
-
-def _closure(suffix: str) -> Any:
-    return lambda m: abs(1 - m[f"sf_signal{suffix}"]) + abs(1 - m[f"sf_background{suffix}"])
-
-
-PAIRED = {"auc_target": lambda m: m["auc_target"], "closure": _closure(""), "closure_80": _closure("_80")}
+# the metrics compared seed by seed with the reference family
+PAIRED = ("auc_target", "closure", "closure_80")
 
 
 def paired(selected: dict[str, dict[str, Any]], reference: str) -> dict[str, dict[str, Any]]:
@@ -199,8 +186,8 @@ def paired(selected: dict[str, dict[str, Any]], reference: str) -> dict[str, dic
         if family == reference or len(seeds) < 2:
             continue
         entry: dict[str, Any] = {"setting": chosen["setting"], "against": selected[reference]["setting"], "seeds": seeds}
-        for key, value in PAIRED.items():
-            d = np.array([value(mine[s]) - value(base[s]) for s in seeds])
+        for key in PAIRED:
+            d = np.array([mine[s][key] - base[s][key] for s in seeds])
             entry[key] = {"mean": float(d.mean()), "error": float(d.std(ddof=1) / np.sqrt(len(d)))}
         out[family] = entry
     return out
@@ -217,24 +204,28 @@ def paired_markdown(differences: dict[str, dict[str, Any]], reference: str) -> s
 
 def markdown(settings: list[dict[str, Any]], selected: dict[str, dict[str, Any]]) -> str:
     """Every setting, the label-free choice per family marked: closure at both working points, per-class KS."""
-    def cell(runs: list[dict[str, Any]], value: Any, digits: int) -> str:
-        mean, error = _mean_error(runs, value)
-        return f"{mean:.{digits}f}" if not np.isfinite(error) else f"{mean:.{digits}f} ± {error:.{digits}f}"
+    def mean(setting: dict[str, Any], key: str, digits: int) -> str:
+        return f"{setting['metrics'][key]['mean']:.{digits}f}"
+
+    def cell(setting: dict[str, Any], key: str, digits: int) -> str:
+        """Mean ± its error, the spread over seeds / √n (the mean alone for one seed)."""
+        stats = setting["metrics"][key]
+        if stats["std"] is None:
+            return mean(setting, key, digits)
+        return f"{stats['mean']:.{digits}f} ± {stats['std'] / np.sqrt(stats['n']):.{digits}f}"
 
     lines = [
         "| family | setting | seeds | auc_source | auc_target | sf_S | sf_B | closure 50 % | sf_S / sf_B 80 % | closure 80 % | KS_S / KS_B | ks_control |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for setting in settings:
-        runs = setting["runs"]
         mark = " ✔" if selected[setting["family"]]["setting"] == setting["setting"] else ""
-        mean = lambda key: float(np.mean([r["metrics"][key] for r in runs]))  # noqa: E731
         lines.append(
-            f"| {setting['family']} | {setting['setting']}{mark} | {len(runs)} | {mean('auc_source'):.4f} | "
-            f"{cell(runs, lambda m: m['auc_target'], 4)} | {cell(runs, lambda m: m['sf_signal'], 3)} | "
-            f"{cell(runs, lambda m: m['sf_background'], 3)} | {cell(runs, _closure(''), 3)} | "
-            f"{mean('sf_signal_80'):.3f} / {mean('sf_background_80'):.3f} | {cell(runs, _closure('_80'), 3)} | "
-            f"{mean('ks_signal'):.3f} / {mean('ks_background'):.3f} | {mean('ks_control'):.3f} |"
+            f"| {setting['family']} | {setting['setting']}{mark} | {setting['seeds']} | {mean(setting, 'auc_source', 4)} | "
+            f"{cell(setting, 'auc_target', 4)} | {cell(setting, 'sf_signal', 3)} | {cell(setting, 'sf_background', 3)} | "
+            f"{cell(setting, 'closure', 3)} | {mean(setting, 'sf_signal_80', 3)} / {mean(setting, 'sf_background_80', 3)} | "
+            f"{cell(setting, 'closure_80', 3)} | {mean(setting, 'ks_signal', 3)} / {mean(setting, 'ks_background', 3)} | "
+            f"{mean(setting, 'ks_control', 3)} |"
         )
     lines += ["", "± is the spread over seeds / √n (the error of the mean); ✔ the label-free choice of the family.", ""]
     return "\n".join(lines)
