@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,6 +71,24 @@ def _start(run_dir: Path, *extra: str) -> tuple[subprocess.Popen, dict]:
     return process, json.loads(line)
 
 
+@contextlib.contextmanager
+def _connected(process: subprocess.Popen, listening: dict) -> Iterator[tuple[Any, Any]]:
+    """A PUSH socket to the stream's input and a PULL socket on its output; closed, and the process killed if still up, on exit."""
+    context = zmq.Context()
+    producer, consumer = context.socket(zmq.PUSH), context.socket(zmq.PULL)
+    try:
+        producer.connect(listening["in"])
+        consumer.connect(listening["out"])
+        yield producer, consumer
+    finally:
+        producer.close(linger=0)
+        consumer.close(linger=0)
+        context.term()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _reports(stderr: str) -> list[dict]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
@@ -77,11 +98,7 @@ def test_a_million_events_each_get_one_decision_equal_to_offline_scoring(toy_run
     expected = load_run(toy_run).logit(events) > 0
     malformed = [b"NOPE" + bytes(40), encode_events(10**6, events[:8, :4]), encode_events(10**6 + 1, events[:8])[:-1]]
     process, listening = _start(toy_run, "--max-messages", str(BATCHES + len(malformed)), "--report-every", "0.2")
-    context = zmq.Context()
-    producer, consumer = context.socket(zmq.PUSH), context.socket(zmq.PULL)
-    try:
-        producer.connect(listening["in"])
-        consumer.connect(listening["out"])
+    with _connected(process, listening) as (producer, consumer):
         # batch ids in a scrambled order: decisions are matched by id, not by arrival
         ids = np.random.default_rng(0).permutation(BATCHES) * 7919 + 11
         for index, batch_id in enumerate(ids):
@@ -102,13 +119,6 @@ def test_a_million_events_each_get_one_decision_equal_to_offline_scoring(toy_run
         assert np.array_equal(got, expected)
         assert 0.2 < expected.mean() < 0.8  # both decisions occur
         _, stderr = process.communicate(timeout=30)
-    finally:
-        producer.close(linger=0)
-        consumer.close(linger=0)
-        context.term()
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr[-2000:]
     reports = _reports(stderr)
     final = reports[-1]
@@ -125,11 +135,7 @@ def test_a_million_events_each_get_one_decision_equal_to_offline_scoring(toy_run
 
 def test_sigterm_stops_cleanly_with_a_final_report(toy_run: Path) -> None:
     process, listening = _start(toy_run)
-    context = zmq.Context()
-    producer, consumer = context.socket(zmq.PUSH), context.socket(zmq.PULL)
-    try:
-        producer.connect(listening["in"])
-        consumer.connect(listening["out"])
+    with _connected(process, listening) as (producer, consumer):
         events = toy_events(300, 6)
         for batch_id in range(3):
             producer.send(encode_events(batch_id, events[batch_id * 100 : (batch_id + 1) * 100]))
@@ -138,13 +144,6 @@ def test_sigterm_stops_cleanly_with_a_final_report(toy_run: Path) -> None:
             decode_decisions(consumer.recv())
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
-    finally:
-        producer.close(linger=0)
-        consumer.close(linger=0)
-        context.term()
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr[-2000:]
     final = _reports(stderr)[-1]
     assert final["event"] == "final" and final["events"] == 300 and final["dropped"] == 0
