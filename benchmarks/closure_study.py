@@ -2,7 +2,7 @@
 
 For every setting and seed: train on labelled simulation + unlabelled data, evaluate with
 the data labels (for reporting only), then choose one setting per method family with the
-label-free rule of :func:`sqnn.compare.select_setting` (the rule `sqnn compare` applies).
+label-free rule of :func:`sqnn.workflows.selection.select_setting` (the rule `sqnn compare` applies).
 Writes JSON (every run's metrics, per setting mean ± std, the selected settings) to ``--out``.
 
     python benchmarks/closure_study.py --seeds 3 --epochs 20 --out closure.json
@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from sqnn._atomic import write_json
+from sqnn.files import write_json
 from sqnn.data import ColumnSpec
 from sqnn.datasets import WJETS_FEATURES, wjets_path
-from sqnn.pipeline import evaluate_run, train_run
-from sqnn.run import json_safe
-from sqnn.compare import DEFAULT_DELTA, aggregate, select_setting
-from sqnn.train import TrainConfig
+from sqnn.workflows.train import evaluate_run, train_run
+from sqnn.files import json_safe
+from sqnn.workflows.selection import DEFAULT_DELTA, aggregate, select_setting
+from sqnn.training import TrainConfig
+from sqnn.workflows.settings import Settings
 
 FP16 = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False], "samples": 1}
 CCJ = {"region": "class-conditional", "estimator": "joint", "condition": "truth"}
@@ -131,10 +132,11 @@ def main() -> None:
                     continue
                 run_dir = args.workdir / name.replace(" ", "_") / f"seed{seed}"
                 started = time.process_time()
-                train_run(
-                    sim, data, spec, run_dir, method=method, gamma=gamma, method_options=options, network=network,
-                    train_config=TrainConfig(epochs=args.epochs, seed=seed, **train),
+                settings = Settings(
+                    columns=spec, method=method, gamma=gamma, method_options=options, network=network,
+                    train=TrainConfig(epochs=args.epochs, seed=seed, **train),
                 )
+                train_run(sim, data, settings, run_dir)
                 metrics = evaluate_run(run_dir, sim, data, data_label="is_signal")
                 runs.append({"family": family, "setting": name, "method": method, "gamma": gamma, "options": options,
                              "network": network, "train": train, "seed": seed, "epochs": args.epochs, "metrics": metrics,
@@ -161,8 +163,8 @@ def main() -> None:
     if args.markdown:
         args.markdown.write_text(markdown(settings, selected) + paired_markdown(differences, args.reference))
     if args.report:
-        from sqnn._atomic import write_text
-        from sqnn.report.html import closure_study_page
+        from sqnn.files import write_text
+        from sqnn.report.studies import closure_study_page
 
         shown = [f for f in REPORT_FAMILIES if f in selected] or None
         write_text(args.report, closure_study_page(json.loads(args.out.read_text()), families=shown, zoom=(0.5, 0.898)))

@@ -31,7 +31,7 @@ import torch
 from sqnn.data import Standardizer
 from sqnn.engines.bench import benchmark, format_table, ratios
 from sqnn.nn import build_network
-from sqnn.run import Run, load_run, save_run
+from sqnn.runs import Run, load_run, write_run
 
 REFERENCE = {"hidden": [64, 32], "stochastic": [True, True], "binary_weights": [False, True]}
 REFERENCE_QAT = {**REFERENCE, "input_fixed": [10, 4], "first_layer_fixed": [8, 2]}
@@ -49,7 +49,7 @@ def reference_run(directory: Path, network: dict[str, Any], seed: int = 0) -> Ru
     standardizer = Standardizer(mean=np.zeros(N_INPUTS), scale=np.ones(N_INPUTS))
     meta = {"method": "reference", "network": model.config.to_dict(), "features": [f"f{i}" for i in range(N_INPUTS)],
             "preprocessing": standardizer.to_dict()}
-    save_run(directory, model, meta)
+    write_run(directory, "network", model, meta)
     return load_run(directory)
 
 

@@ -3,7 +3,7 @@
 Side by side, on one trained toy run and the same events:
 
 * ``engine_in_process``: the scorer alone on events already in memory (best of 3);
-* ``predict_in_process``: :func:`sqnn.scale.predict_files` without a scheduler — reading
+* ``predict_in_process``: :func:`sqnn.workflows.predict.predict_files` without a scheduler — reading
   parquet in chunks, scoring, writing the outputs;
 * ``predict_dask_1`` / ``predict_dask_2``: the same on a LocalCluster of 1 and 2 worker
   processes (one thread each), timed on a warm cluster (workers have imported torch and
@@ -37,10 +37,12 @@ import torch
 from sqnn.cases.toy import generate, make_toy
 from sqnn.data import ColumnSpec
 from sqnn.engines.scoring import make_scorer
-from sqnn.pipeline import train_run
-from sqnn.run import load_run
-from sqnn.scale import open_client, predict_files, warm_up
-from sqnn.train import TrainConfig
+from sqnn.workflows.train import train_run
+from sqnn.runs import load_run
+from sqnn.cluster import open_client
+from sqnn.workflows.predict import predict_files, warm_up
+from sqnn.training import TrainConfig
+from sqnn.workflows.settings import Settings
 
 FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 # all hidden layers step layers, so the packed engine can run the same network
@@ -53,7 +55,7 @@ def train(folder: Path, engine: str) -> Path:
     spec = ColumnSpec(features=FEATURES, label="is_signal", weight="weight")
     network = STEP_NETWORK if engine == "packed" else None
     out = folder / "run"
-    train_run(sim, data, spec, out, method="sqnn", gamma=1.0, network=network, train_config=TrainConfig(epochs=2))
+    train_run(sim, data, Settings(columns=spec, method="sqnn", gamma=1.0, network=network, train=TrainConfig(epochs=2)), out)
     return out
 
 

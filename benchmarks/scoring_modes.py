@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from sqnn._atomic import write_json
+from sqnn.files import write_json
 from sqnn.datasets import wjets_path
-from sqnn.pipeline import evaluate_run
-from sqnn.run import json_safe
+from sqnn.workflows.train import evaluate_run
+from sqnn.files import json_safe
 
 KEYS = ("auc_target", "closure", "closure_80", "ks_signal", "ks_background")
 

@@ -39,8 +39,9 @@ from sqnn.data import ColumnSpec, Sample, load_sample
 from sqnn.methods import make_objective
 from sqnn.nn import NetworkConfig
 from sqnn.nn.set_model import SetConfig, SetModel
-from sqnn.train import FitResult, TrainConfig
-from sqnn.transfer import fit_set_model, fit_subset, scores, select_events, set_config_for
+from sqnn.training import FitResult, TrainConfig
+from sqnn.training.sets import fit_set_model, set_config_for
+from sqnn.training.subsets import fit_subset, select_events
 
 MODELS = ("finetune-frozen", "finetune-full", "scratch", "mlp")
 
@@ -68,11 +69,11 @@ def mlp_widths(n_inputs: int, target: int) -> tuple[int, int]:
 def test_auc(result: FitResult, sample: Sample, test: np.ndarray) -> float:
     sub = sample.subset(test)
     assert sub.label is not None
-    return float(metrics.roc_auc(scores(result, sub.features), sub.label, sub.weight))
+    return float(metrics.roc_auc(result.probability(sub.features), sub.label, sub.weight))
 
 
 def pretrain(sample: Sample, config: SetConfig, train: TrainConfig) -> tuple[FitResult, dict[str, Any]]:
-    from sqnn.train import split_indices
+    from sqnn.data import split_indices
 
     started = time.process_time()
     result = fit_set_model(sample, sample, make_objective("source-only"), config, train)

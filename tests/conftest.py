@@ -32,10 +32,11 @@ def toy_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def toy_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sqnn.data import ColumnSpec
-    from sqnn.pipeline import train_run
-    from sqnn.train import TrainConfig
+    from sqnn.workflows.train import train_run
+    from sqnn.training import TrainConfig
+    from sqnn.workflows.settings import Settings
 
     out = tmp_path_factory.mktemp("run") / "sqnn"
     spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight", control="control", observer="mass")
-    train_run(*toy_files, spec, out, method="sqnn", gamma=1.0, train_config=TrainConfig(epochs=3, seed=0))
+    train_run(*toy_files, Settings(columns=spec, method="sqnn", gamma=1.0, train=TrainConfig(epochs=3, seed=0)), out)
     return out

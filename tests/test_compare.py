@@ -11,26 +11,18 @@ import pytest
 
 from sqnn.cases.toy import generate
 from sqnn.cli import main
-from sqnn.compare import (
-    DEFAULT_GAMMAS,
-    SELECTION_RULE,
-    aggregate,
-    choose_disagreement,
-    method_entries,
-    parse_gammas,
-    run_compare,
-    run_directory,
-    select_setting,
-    strength_grid,
-)
+from sqnn.workflows.compare import DEFAULT_GAMMAS, method_entries, parse_gammas, run_compare, run_directory, strength_grid
+from sqnn.workflows.selection import SELECTION_RULE, aggregate, choose_disagreement, select_setting
+from sqnn.workflows.settings import Settings
 from sqnn.data import ColumnSpec
 from sqnn.errors import SqnnError
-from sqnn.train import TrainConfig
+from sqnn.training import TrainConfig
 
 SPEC = ColumnSpec(
     features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signal", weight="weight", control="control", observer="mass"
 )
 CONFIG = TrainConfig(epochs=1, batch_size=128, monitor_events=200)
+SHARED = Settings(columns=SPEC, train=CONFIG)
 GAMMAS = {"sqnn": (0.3, 3.0)}
 
 
@@ -143,8 +135,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def compared(files: dict[str, Path]) -> tuple[Path, dict]:
     out = files["dir"] / "out"
     summary = run_compare(
-        files["sim"], files["data"], SPEC, out, methods=["source-only", "sqnn"], gammas=GAMMAS, seeds=2,
-        train_config=CONFIG, data_label="is_signal",
+        files["sim"], files["data"], SHARED, out, methods=["source-only", "sqnn"], gammas=GAMMAS, seeds=2,
+        data_label="is_signal",
     )
     return out, summary
 
@@ -191,8 +183,8 @@ def test_markdown_table(compared: tuple[Path, dict]) -> None:
 def test_permuting_data_labels_leaves_the_selection_unchanged(files, compared) -> None:
     _, summary = compared
     permuted = run_compare(
-        files["sim"], files["permuted"], SPEC, files["dir"] / "permuted", methods=["source-only", "sqnn"],
-        gammas=GAMMAS, seeds=2, train_config=CONFIG, data_label="is_signal",
+        files["sim"], files["permuted"], SHARED, files["dir"] / "permuted", methods=["source-only", "sqnn"],
+        gammas=GAMMAS, seeds=2, data_label="is_signal",
     )
     for method in ("source-only", "sqnn"):
         assert permuted[method]["selected"]["gamma"] == summary[method]["selected"]["gamma"]
@@ -206,8 +198,8 @@ def test_permuting_data_labels_leaves_the_selection_unchanged(files, compared) -
 
 def test_another_label_free_metric_can_drive_the_selection(files, tmp_path: Path) -> None:
     summary = run_compare(
-        files["sim"], files["data"], SPEC, tmp_path / "reweighted", methods=["sqnn"], gammas={"sqnn": (0.3, 1.0, 3.0)},
-        seeds=1, train_config=CONFIG, disagreement="ks_reweighted",
+        files["sim"], files["data"], SHARED, tmp_path / "reweighted", methods=["sqnn"], gammas={"sqnn": (0.3, 1.0, 3.0)},
+        seeds=1, disagreement="ks_reweighted",
     )
     assert summary["selection"]["disagreement_metric"] == "ks_reweighted"
     settings = summary["sqnn"]["settings"]
@@ -216,7 +208,7 @@ def test_another_label_free_metric_can_drive_the_selection(files, tmp_path: Path
     expected = min(guarded, key=lambda s: (s["metrics"]["ks_reweighted"]["mean"], s["gamma"]))
     assert summary["sqnn"]["selected"]["gamma"] == expected["gamma"]
     with pytest.raises(SqnnError, match="--select-by"):
-        run_compare(files["sim"], files["data"], SPEC, tmp_path / "x", methods=["sqnn"], disagreement="auc_target")
+        run_compare(files["sim"], files["data"], SHARED, tmp_path / "x", methods=["sqnn"], disagreement="auc_target")
 
 
 def test_finished_runs_are_not_trained_again(files, compared) -> None:
@@ -224,8 +216,8 @@ def test_finished_runs_are_not_trained_again(files, compared) -> None:
     model = run_directory(out, "sqnn", 3.0, 0) / "model.safetensors"
     stamp = model.stat().st_mtime_ns
     again = run_compare(
-        files["sim"], files["data"], SPEC, out, methods=["source-only", "sqnn"], gammas=GAMMAS, seeds=2,
-        train_config=CONFIG, data_label="is_signal",
+        files["sim"], files["data"], SHARED, out, methods=["source-only", "sqnn"], gammas=GAMMAS, seeds=2,
+        data_label="is_signal",
     )
     assert model.stat().st_mtime_ns == stamp
     assert again["sqnn"]["selected"] == summary["sqnn"]["selected"]
@@ -257,4 +249,4 @@ def test_command_line_errors(files, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--seeds" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
     with pytest.raises(SqnnError, match="invalid settings for dann"):
-        run_compare(files["sim"], files["data"], SPEC, tmp_path / "d", methods=["dann"], method_options={"dann": {"schedule": "x"}})
+        run_compare(files["sim"], files["data"], SHARED, tmp_path / "d", methods=["dann"], method_options={"dann": {"schedule": "x"}})

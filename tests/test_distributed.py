@@ -13,9 +13,10 @@ import torch
 import torch.multiprocessing as mp
 
 from sqnn import info
-from sqnn.distributed import Context, require_supported
+from sqnn.training.parallel import Context, require_supported
 from sqnn.errors import SqnnError
 from sqnn.methods import Batch, make_objective
+from sqnn.workflows.settings import Settings
 
 WORLD = 2
 N_EVENTS, N_UNITS, N_INPUTS = 61, 5, 4  # odd on purpose: the two slices differ in size
@@ -86,7 +87,7 @@ def _penalty_terms(batch: dict[str, torch.Tensor], part: slice) -> Batch:
 
 
 def _objective_penalties(batch: dict[str, torch.Tensor], part: slice, grouped: bool) -> dict[str, tuple[float, np.ndarray]]:
-    from sqnn.distributed import reducing
+    from sqnn.training.parallel import all_reduce_sum
 
     results = {}
     for region in ("all", "class-conditional"):
@@ -95,11 +96,7 @@ def _objective_penalties(batch: dict[str, torch.Tensor], part: slice, grouped: b
             objective.sim_prior, objective.data_prior = 0.5, 0.3
             a = batch["a"].float().clone().requires_grad_(True)
             terms = _penalty_terms({**batch, "a": a}, part)
-            if grouped:
-                with reducing(objective):
-                    value = objective.penalty(terms)["penalty"]
-            else:
-                value = objective.penalty(terms)["penalty"]
+            value = objective.penalty(terms, all_reduce_sum if grouped else None)["penalty"]
             value.backward()
             results[f"{region}/{estimator}"] = (float(value.detach()), a.grad.numpy().copy())
     return results
@@ -108,7 +105,7 @@ def _objective_penalties(batch: dict[str, torch.Tensor], part: slice, grouped: b
 def _split_batch_worker(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    from sqnn.distributed import all_reduce_sum
+    from sqnn.training.parallel import all_reduce_sum
 
     torch.set_num_threads(1)
     _environment(rank, port)
@@ -186,7 +183,7 @@ def test_objectives_that_need_every_event_are_refused() -> None:
 
 
 def test_fit_distributed_without_a_process_group_says_how_to_start_one() -> None:
-    from sqnn.train import fit
+    from sqnn.training import fit
 
     from test_train import toy_sample
 
@@ -224,7 +221,7 @@ def _fit_worker(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from safetensors.torch import save_file
 
-    from sqnn.train import TrainConfig, fit
+    from sqnn.training import TrainConfig, fit
 
     torch.set_num_threads(1)
     torch.rand = _same_draws  # this process only
@@ -242,7 +239,7 @@ def test_a_step_on_two_processes_is_the_step_of_one_process_on_the_whole_batch(t
     """Same draws everywhere: the two-process model after two epochs (uneven slices) equals the one-process model."""
     from safetensors.torch import load_file
 
-    from sqnn.train import TrainConfig, fit
+    from sqnn.training import TrainConfig, fit
 
     monkeypatch.setattr(torch, "rand", _same_draws)
     single = fit(*_fit_samples(), make_objective("sqnn", 1.0, **_FIT_OPTIONS), config=TrainConfig(**_FIT_CONFIG))
@@ -271,22 +268,23 @@ def _initial_state() -> dict[str, torch.Tensor]:
 
 def _train_worker(rank: int, port: int, sim: str, data: str, out: str) -> None:
     from sqnn.data import ColumnSpec
-    from sqnn.distributed import train_run
-    from sqnn.train import TrainConfig
+    from sqnn.training import TrainConfig
+    from sqnn.workflows.train import train_run
 
     torch.set_num_threads(1)
     _environment(rank, port)
     spec = ColumnSpec(features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signal", weight="weight")
-    run, metrics = train_run(
-        sim, data, spec, Path(out) / "run", method="sqnn", gamma=1.0, method_options={"region": "class-conditional"},
-        train_config=TrainConfig(epochs=2, batch_size=128, seed=4),
+    settings = Settings(
+        columns=spec, method="sqnn", gamma=1.0, method_options={"region": "class-conditional"},
+        train=TrainConfig(epochs=2, batch_size=128, seed=4),
     )
+    run, metrics = train_run(sim, data, settings, Path(out) / "run", distributed=True)
     assert (run is None) == (rank != 0) and (metrics is None) == (rank != 0)
 
 
 def test_train_run_on_two_processes_writes_one_run_from_rank_zero(tmp_path: Path) -> None:
     from sqnn.cases.toy import generate
-    from sqnn.run import load_run
+    from sqnn.runs import load_run
 
     sim = generate("sim", 1000, 1, tmp_path / "sim.parquet")
     data = generate("data", 1000, 2, tmp_path / "data.parquet")

@@ -24,7 +24,7 @@ import uproot
 
 from sqnn.cli import main
 from sqnn.errors import ModelFileError
-from sqnn.run import load_run
+from sqnn.runs import load_run
 
 FEATURES = "x0,x1,x2,x3,x4,x5"
 

@@ -18,8 +18,10 @@ import pytest
 from sqnn.cases.toy import generate, make_toy
 from sqnn.data import ColumnSpec, load_sample
 from sqnn.errors import DataError, SqnnError
-from sqnn.run import load_run
-from sqnn.scale import Piece, map_tasks, open_client, output_path, plan_pieces, predict_files, warm_up
+from sqnn.runs import load_run
+from sqnn.cluster import map_tasks, open_client
+from sqnn.data.chunks import Piece, plan_pieces
+from sqnn.workflows.predict import output_path, predict_files, warm_up
 
 TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 
@@ -115,7 +117,7 @@ def test_bad_inputs_are_one_line_errors(toy_run: Path, tmp_path: Path) -> None:
     bad.parent.mkdir()
     pq.write_table(pa.table(columns), bad, row_group_size=1000)
     # the row is counted over the file, not within the chunk that holds it
-    with pytest.raises(DataError, match=r"bad.parquet: feature column 'x2' has NaN/inf values \(first at row 2345\)"):
+    with pytest.raises(DataError, match=r"bad.parquet: feature column 'x2' has 1 NaN/inf values in rows 2000-2499 \(first at row 2345\)"):
         predict_files(toy_run, [bad], tmp_path / "out", chunk=500)
     assert not (tmp_path / "out" / "bad.scores.parquet").exists()
     with pytest.raises(DataError, match="no file matches"):
@@ -136,7 +138,7 @@ _MEMORY_PROBE = textwrap.dedent(
     import json, resource, sys
     import torch
     torch.set_num_threads(1)
-    from sqnn.scale import predict_files
+    from sqnn.workflows.predict import predict_files
 
     def peak_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -173,13 +175,14 @@ def test_a_file_much_larger_than_a_chunk_is_scored_in_bounded_memory(toy_run: Pa
 
 def _train_task(task: dict) -> bytes:
     """One toy training; runs on a Dask worker in the test below."""
-    from sqnn.pipeline import train_run
-    from sqnn.train import TrainConfig
+    from sqnn.workflows.train import train_run
+    from sqnn.training import TrainConfig
+    from sqnn.workflows.settings import Settings
 
     spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight")
     out = Path(task["out"])
-    train_run(task["sim"], task["data"], spec, out, method=task["method"], gamma=task["gamma"],
-              train_config=TrainConfig(epochs=1, seed=task["seed"]))
+    settings = Settings(columns=spec, method=task["method"], gamma=task["gamma"], train=TrainConfig(epochs=1, seed=task["seed"]))
+    train_run(task["sim"], task["data"], settings, out)
     return (out / "model.safetensors").read_bytes()
 
 

@@ -18,7 +18,7 @@ import pytest
 zmq = pytest.importorskip("zmq")
 
 from sqnn.cases.toy import make_toy  # noqa: E402
-from sqnn.run import load_run  # noqa: E402
+from sqnn.runs import load_run  # noqa: E402
 from sqnn.stream import (  # noqa: E402
     HEADER,
     Malformed,

@@ -12,8 +12,9 @@ import torch
 from sqnn.cases.toy import make_toy
 from sqnn.data import ColumnSpec, Sample
 from sqnn.methods import make_objective
-from sqnn.pipeline import train_run
-from sqnn.train import TrainConfig, fit
+from sqnn.workflows.train import train_run
+from sqnn.training import TrainConfig, fit
+from sqnn.workflows.settings import Settings
 
 FEATURES = ["x0", "x1", "x2", "x3", "x4", "x5"]
 
@@ -138,6 +139,7 @@ def test_shuffling_data_labels_leaves_the_trained_model_bit_identical(tmp_path: 
     pq.write_table(table.set_column(table.schema.get_field_index("is_signal"), "is_signal", [permuted]), shuffled)
     spec = ColumnSpec(features=tuple(FEATURES), label="is_signal", control="control")
     config = TrainConfig(epochs=2, seed=1)
-    train_run(sim, data, spec, tmp_path / "a", method="sqnn", gamma=1.0, train_config=config)
-    train_run(sim, shuffled, spec, tmp_path / "b", method="sqnn", gamma=1.0, train_config=config)
+    settings = Settings(columns=spec, method="sqnn", gamma=1.0, train=config)
+    train_run(sim, data, settings, tmp_path / "a")
+    train_run(sim, shuffled, settings, tmp_path / "b")
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()

@@ -19,10 +19,12 @@ from sqnn.cli import main
 from sqnn.data import ColumnSpec, load_sample
 from sqnn.errors import DataError, SqnnError
 from sqnn.nn.set_model import SetModel
-from sqnn.pipeline import evaluate_run, train_run
-from sqnn.run import load_run
-from sqnn.train import TrainConfig
-from sqnn.transfer import finetune, select_events
+from sqnn.workflows.train import evaluate_run, train_run
+from sqnn.runs import load_run
+from sqnn.training import TrainConfig
+from sqnn.training.subsets import select_events
+from sqnn.workflows.finetune import finetune
+from sqnn.workflows.settings import Settings
 
 FIELDS = ("pt", "eta", "phi", "e", "type", "btag")
 
@@ -74,9 +76,10 @@ def channels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def pretrained(channels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "set_a"
     spec = ColumnSpec(label="is_signal", weight="weight", objects="objects", max_objects=8)
-    train_run(channels["a_sim"], channels["a_data"], spec, out, method="sqnn", gamma=0.2, model="set",
-              network={"object_hidden": [16, 16], "event_hidden": [16], "bottleneck": 8},
-              train_config=TrainConfig(epochs=3, seed=0))
+    settings = Settings(columns=spec, method="sqnn", gamma=0.2, model="set",
+                        network={"object_hidden": [16, 16], "event_hidden": [16], "bottleneck": 8},
+                        train=TrainConfig(epochs=3, seed=0))
+    train_run(channels["a_sim"], channels["a_data"], settings, out)
     return out
 
 

@@ -17,15 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sqnn.data import Sample
-from sqnn.methods import make_objective
 from sqnn.methods.sqnn import DEFAULT_CONDITION, DEFAULT_ESTIMATOR, DEFAULT_GAMMA, DEFAULT_REGION
-from sqnn.nn import NetworkConfig
-from sqnn.train import TrainConfig, fit
+from sqnn.runs import forward_in_batches
+from sqnn.training import TrainConfig
+from sqnn.workflows.settings import Settings
+from sqnn.workflows.train import fit_model
 
 __all__ = ["SQNNClassifier"]
 
@@ -76,11 +76,28 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.seed = seed
 
-    def _objective(self):  # noqa: ANN202
+    def _settings(self) -> Settings:
         options: dict[str, Any] = {}
         if self.method == "sqnn":
             options = {"region": self.region, "estimator": self.estimator, "condition": self.condition}
-        return make_objective(self.method, self.gamma, **options)
+        network = {
+            "hidden": list(self.hidden),
+            "stochastic": list(self.stochastic),
+            "binary_weights": list(self.binary_weights),
+            "temperature": self.temperature,
+            "samples": self.samples,
+            "inference": self.inference,
+        }
+        train = TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+            validation_fraction=self.validation_fraction,
+            test_fraction=0.0,
+            seed=self.seed,
+        )
+        return Settings(method=self.method, gamma=self.gamma, method_options=options, network=network, train=train)
 
     def fit(
         self,
@@ -118,25 +135,10 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         simulation, data = sample(~is_data, "simulation"), sample(is_data, "data")
         if len(simulation) < 4 or len(data) < 2:
             raise ValueError("fit needs simulated and data events (domain 0 and non-zero)")
-        objective = self._objective()
-        network = NetworkConfig(
-            hidden=tuple(self.hidden),
-            stochastic=tuple(self.stochastic),
-            binary_weights=tuple(self.binary_weights),
-            temperature=self.temperature,
-            samples=self.samples,
-            inference=self.inference,
-        )
-        config = TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            patience=self.patience,
-            validation_fraction=self.validation_fraction,
-            test_fraction=0.0,
-            seed=self.seed,
-        )
-        result = fit(simulation, data, objective, network=network, config=config)
+        trained = fit_model(simulation, data, self._settings())
+        result = trained.fit
+        if result is None:
+            raise ValueError(f"method {self.method!r} is not a network; the estimator trains networks")
         self.model_ = result.model
         self.standardizer_ = result.standardizer
         self.history_ = result.history
@@ -144,17 +146,15 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         return self
 
-    def _forward(self, X: np.ndarray) -> torch.Tensor:
+    def _checked(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "model_")
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns")
-        self.model_.eval()
-        with torch.no_grad():
-            return self.model_(torch.from_numpy(self.standardizer_.transform(X)))
+        return X
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return self._forward(X).numpy().astype(np.float64)
+        return forward_in_batches(self.model_, self.standardizer_, self._checked(X)).astype(np.float64)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
@@ -165,7 +165,5 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """θ of the penalised (stochastic) layer: the learned representation."""
-        self._forward(X)
-        theta = self.model_.representation_theta
-        assert theta is not None
-        return theta.numpy().astype(np.float64)
+        theta = forward_in_batches(self.model_, self.standardizer_, self._checked(X), representation=True)
+        return theta.astype(np.float64)

@@ -1,4 +1,4 @@
-"""Compute the `metrics.json` of DESIGN.md for a trained run on simulation and data."""
+"""Compute the `metrics.json` of the contract (docs/DESIGN.md) for a trained run on simulation and data."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Any
 import numpy as np
 
 from sqnn import info, metrics
-from sqnn.data import Sample
+from sqnn.data import DATA, SIMULATION, Sample, domain_labels, split_indices
 from sqnn.priors import estimate_prior
-from sqnn.run import Run, input_fingerprint
-from sqnn.train import split_indices
+from sqnn.runs import Run, input_fingerprint
 
-__all__ = ["evaluate", "held_out", "METRIC_KEYS"]
+__all__ = ["METRIC_KEYS", "evaluate", "evaluate_simulation", "held_out"]
 
 METRIC_KEYS = (
     "auc_source",
@@ -57,7 +56,7 @@ def held_out(run: Run, sample: Sample, role: str) -> Sample:
     here = input_fingerprint(sample)
     if trained and trained.get("path") == here["path"] and trained.get("events") == here["events"]:
         train = run.meta["train"]
-        stream = 0 if role == "simulation" else 1
+        stream = SIMULATION if role == "simulation" else DATA
         index = split_indices(
             len(sample), train["seed"], stream, train["validation_fraction"], train["test_fraction"]
         )["test"]
@@ -114,9 +113,9 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0, infer
             result[f"closure{suffix}"] = abs(1 - result[f"sf_signal{suffix}"]) + abs(1 - result[f"sf_background{suffix}"])
     sim_rep, data_rep = run.representation(sim.features), run.representation(dat.features)
     result["domain_auc"] = metrics.domain_probe_auc(sim_rep, data_rep, sim.weight, dat.weight, seed=seed)
-    if run.model.representation_is_stochastic:
+    if run.representation_is_stochastic:
         theta = np.concatenate([sim_rep, data_rep]).astype(np.float64)
-        domain = np.r_[np.zeros(len(sim_rep), dtype=np.int64), np.ones(len(data_rep), dtype=np.int64)]
+        domain = domain_labels(len(sim_rep), len(data_rep))
         weight = np.r_[sim.weight, dat.weight]
         result["mi_bits"] = info.factorized_mi(theta, domain, weight, n_values=2, prior="balanced")
         if theta.shape[1] <= info.MAX_JOINT_UNITS:
@@ -135,3 +134,19 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0, infer
     result["model_bytes"] = run.meta.get("model_bytes")
     result["train_seconds"] = run.meta.get("train_seconds")
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+
+
+def evaluate_simulation(run: Run, simulation: Sample) -> dict[str, Any]:
+    """The classification metrics on held-out simulation alone (no data): the other keys stay None."""
+    assert simulation.label is not None
+    score = run.score(simulation.features)
+    result: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
+    result["n_events_simulation"] = len(simulation)
+    result["n_events_data"] = 0
+    result["auc_source"] = metrics.roc_auc(score, simulation.label, simulation.weight)
+    result["rejection_at_50"] = metrics.rejection_at(score, simulation.label, simulation.weight, 0.5)
+    result["rejection_at_30"] = metrics.rejection_at(score, simulation.label, simulation.weight, 0.3)
+    result["n_params"] = run.n_params
+    result["model_bytes"] = run.meta.get("model_bytes")
+    result["train_seconds"] = run.meta.get("train_seconds")
+    return result

@@ -11,7 +11,7 @@ discrete variable ``S`` (the domain, the class) is done through per-event weight
 
 Every measure of I(T;S) depends on the events only through such weighted sums over
 events (per value of S: the total weight, and the weighted sum of θ or of p(t|x)).
-Given ``reduce`` (e.g. :func:`sqnn.distributed.all_reduce_sum`), those sums are summed
+Given ``reduce`` (e.g. :func:`sqnn.training.parallel.all_reduce_sum`), those sums are summed
 over the processes of a distributed run before any entropy is taken, so each process
 gets the value, and through a differentiable reduction the gradient, of the global batch.
 

@@ -1,4 +1,4 @@
-"""Metrics of DESIGN.md, all weighted: AUC, rejection, KS, scale factors, CvM, domain probe.
+"""Metrics of the contract (docs/DESIGN.md), all weighted: AUC, rejection, KS, scale factors, CvM, domain probe.
 
 Scores are "higher = more signal-like". Weights may be negative; every function stays
 finite and returns NaN only where a quantity is undefined (e.g. an AUC without both

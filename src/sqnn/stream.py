@@ -274,7 +274,7 @@ def serve(
     except ImportError:
         raise SqnnError("sqnn stream needs pyzmq: pip install 'sqnn[stream]'") from None
     from sqnn.engines.scoring import make_scorer
-    from sqnn.run import load_run
+    from sqnn.runs import load_run
 
     if report_every <= 0:
         raise SqnnError(f"--report-every must be positive, got {report_every}")

@@ -8,8 +8,9 @@ import pytest
 
 from sqnn.cli.demo import TOY_FEATURES, run_demo
 from sqnn.data import ColumnSpec
-from sqnn.pipeline import evaluate_run, train_run
-from sqnn.train import TrainConfig
+from sqnn.workflows.train import evaluate_run, train_run
+from sqnn.training import TrainConfig
+from sqnn.workflows.settings import Settings
 
 
 def test_demo_on_the_toy_writes_runs_a_summary_and_the_report(tmp_path: Path) -> None:
@@ -33,7 +34,8 @@ def toy_comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     config = TrainConfig(epochs=8, seed=0)
     results = {}
     for name, method, gamma in (("plain", "source-only", None), ("sqnn", "sqnn", 0.3)):
-        train_run(sim, data, spec, folder / name, method=method, gamma=gamma, method_options={"region": "all"} if gamma else None, train_config=config)
+        settings = Settings(columns=spec, method=method, gamma=gamma, method_options={"region": "all"} if gamma else {}, train=config)
+        train_run(sim, data, settings, folder / name)
         results[name] = evaluate_run(folder / name, sim, data, data_label="is_signal")
     return results
 

@@ -11,11 +11,12 @@ from engine_helpers import QAT_NETWORK, TOY_FEATURES
 
 def _train(toy_files: tuple[Path, Path], out: Path, network: dict[str, Any]) -> Path:
     from sqnn.data import ColumnSpec
-    from sqnn.pipeline import train_run
-    from sqnn.train import TrainConfig
+    from sqnn.workflows.train import train_run
+    from sqnn.training import TrainConfig
+    from sqnn.workflows.settings import Settings
 
     spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight")
-    train_run(*toy_files, spec, out, method="sqnn", gamma=0.5, network=network, train_config=TrainConfig(epochs=2, seed=0))
+    train_run(*toy_files, Settings(columns=spec, method="sqnn", gamma=0.5, network=network, train=TrainConfig(epochs=2, seed=0)), out)
     return out
 
 

@@ -10,7 +10,7 @@ import torch
 
 from sqnn.data import Standardizer
 from sqnn.nn import build_network
-from sqnn.run import Run, load_run, save_run
+from sqnn.runs import Run, load_run, write_run
 
 TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 QAT_NETWORK = {
@@ -31,7 +31,7 @@ def make_run(path: Path, n_inputs: int, network: dict[str, Any], seed: int = 0, 
         "method": "test", "network": model.config.to_dict(), "features": [f"f{i}" for i in range(n_inputs)],
         "preprocessing": standardizer.to_dict(),
     }
-    save_run(path, model, meta)
+    write_run(path, "network", model, meta)
     return load_run(path)
 
 

@@ -115,13 +115,15 @@ def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files:
     from engine_helpers import TOY_FEATURES
 
     from sqnn.data import ColumnSpec
-    from sqnn.pipeline import train_run
-    from sqnn.run import load_run
-    from sqnn.train import TrainConfig
+    from sqnn.workflows.train import train_run
+    from sqnn.runs import load_run
+    from sqnn.training import TrainConfig
+    from sqnn.workflows.settings import Settings
 
     network = {"hidden": [8, 4], "stochastic": [True, True], "binary_weights": [False, False]}
-    train_run(*toy_files, ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight"), tmp_path / "mean",
-              method="sqnn", gamma=0.5, network=network, train_config=TrainConfig(epochs=1, seed=0))
+    settings = Settings(columns=ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight"), method="sqnn",
+                        gamma=0.5, network=network, train=TrainConfig(epochs=1, seed=0))
+    train_run(*toy_files, settings, tmp_path / "mean")
     run = load_run(tmp_path / "mean")
     assert run.default_inference == "mean"
     for engine in ("packed", "onnx"):

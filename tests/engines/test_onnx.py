@@ -12,7 +12,7 @@ from engine_helpers import events, make_run
 
 from sqnn.engines.checks import check_onnx, torch_outputs
 from sqnn.engines.onnx_export import OnnxEngine, export_onnx
-from sqnn.run import load_run
+from sqnn.runs import load_run
 
 ARCHITECTURES: dict[str, tuple[int, dict[str, Any]]] = {
     "57-64-32, binary layer 2": (57, {"hidden": [64, 32], "stochastic": [True, True], "binary_weights": [False, True]}),

@@ -13,7 +13,7 @@ from sqnn.engines.checks import torch_outputs
 from sqnn.engines.network import binary_threshold
 from sqnn.engines.packed import FIRST_FLOAT32, FIRST_INT64, FIRST_MODE, HEADER, L_PARAM_A, PackedEngine
 from sqnn.errors import SqnnError
-from sqnn.run import load_run
+from sqnn.runs import load_run
 
 ARCHITECTURES: dict[str, tuple[int, dict[str, Any]]] = {
     "57-64-32, binary layer 2": (57, {"hidden": [64, 32], "stochastic": [True, True], "binary_weights": [False, True]}),

@@ -8,7 +8,7 @@ import torch
 
 from sqnn.nn import NetworkConfig, build_network
 from sqnn.nn.quant import FixedPoint
-from sqnn.run import load_run
+from sqnn.runs import load_run
 
 from engine_helpers import QAT_NETWORK
 

@@ -12,7 +12,7 @@ from sqnn.cases.toy import make_toy
 from sqnn.data import Sample
 from sqnn.methods import Batch
 from sqnn.nn import SQNN
-from sqnn.train import TrainConfig
+from sqnn.training import TrainConfig
 
 FEATURES = ["x0", "x1", "x2", "x3", "x4", "x5"]
 

@@ -15,9 +15,11 @@ from sqnn.data import ColumnSpec
 from sqnn.errors import ModelFileError
 from sqnn.evaluation import evaluate
 from sqnn.methods import BDT, METHODS
-from sqnn.methods.bdt import TreeEnsemble, TreeRun
-from sqnn.pipeline import train_run
-from sqnn.run import MODEL_FILE, MODEL_JSON, load_run
+from sqnn.nn.trees import TreeEnsemble
+from sqnn.runs import TreeRun
+from sqnn.workflows.train import train_run
+from sqnn.runs import MODEL_FILE, MODEL_JSON, load_run
+from sqnn.workflows.settings import Settings
 
 SPEC = ColumnSpec(features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signal", weight="weight", control="control")
 
@@ -54,7 +56,7 @@ def toy_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _train(toy_files, out: Path, **options) -> tuple:
     sim, data = toy_files
-    return train_run(sim, data, SPEC, out, method="bdt", method_options=options or {"max_iter": 40})
+    return train_run(sim, data, Settings(columns=SPEC, method="bdt", method_options=options or {"max_iter": 40}), out)
 
 
 def test_run_directory_holds_no_pickle_and_loads_back(toy_files, tmp_path: Path) -> None:
@@ -79,19 +81,20 @@ def test_run_directory_holds_no_pickle_and_loads_back(toy_files, tmp_path: Path)
 
 def test_data_is_never_used_and_weights_are(toy_files, tmp_path: Path) -> None:
     sim, data = toy_files
-    from sqnn.pipeline import load_inputs
-    from sqnn.train import TrainConfig
+    from sqnn.data import load_inputs
+    from sqnn.training import TrainConfig, splits_for
 
     simulation, data_sample = load_inputs(sim, data, SPEC)
-    config = TrainConfig(seed=0)
+    splits = splits_for(simulation, data_sample, TrainConfig(seed=0))
     objective = BDT(max_iter=20)
-    base, _, _ = objective.fit_trees(simulation, data_sample, config)
+    base, _, _ = objective.fit_trees(simulation, splits, seed=0)
+    # the data's events do not enter the fit: only its size enters the splits, and not the simulation's
     shuffled = replace(data_sample, features=data_sample.features[::-1] * 3.0)
-    other, _, _ = objective.fit_trees(simulation, shuffled, config)
+    other, _, _ = objective.fit_trees(simulation, splits_for(simulation, shuffled, TrainConfig(seed=0)), seed=0)
     x = simulation.features[:500]
     np.testing.assert_array_equal(base.decision_function(x), other.decision_function(x))
     reweighted = replace(simulation, weight=np.where(simulation.label == 1, 5.0, 1.0))
-    heavy, _, _ = objective.fit_trees(reweighted, data_sample, config)
+    heavy, _, _ = objective.fit_trees(reweighted, splits, seed=0)
     # signal weighted up five times: the scores rise
     assert heavy.decision_function(x).mean() > base.decision_function(x).mean() + 0.5
 
@@ -120,7 +123,7 @@ def test_tampered_trees_are_refused(toy_files, tmp_path: Path, name, change, mes
 
 def test_evaluation_on_the_training_files_uses_the_test_split(toy_files, tmp_path: Path) -> None:
     run, _ = _train(toy_files, tmp_path / "run")
-    from sqnn.pipeline import load_inputs
+    from sqnn.data import load_inputs
 
     simulation, data = load_inputs(*toy_files, SPEC, data_label="is_signal")
     metrics = evaluate(run, simulation, data)

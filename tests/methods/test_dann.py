@@ -9,7 +9,7 @@ import torch
 
 from sqnn.methods import DANN, METHODS, make_objective
 from sqnn.methods.dann import dann_lambda, domain_loss, reverse_gradient
-from sqnn.train import fit
+from sqnn.training import fit
 
 
 def test_registered() -> None:

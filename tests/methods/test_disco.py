@@ -11,7 +11,7 @@ import torch
 from sqnn.methods import METHODS, DisCo
 from sqnn.methods import disco as disco_module
 from sqnn.methods.disco import distance_correlation, domain_blocks
-from sqnn.train import fit
+from sqnn.training import fit
 
 
 def _reference_dcor2(x: np.ndarray, y: np.ndarray) -> float:

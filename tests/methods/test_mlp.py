@@ -10,9 +10,10 @@ import torch
 from sqnn.evaluation import evaluate
 from sqnn.methods import METHODS, MLP
 from sqnn.nn import BernoulliActivation
-from sqnn.pipeline import write_run
+from sqnn.workflows.settings import Settings
+from sqnn.workflows.train import Trained, record_run
 from sqnn.data import ColumnSpec
-from sqnn.train import fit
+from sqnn.training import fit
 
 
 def test_registered_and_source_only() -> None:
@@ -44,7 +45,7 @@ def test_trains_and_evaluates_without_information_measures(toy, quick, tmp_path:
     simulation, data = toy
     result = fit(simulation, data, MLP(), config=quick)
     spec = ColumnSpec(features=tuple(simulation.feature_names), label="is_signal", control="control")
-    run = write_run(tmp_path / "run", result, simulation, data, spec, quick)
+    run, _ = record_run(tmp_path / "run", Trained.of_network(result), simulation, data, Settings(columns=spec, train=quick))
     assert run.meta["method"] == "mlp" and run.meta["network"]["stochastic"] == [False, False]
     metrics = evaluate(run, simulation, data)
     assert metrics["auc_source"] > 0.7

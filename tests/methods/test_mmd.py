@@ -11,7 +11,7 @@ import torch
 from sqnn.methods import METHODS, MMD
 from sqnn.methods import mmd as mmd_module
 from sqnn.methods.mmd import mmd_squared
-from sqnn.train import fit
+from sqnn.training import fit
 
 
 def _reference(a: np.ndarray, b: np.ndarray, wa: np.ndarray, wb: np.ndarray, widths: list[float]) -> float:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from sqnn.cases.toy import generate
-from sqnn.compare import run_compare
+from sqnn.workflows.compare import run_compare
 from sqnn.data import ColumnSpec
-from sqnn.train import TrainConfig
+from sqnn.training import TrainConfig
+from sqnn.workflows.settings import Settings
 
 
 @pytest.fixture(scope="package")
@@ -20,7 +21,7 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = ColumnSpec(features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signal", control="control")
     out = directory / "out"
     run_compare(
-        sim, data, spec, out, methods=["source-only", "sqnn", "bdt"], gammas={"sqnn": (0.3, 3.0)}, seeds=2,
-        train_config=TrainConfig(epochs=2, batch_size=128, monitor_events=200), data_label="is_signal",
+        sim, data, Settings(columns=spec, train=TrainConfig(epochs=2, batch_size=128, monitor_events=200)), out,
+        methods=["source-only", "sqnn", "bdt"], gammas={"sqnn": (0.3, 3.0)}, seeds=2, data_label="is_signal",
     )
     return out

@@ -109,8 +109,8 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
 
 
 def test_closure_study_section_plots_the_multi_seed_families_and_marks_the_choice() -> None:
-    from sqnn.compare import aggregate
-    from sqnn.report.html import closure_study_page
+    from sqnn.workflows.selection import aggregate
+    from sqnn.report.studies import closure_study_page
 
     def setting(family: str, name: str, gamma: float, auc: float, sf_b: float, seeds: int) -> dict:
         runs = [{"auc_source": 0.91, "auc_target": auc + 0.001 * k, "sf_signal": 0.95, "sf_background": sf_b,

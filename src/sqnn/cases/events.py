@@ -85,7 +85,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sqnn._atomic import atomic_path
+from sqnn.files import atomic_path
 from sqnn.cases import _pythia
 from sqnn.cases.detector import Detector
 from sqnn.errors import SqnnError

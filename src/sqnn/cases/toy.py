@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sqnn._atomic import atomic_path
+from sqnn.files import atomic_path
 from sqnn.errors import SqnnError
 
 __all__ = ["generate", "make_toy"]

@@ -19,13 +19,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqnn.cli import compare, demo, deploy, generate, run_commands, stream, transfer
+    from sqnn.cli import compare, demo, deploy, evaluate, finetune, generate, predict, stream, train
 
     cli.add_command(generate.generate)
-    cli.add_command(run_commands.train)
-    cli.add_command(run_commands.evaluate)
-    cli.add_command(run_commands.predict)
-    cli.add_command(transfer.finetune)
+    cli.add_command(train.train)
+    cli.add_command(evaluate.evaluate)
+    cli.add_command(predict.predict)
+    cli.add_command(finetune.finetune)
     cli.add_command(demo.demo)
     cli.add_command(deploy.export)
     cli.add_command(deploy.bench)

@@ -7,25 +7,14 @@ from typing import Any
 
 import click
 
-from sqnn.cli.options import column_spec, data_options, read_config, split_list
-from sqnn.compare import DEFAULT_DELTA, DISAGREEMENT_METRICS, format_markdown, parse_gammas, run_compare
+from sqnn.cli.options import data_options
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
-from sqnn.train import TrainConfig
+from sqnn.workflows.compare import format_markdown, parse_gammas, run_compare
+from sqnn.workflows.selection import DEFAULT_DELTA, DISAGREEMENT_METRICS
+from sqnn.workflows.settings import Settings, columns_from, read_config, split_list, train_config_from
 
 __all__ = ["compare"]
-
-
-def _train_config(config: dict[str, Any], epochs: int | None, seed: int | None) -> TrainConfig:
-    settings = dict(config.get("train") or {})
-    if epochs is not None:
-        settings["epochs"] = epochs
-    if seed is not None:
-        settings["seed"] = seed
-    try:
-        return TrainConfig(**settings)
-    except (TypeError, ValueError) as exc:
-        raise SqnnError(f"invalid training settings: {exc}") from None
 
 
 def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[str, dict[str, Any]]:
@@ -93,8 +82,8 @@ def compare(
 ) -> None:
     """Train every method over its strength sweep and seeds; write summary.json, summary.md and report.html."""
     config = read_config(config_path)
-    spec = column_spec(config, features=features, label=label, weight=weight, control=control, observer=observer)
-    if spec.label is None:
+    columns = columns_from(config, features=features, label=label, weight=weight, control=control, observer=observer)
+    if columns.label is None:
         raise SqnnError(f"{simulation}: simulation needs a label column (--label COL)")
     names = list(split_list(methods) or ())
     unknown = [m for m in names if m not in METHODS]
@@ -104,17 +93,16 @@ def compare(
         grids = parse_gammas(gammas, names)
     except ValueError as exc:
         raise SqnnError(str(exc)) from None
+    shared = Settings(columns=columns, train=train_config_from(config, epochs=epochs, seed=seed), domain_column=domain_column)
     summary = run_compare(
         simulation,
         data,
-        spec,
+        shared,
         out,
         methods=names,
         gammas=grids,
         seeds=seeds,
-        train_config=_train_config(config, epochs, seed),
         data_label=data_label,
-        domain_column=domain_column,
         method_options=_per_method(config, "method_options", names),
         network=_per_method(config, "network", names),
         delta=delta,

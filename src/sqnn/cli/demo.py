@@ -9,12 +9,13 @@ from typing import Any
 import click
 
 from sqnn.cases import get_generator
-from sqnn.compare import format_markdown, run_compare
 from sqnn.data import ColumnSpec
 from sqnn.datasets import WJETS_FEATURES, wjets_path
 from sqnn.errors import SqnnError
 from sqnn.methods.sqnn import DEFAULT_GAMMA
-from sqnn.train import TrainConfig
+from sqnn.training import TrainConfig
+from sqnn.workflows.compare import format_markdown, run_compare
+from sqnn.workflows.settings import Settings
 
 __all__ = ["demo", "run_demo", "DEMO_GAMMAS", "DEMO_METHODS", "QUICK_METHODS"]
 
@@ -54,12 +55,11 @@ def run_demo(
     summary = run_compare(
         sim_file,
         data_file,
-        spec,
+        Settings(columns=spec, train=TrainConfig(epochs=8 if quick else 30, seed=0)),
         out,
         methods=methods or (QUICK_METHODS if quick else DEMO_METHODS),
         gammas={"sqnn": gammas},
         seeds=seeds,
-        train_config=TrainConfig(epochs=8 if quick else 30, seed=0),
         data_label="is_signal",
         progress=progress,
     )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from sqnn.cli.options import split_list
+from sqnn.workflows.settings import split_list
 from sqnn.errors import SqnnError
-from sqnn.run import load_run
+from sqnn.runs import load_run
 
 __all__ = ["export", "bench"]
 
@@ -38,7 +38,7 @@ def export(
     packed   OUT/network.safetensors + network.json for the packed CPU engine
     hls4ml   OUT/hls4ml/: hls4ml project (needs a quantisation-aware model)
     """
-    from sqnn._atomic import write_json
+    from sqnn.files import write_json
     from sqnn.engines import checks
 
     if samples < 1:
@@ -102,7 +102,7 @@ def export(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file for the records.")
 def bench(run_dir: Path, batches: str, threads: int, repeats: int, engines: str, out: Path | None) -> None:
     """Events/s and per-call latency of the torch, onnxruntime and packed engines, side by side."""
-    from sqnn._atomic import write_json
+    from sqnn.files import write_json
     from sqnn.engines.bench import benchmark, format_table, ratios
 
     try:

@@ -11,12 +11,24 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sqnn.errors import DataError
 
-__all__ = ["FORMATS", "split_path", "list_columns", "read_columns", "file_format"]
+__all__ = [
+    "FORMATS",
+    "arrow_column",
+    "check_exists",
+    "file_format",
+    "from_awkward",
+    "hdf5_group",
+    "list_columns",
+    "read_columns",
+    "root_tree",
+    "split_path",
+]
 
 FORMATS = {
     ".parquet": "parquet",
@@ -48,7 +60,7 @@ def file_format(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
-def _check_exists(file: Path) -> None:
+def check_exists(file: Path) -> None:
     if not file.exists():
         raise DataError(f"{file}: no such file")
     if file.is_dir():
@@ -57,7 +69,7 @@ def _check_exists(file: Path) -> None:
         raise DataError(f"{file}: the file is empty (0 bytes)")
 
 
-def _root_tree(file: Path, name: str | None):  # noqa: ANN202 - uproot type
+def root_tree(file: Path, name: str | None):  # noqa: ANN202 - uproot type
     import uproot
 
     try:
@@ -83,7 +95,7 @@ def _root_trees(handle) -> list[str]:  # noqa: ANN001
     return sorted({k.split(";")[0] for k, v in handle.classnames().items() if v in _ROOT_TABLES})
 
 
-def _hdf5_group(file: Path, name: str | None):  # noqa: ANN202 - h5py type
+def hdf5_group(file: Path, name: str | None):  # noqa: ANN202 - h5py type
     import h5py
 
     try:
@@ -101,16 +113,16 @@ def list_columns(path: str | os.PathLike[str]) -> list[str]:
     """Column names of a file, in file order."""
     fmt = file_format(path)
     file, name = split_path(path)
-    _check_exists(file)
+    check_exists(file)
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             return list(pq.read_schema(file).names)
         if fmt == "root":
-            return [str(k) for k in _root_tree(file, name).keys()]
+            return [str(k) for k in root_tree(file, name).keys()]
         if fmt == "hdf5":
-            group = _hdf5_group(file, name)
+            group = hdf5_group(file, name)
             return [k for k in group.keys() if hasattr(group[k], "shape")]
         import pandas as pd
 
@@ -129,17 +141,17 @@ def read_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> dict[s
     """Read ``columns`` from ``path``; jagged columns come back as awkward arrays."""
     fmt = file_format(path)
     file, name = split_path(path)
-    _check_exists(file)
+    check_exists(file)
     columns = list(dict.fromkeys(columns))
     try:
         if fmt == "parquet":
             return _read_parquet(file, columns)
         if fmt == "root":
-            tree = _root_tree(file, name)
+            tree = root_tree(file, name)
             arrays = tree.arrays(columns, library="ak")
-            return {c: _from_awkward(arrays[c]) for c in columns}
+            return {c: from_awkward(arrays[c]) for c in columns}
         if fmt == "hdf5":
-            group = _hdf5_group(file, name)
+            group = hdf5_group(file, name)
             return {c: np.asarray(group[c][...]) for c in columns}
         import pandas as pd
 
@@ -152,23 +164,25 @@ def read_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> dict[s
 
 
 def _read_parquet(file: Path, columns: list[str]) -> dict[str, np.ndarray]:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(file, columns=columns)
-    out: dict[str, np.ndarray] = {}
-    for c in columns:
-        column = table.column(c)
-        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or pa.types.is_struct(column.type):
-            import awkward as ak
-
-            out[c] = ak.from_arrow(column, highlevel=True)
-        else:
-            out[c] = column.to_numpy()
-    return out
+    return {c: arrow_column(table.column(c)) for c in columns}
 
 
-def _from_awkward(array):  # noqa: ANN001, ANN202
+def arrow_column(column: Any) -> Any:
+    """An Arrow column as numpy, or as an awkward array when it is jagged or holds records."""
+    import pyarrow as pa
+
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or pa.types.is_struct(column.type):
+        import awkward as ak
+
+        return ak.from_arrow(column, highlevel=True)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def from_awkward(array):  # noqa: ANN001, ANN202
+    """A flat awkward column as numpy; jagged columns and records stay awkward."""
     import awkward as ak
 
     if array.ndim == 1 and not isinstance(array.layout, ak.contents.RecordArray):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,11 +28,14 @@ from sqnn.errors import DataError
 __all__ = [
     "ColumnSpec",
     "Domain",
+    "MAX_ABS_VALUE",
     "RESERVED_COLUMNS",
+    "ROLES",
     "Sample",
     "check_same_features",
     "require_same_columns",
     "default_features",
+    "feature_matrix",
     "load_sample",
     "load_mixed",
     "object_feature_names",
@@ -41,6 +44,8 @@ __all__ = [
 
 Domain = Literal["simulation", "data"]
 
+# the per-event roles a column can play besides being a feature
+ROLES = ("label", "weight", "control", "observer")
 # columns that `sqnn generate` writes and that are never features
 RESERVED_COLUMNS = ("is_signal", "weight", "control", "event", "domain")
 
@@ -60,6 +65,21 @@ class ColumnSpec:
 
     def roles(self) -> list[str]:
         return [c for c in (self.label, self.weight, self.control, self.observer) if c]
+
+    def role_columns(self) -> dict[str, str | None]:
+        """The column of each role (label, weight, control, observer), None where there is none."""
+        return {role: getattr(self, role) for role in ROLES}
+
+    def with_roles(self, **roles: str | None) -> "ColumnSpec":
+        """These role columns where given (not None or empty), this spec's own elsewhere.
+
+        >>> ColumnSpec(label="y", weight="w").with_roles(weight="w2", control=None).role_columns()
+        {'label': 'y', 'weight': 'w2', 'control': None, 'observer': None}
+        """
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown column roles: {', '.join(sorted(unknown))}")
+        return replace(self, **{role: roles.get(role) or getattr(self, role) for role in ROLES})
 
 
 @dataclass
@@ -138,18 +158,44 @@ def _flat_numeric(path: str, column: str, values: object, n: int, role: str) -> 
     return array.astype(np.float64, copy=False)
 
 
-def _check_finite(path: str, column: str, values: np.ndarray, role: str) -> None:
+def _scope(n: int, first_row: int | None) -> str:
+    """Where the checked values lie: the whole file, or rows of one chunk of it."""
+    return f"out of {n} events" if first_row is None else f"in rows {first_row}-{first_row + n - 1}"
+
+
+def _check_finite(path: str, column: str, values: np.ndarray, role: str, first_row: int | None = None) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
-        first = int(np.flatnonzero(bad)[0])
+        first = int(np.flatnonzero(bad)[0]) + (first_row or 0)
         raise DataError(
-            f"{path}: {role} column {column!r} has {int(bad.sum())} NaN/inf values out of {values.size} events "
+            f"{path}: {role} column {column!r} has {int(bad.sum())} NaN/inf values {_scope(values.size, first_row)} "
             f"(first at row {first}); remove or impute them"
         )
 
 
 # beyond this a float32 network input overflows once standardised and multiplied
-_ABSURD = 1e15
+MAX_ABS_VALUE = 1e15
+
+
+def feature_matrix(path: str, names: Sequence[str], raw: Mapping[str, Any], n: int, first_row: int | None = None) -> np.ndarray:
+    """The validated float32 feature matrix (events × ``names``) of columns read from ``path``.
+
+    ``first_row`` is where a chunk of the file starts (errors then name rows of the file);
+    ``None`` means ``raw`` holds the whole file.
+    """
+    matrix = np.empty((n, len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        column = _flat_numeric(path, name, raw[name], n, "feature")
+        _check_finite(path, name, column, "feature", first_row)
+        big = np.abs(column) > MAX_ABS_VALUE
+        if big.any():
+            first = int(np.flatnonzero(big)[0]) + (first_row or 0)
+            raise DataError(
+                f"{path}: feature column {name!r} has {int(big.sum())} values beyond ±{MAX_ABS_VALUE:g} "
+                f"{_scope(n, first_row)} (first at row {first}, {column[big][0]:g}); fix the units or remove them"
+            )
+        matrix[:, j] = column
+    return matrix
 PRESENT = "present"
 
 
@@ -200,11 +246,11 @@ def pad_objects(path: str, column: str, values: object, max_objects: int) -> tup
                 f"{path}: field {name!r} of objects column {column!r} has {int(bad.sum())} NaN/inf values "
                 f"in {n} events (first in row {row}); remove or impute them"
             )
-        big = present & (np.abs(array) > _ABSURD)
+        big = present & (np.abs(array) > MAX_ABS_VALUE)
         if big.any():
             raise DataError(
                 f"{path}: field {name!r} of objects column {column!r} has {int(big.sum())} values beyond "
-                f"±{_ABSURD:g} in {n} events; fix the units or remove them"
+                f"±{MAX_ABS_VALUE:g} in {n} events; fix the units or remove them"
             )
         block[:, :, j] = np.where(present, array, 0.0)
     block[:, :, -1] = present
@@ -242,17 +288,7 @@ def load_sample(
     if n == 0:
         raise DataError(f"{path_text}: 0 events in the {domain} sample; an empty domain cannot be used")
 
-    matrix = np.empty((n, len(features)), dtype=np.float32)
-    for j, name in enumerate(features):
-        column = _flat_numeric(path_text, name, raw[name], n, "feature")
-        _check_finite(path_text, name, column, "feature")
-        big = np.abs(column) > _ABSURD
-        if big.any():
-            raise DataError(
-                f"{path_text}: feature column {name!r} has {int(big.sum())} values beyond ±{_ABSURD:g} "
-                f"out of {n} events (e.g. {column[big][0]:g}); fix the units or remove them"
-            )
-        matrix[:, j] = column
+    matrix = feature_matrix(path_text, features, raw, n)
 
     weight = np.ones(n, dtype=np.float64)
     if spec.weight:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from sqnn.errors import SqnnError
-from sqnn.run import MODEL_FILE, Run
+from sqnn.runs import MODEL_FILE, Run
 
 __all__ = ["BenchRecord", "benchmark", "random_events", "ENGINES"]
 

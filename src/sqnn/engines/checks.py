@@ -15,7 +15,7 @@ import numpy as np
 from sqnn.engines.network import require_network
 from sqnn.errors import SqnnError
 from sqnn.nn import BernoulliActivation
-from sqnn.run import Run
+from sqnn.runs import Run
 
 __all__ = ["Parity", "torch_outputs", "check_events", "require_network", "check_packed", "check_onnx"]
 

@@ -32,7 +32,7 @@ import torch
 from sqnn.errors import ModelFileError, SqnnError
 from sqnn.nn import SQNN, BernoulliActivation, BinaryLinear
 from sqnn.nn.quant import FixedPoint
-from sqnn.run import Run
+from sqnn.runs import Run
 
 __all__ = ["DeployedNetwork", "FirstLayer", "BinaryLayer", "GridLayer", "Reference", "unpack_bits", "pack_bits", "require_network", "FLOAT32_EXACT"]
 
@@ -296,7 +296,7 @@ class DeployedNetwork:
         """``network.safetensors`` (arrays) + ``network.json`` (everything else); no pickles."""
         from safetensors.numpy import save_file
 
-        from sqnn._atomic import atomic_path, write_json
+        from sqnn.files import atomic_path, write_json
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from torch import nn
 from sqnn.engines.network import FLOAT32_EXACT, FirstLayer, binary_threshold, require_network
 from sqnn.errors import SqnnError
 from sqnn.nn import BernoulliActivation, BinaryLinear
-from sqnn.run import Run
+from sqnn.runs import Run
 
 __all__ = ["InferenceModule", "export_onnx", "OnnxEngine", "OPSET"]
 
@@ -141,7 +141,7 @@ def export_onnx(run: Run, path: str | Path, with_hidden: bool = False) -> Path:
     """Write ``path`` (an ``.onnx`` file) for the run; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from sqnn._atomic import atomic_path
+    from sqnn.files import atomic_path
 
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(_export_bytes(run, with_hidden))

@@ -87,7 +87,7 @@ class PackedEngine:
 
     @classmethod
     def from_run(cls, run: "object") -> "PackedEngine":
-        from sqnn.run import Run
+        from sqnn.runs import Run
 
         assert isinstance(run, Run)
         return cls(DeployedNetwork.from_run(run))

@@ -8,7 +8,7 @@ import numpy as np
 
 from sqnn.errors import SqnnError
 from sqnn.nn.layers import INFERENCE_MODES
-from sqnn.run import Run
+from sqnn.runs import Run
 
 __all__ = ["make_scorer", "ENGINES", "INFERENCE"]
 

@@ -1,9 +1,12 @@
 """What a training objective is: a network, optional extra modules and a penalty.
 
-The shared loop in :mod:`sqnn.train` forwards one balanced batch of simulation and
+The shared loop in :mod:`sqnn.training` forwards one balanced batch of simulation and
 data through the network, computes the weighted cross-entropy on labelled simulation,
-and adds ``gamma × objective.penalty(...)``. A new method is one module defining a
+and adds ``gamma × objective.penalty(batch)``. A new method is one module defining a
 subclass and one line in :data:`sqnn.methods.METHODS`.
+
+An objective never reads or writes files. Methods that are not trained by the shared
+loop (trees) say so with ``own_trainer = True`` and provide their own fit.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from sqnn.data.splits import domain_labels
+from sqnn.info import Reduce
 from sqnn.nn import SQNN, NetworkConfig, build_network
-from sqnn.nn.layers import BernoulliActivation
+from sqnn.nn.layers import BernoulliActivation, StochasticModule
 
 __all__ = ["Batch", "Objective"]
 
@@ -37,6 +42,29 @@ class Batch:
     data_output: torch.Tensor | None = None
     epoch: int = 0
 
+    @property
+    def n_simulation(self) -> int:
+        return len(self.sim_weight)
+
+    @property
+    def n_data(self) -> int:
+        return len(self.data_weight)
+
+    @property
+    def domain(self) -> torch.Tensor:
+        """The domain code of every event: the simulated ones first, then data."""
+        return torch.from_numpy(domain_labels(self.n_simulation, self.n_data))
+
+    @property
+    def theta(self) -> torch.Tensor:
+        """θ of the penalised layer for all events, in the order of :attr:`domain`."""
+        return torch.cat([self.sim_theta, self.data_theta])
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Event weights, in the order of :attr:`domain`."""
+        return torch.cat([self.sim_weight, self.data_weight])
+
 
 class Objective:
     """Source-only training: the classification loss alone. Subclasses add a penalty."""
@@ -44,6 +72,11 @@ class Objective:
     name: ClassVar[str] = "source-only"
     # whether the penalty needs data events in the batch at all
     uses_data: ClassVar[bool] = False
+    # trained outside the shared loop (its own fit), e.g. gradient-boosted trees
+    own_trainer: ClassVar[bool] = False
+    # the penalty is a function of sums over events, so it can be taken over the global
+    # batch of a data-parallel run (see sqnn.training.parallel)
+    distributable: ClassVar[bool] = True
     options_allowed: ClassVar[tuple[str, ...]] = ()
     default_network: ClassVar[dict[str, Any]] = {}
 
@@ -59,7 +92,7 @@ class Objective:
         self.reads = str(self.options.get("reads", "scored"))
         if self.reads not in ("scored", "drawn"):
             raise ValueError(f"reads must be 'scored' or 'drawn', got {self.reads!r}")
-        # the built network's config and Bernoulli layers (for schedules), known once built
+        # the trained network's config and Bernoulli layers (for schedules), known once attached
         self.network: NetworkConfig | None = None
         self.bernoulli_layers: list[BernoulliActivation] = []
         self._mean_head: nn.Module | None = None
@@ -69,18 +102,29 @@ class Objective:
         return NetworkConfig.from_dict(settings)
 
     def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
-        """The classifier; subclasses may also fill ``self.extra`` (e.g. a domain head)."""
+        """The classifier this objective trains by default, attached."""
         model = build_network(n_inputs, config)
-        self.network = config
-        self.bernoulli_layers = model.bernoulli_layers()
-        index = config.representation_index()
-        if config.inference == "mean" and config.stochastic[index] and index == len(config.hidden) - 1:
-            self._mean_head = model.head
+        self.attach(model)
         return model
+
+    def attach(self, model: StochasticModule) -> None:
+        """Bind to the network the loop trains (built here or elsewhere, e.g. a set model).
+
+        Subclasses that add modules (a domain head) add them to ``self.extra`` here, so
+        the loop's optimiser updates them.
+        """
+        config = getattr(model, "config", None)
+        self.network = config if isinstance(config, NetworkConfig) else None
+        self.bernoulli_layers = model.bernoulli_layers()
+        self._mean_head = None
+        if self.network is not None:
+            index = self.network.representation_index()
+            if self.network.inference == "mean" and self.network.stochastic[index] and index == len(self.network.hidden) - 1:
+                self._mean_head = model.head
 
     @property
     def scoring(self) -> str:
-        """How the built network scores (``NetworkConfig.inference``); thresholded before it is built."""
+        """How the trained network scores (``NetworkConfig.inference``); thresholded before it is attached."""
         return "deterministic" if self.network is None else self.network.inference
 
     def served_representation(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,8 +159,12 @@ class Objective:
         """Strength of the penalty at ``epoch`` (0-based); constant unless a schedule is set."""
         return self.gamma
 
-    def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Named penalty terms; ``"penalty"`` is the one multiplied by gamma and added to the loss."""
+    def penalty(self, batch: Batch, reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
+        """Named penalty terms; ``"penalty"`` is the one multiplied by gamma and added to the loss.
+
+        ``reduce`` sums per-process event sums over the processes of a data-parallel run, so
+        that a distributable penalty is that of the global batch (None: this process alone).
+        """
         return {"penalty": batch.sim_logit.new_zeros(())}
 
     def describe(self) -> dict[str, Any]:

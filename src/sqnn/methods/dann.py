@@ -32,8 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from sqnn.data.splits import DATA, SIMULATION
+from sqnn.info import Reduce
 from sqnn.methods.base import Batch, Objective
-from sqnn.nn import SQNN, NetworkConfig
+from sqnn.nn.layers import StochasticModule
 
 __all__ = ["DANN", "GradientReversal", "reverse_gradient", "domain_loss", "dann_lambda", "SCHEDULES"]
 
@@ -76,7 +78,9 @@ def domain_loss(
     the loss is ln 2, the value of a guess.
     """
     logit = head(torch.cat([sim_features, data_features])).squeeze(-1)
-    target = torch.cat([sim_features.new_zeros(len(sim_features)), data_features.new_ones(len(data_features))])
+    target = torch.cat(
+        [sim_features.new_full((len(sim_features),), SIMULATION), data_features.new_full((len(data_features),), DATA)]
+    )
     parts = []
     for weight in (sim_weight, data_weight):
         total = weight.sum()
@@ -92,6 +96,8 @@ def domain_loss(
 class DANN(Objective):
     name = "dann"
     uses_data = True
+    # the domain head needs every event of the batch, not sums over them
+    distributable = False
     options_allowed = ("schedule", "schedule_epochs", "head_hidden", "reads")
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 
@@ -107,13 +113,12 @@ class DANN(Objective):
         if self.head_hidden < 1:
             raise ValueError(f"head_hidden must be at least 1, got {self.head_hidden}")
 
-    def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:
-        model = super().build(n_inputs, config)
-        width = config.hidden[config.representation_index()]
+    def attach(self, model: StochasticModule) -> None:
+        super().attach(model)
+        width = model.representation_width
         self.extra["domain_head"] = nn.Sequential(
             nn.Linear(width, self.head_hidden), nn.ReLU(), nn.Linear(self.head_hidden, 1)
         )
-        return model
 
     def reversal_at(self, epoch: int) -> float:
         """λ: how strongly the feature extractor's gradient is reversed at ``epoch`` (0-based)."""
@@ -121,9 +126,9 @@ class DANN(Objective):
             return 1.0
         return dann_lambda((epoch + 1) / self.schedule_epochs)
 
-    def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def penalty(self, batch: Batch, reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
         if "domain_head" not in self.extra:
-            raise RuntimeError("dann: build() must run before penalty()")
+            raise RuntimeError("dann: attach() must run before penalty()")
         sim_output, data_output = self.served_representation(batch)
         coefficient = self.reversal_at(batch.epoch)
         features = reverse_gradient(torch.cat([sim_output, data_output]), coefficient)

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from sqnn.data.splits import domain_labels
+from sqnn.info import Reduce
 from sqnn.methods.base import Batch, Objective
 
 __all__ = ["DisCo", "distance_correlation", "domain_blocks"]
@@ -80,6 +82,8 @@ def _balanced(weight: torch.Tensor) -> torch.Tensor:
 class DisCo(Objective):
     name = "disco"
     uses_data = True
+    # pairwise distances need every event of the batch, not sums over them
+    distributable = False
     options_allowed = ("block_events",)
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 
@@ -89,13 +93,13 @@ class DisCo(Objective):
         if self.block_events < 4:
             raise ValueError(f"block_events must be at least 4, got {self.block_events}")
 
-    def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def penalty(self, batch: Batch, reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
         sim_logit, data_logit = self.served_logits(batch)
         sim_score, data_score = torch.sigmoid(sim_logit), torch.sigmoid(data_logit)
         values, sizes = [], []
         for sim_index, data_index in domain_blocks(len(sim_score), len(data_score), self.block_events):
             score = torch.cat([sim_score[sim_index], data_score[data_index]])
-            domain = torch.cat([score.new_zeros(len(sim_index)), score.new_ones(len(data_index))])
+            domain = torch.from_numpy(domain_labels(len(sim_index), len(data_index))).to(score.dtype)
             weight = torch.cat([_balanced(batch.sim_weight[sim_index]), _balanced(batch.data_weight[data_index])])
             values.append(distance_correlation(score, domain, weight))
             sizes.append(len(sim_index) + len(data_index))

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from sqnn.info import Reduce
 from sqnn.methods.base import Batch, Objective
 from sqnn.methods.disco import domain_blocks
 
@@ -80,6 +81,8 @@ def mmd_squared(
 class MMD(Objective):
     name = "mmd"
     uses_data = True
+    # the kernel sums run over pairs of events of the whole batch, not sums over events
+    distributable = False
     options_allowed = ("bandwidths", "block_events", "reads")
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
 
@@ -92,7 +95,7 @@ class MMD(Objective):
         if self.block_events < 4:
             raise ValueError(f"block_events must be at least 4, got {self.block_events}")
 
-    def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def penalty(self, batch: Batch, reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
         sim_output, data_output = self.served_representation(batch)
         values, sizes = [], []
         for sim_index, data_index in domain_blocks(len(sim_output), len(data_output), self.block_events):

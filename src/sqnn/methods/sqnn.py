@@ -24,9 +24,9 @@ units trained with K = 4 samples per event, scored with the expected logit.
 - ``anneal``: epochs over which the temperature τ of the Bernoulli layers rises linearly
   from τ/4 to the network's τ (0 = constant); the saved network scores with its own τ.
 
-In a distributed run each process holds a slice of the batch; the training loop sets
-``reduce`` (a differentiable sum over processes) while it computes the training penalty,
-so the penalty and its gradient are those of the global batch (see :mod:`sqnn.info`).
+In a distributed run each process holds a slice of the batch; the training loop passes
+``reduce`` (a differentiable sum over processes) to the training penalty, so the penalty
+and its gradient are those of the global batch (see :mod:`sqnn.info`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ class SQNNObjective(Objective):
             raise ValueError(f"warmup and anneal must be non-negative, got {self.warmup} and {self.anneal}")
         self.sim_prior: float | None = None
         self.data_prior: float | None = None
-        self.reduce: info.Reduce | None = None
 
     def temperature_at(self, epoch: int, final: float) -> float:
         """τ of the Bernoulli layers in ``epoch``: from τ/4 up to τ over ``anneal`` epochs, then τ."""
@@ -100,12 +99,8 @@ class SQNNObjective(Objective):
             return self.gamma
         return self.gamma * min(1.0, (epoch + 1) / self.warmup)
 
-    def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
-        theta = torch.cat([batch.sim_theta, batch.data_theta])
-        domain = torch.cat(
-            [torch.zeros(len(batch.sim_theta), dtype=torch.long), torch.ones(len(batch.data_theta), dtype=torch.long)]
-        )
-        weight = torch.cat([batch.sim_weight, batch.data_weight])
+    def penalty(self, batch: Batch, reduce: info.Reduce | None = None) -> dict[str, torch.Tensor]:
+        theta, domain, weight = batch.theta, batch.domain, batch.weight
         joint = self.estimator == "joint"
         if self.region == "control":
             if batch.sim_control is None or batch.data_control is None:
@@ -127,10 +122,10 @@ class SQNNObjective(Objective):
             signal = torch.cat([sim_signal, data_signal])
             condition = torch.stack([1 - signal, signal], dim=1)
             value = info.conditional_mi(
-                theta, domain, condition, weight, joint=joint, n_values=2, prior="balanced", reduce=self.reduce
+                theta, domain, condition, weight, joint=joint, n_values=2, prior="balanced", reduce=reduce
             )
             return {"penalty": value, "mi_bits": value.detach()}
         value = info.mutual_information(
-            theta, domain, weight, joint=joint, n_values=2, prior="balanced", reduce=self.reduce
+            theta, domain, weight, joint=joint, n_values=2, prior="balanced", reduce=reduce
         )
         return {"penalty": value, "mi_bits": value.detach()}

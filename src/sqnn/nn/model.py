@@ -165,6 +165,10 @@ class SQNN(StochasticModule):
     def representation_is_stochastic(self) -> bool:
         return self.config.stochastic[self.representation_index]
 
+    @property
+    def representation_width(self) -> int:
+        return self.config.hidden[self.representation_index]
+
 
 def build_network(n_inputs: int, config: NetworkConfig | dict[str, Any] | None = None) -> SQNN:
     """Build an SQNN from a config (dataclass or dict).

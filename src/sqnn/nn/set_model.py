@@ -322,6 +322,10 @@ class SetModel(StochasticModule):
     def representation_is_stochastic(self) -> bool:
         return self.bottleneck is not None
 
+    @property
+    def representation_width(self) -> int:
+        return self.config.bottleneck if self.bottleneck is not None else self.pooled_width
+
     # ------------------------------------------------------------ transfer
 
     ENCODER_PREFIXES = ("object_layers.", "attention.", "object_mean", "object_scale")

@@ -16,20 +16,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqnn._atomic import write_text
-from sqnn.compare import TABLE_KEYS, format_cell, method_entries
-from sqnn.data import ColumnSpec
+from sqnn.data import ColumnSpec, load_inputs
+from sqnn.data.sample import ROLES
 from sqnn.errors import SqnnError
 from sqnn.evaluation import held_out
-from sqnn.pipeline import load_inputs
+from sqnn.files import write_text
 from sqnn.report import plots
-from sqnn.run import Run, load_run
+from sqnn.runs import Run, load_run
+from sqnn.workflows.compare import TABLE_KEYS, format_cell, method_entries
 
-__all__ = ["build_report", "closure_study_page", "closure_study_section", "render_html"]
+__all__ = ["CSS", "build_report", "image_html", "page", "render_html"]
 
 PathLike = str | os.PathLike[str]
 
-_CSS = """
+CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
 h1, h2 { font-weight: 600; }
 figure { margin: 1.5em 0; }
@@ -55,10 +55,6 @@ def _label(item: _Selected) -> str:
     return f"{item.name} (γ={item.gamma:g})"
 
 
-def _stochastic(run: Run) -> bool:
-    return bool(getattr(run.model, "representation_is_stochastic", False))
-
-
 def _load_selected(directory: Path, entries: Mapping[str, Mapping[str, Any]]) -> list[_Selected]:
     selected = []
     for name, entry in entries.items():
@@ -72,7 +68,7 @@ def _load_selected(directory: Path, entries: Mapping[str, Mapping[str, Any]]) ->
     return selected
 
 
-def _image(fig: Any, alt: str, caption: str) -> str:
+def image_html(fig: Any, alt: str, caption: str) -> str:
     encoded = base64.b64encode(plots.png_bytes(fig)).decode("ascii")
     return (
         f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
@@ -123,7 +119,7 @@ def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: 
             )
         sections.append(
             "<h2>ROC curves</h2>"
-            + _image(fig, "ROC curves", "Selected setting of each method, first seed; held-out events.")
+            + image_html(fig, "ROC curves", "Selected setting of each method, first seed; held-out events.")
         )
 
         columns = min(4, max(1, len(scored)))
@@ -143,7 +139,7 @@ def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: 
             axes[2 * r + 1][c].set_visible(False)
         sections.append(
             "<h2>Score distributions: simulation against data</h2>"
-            + _image(fig, "Score distributions", "Unit area; the lower panels show data / simulation.")
+            + image_html(fig, "Score distributions", "Unit area; the lower panels show data / simulation.")
         )
 
         ys = ["auc_source"] + (["auc_target"] if has_labels else [])
@@ -155,7 +151,7 @@ def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: 
                 plots.plot_tradeoff(entries, x=x, y=y, ax=axes[r][c], colors=colour)
         sections.append(
             "<h2>Trade-off across each method's sweep</h2>"
-            + _image(
+            + image_html(
                 fig,
                 "Trade-off",
                 "Mean ± standard deviation over seeds, labelled with γ; the star is the setting the selection rule chose.",
@@ -165,14 +161,14 @@ def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: 
         # boosting iterations are not epochs: tree runs stay out of the per-epoch plots
         histories = {_label(i): i.history for i in selected if i.run.meta.get("model_kind") != "trees"}
         # I(T;S) in bits is defined for a stochastic (Bernoulli) layer only
-        stochastic = {_label(i): i.history for i in selected if _stochastic(i.run)}
+        stochastic = {_label(i): i.history for i in selected if i.run.representation_is_stochastic}
         keys = ["mi_bits", "loss_classification", "loss_penalty", "val_loss"]
         fig, axes = plots.figure(2, 2, size=(15.0, 12.0))
         for k, key in enumerate(keys):
             plots.plot_history(stochastic if key == "mi_bits" else histories, key, ax=axes[k // 2][k % 2], colors=labelled)
         sections.append(
             "<h2>Training history</h2>"
-            + _image(
+            + image_html(
                 fig,
                 "Training history",
                 "I(T;S) of the penalised layer on the validation split and the loss terms per epoch "
@@ -186,7 +182,7 @@ def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: 
         caption = "Per epoch on the validation split, light to dark; only runs with a stochastic layer."
         if not artists:
             caption = "No run in this comparison has a stochastic layer with the information-plane measures."
-        sections.append("<h2>Information plane of the stochastic layer</h2>" + _image(fig, "Information plane", caption))
+        sections.append("<h2>Information plane of the stochastic layer</h2>" + image_html(fig, "Information plane", caption))
     return sections
 
 
@@ -214,7 +210,7 @@ def render_html(summary: Mapping[str, Any], sections: Sequence[str]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>sqnn comparison</title>"
-        f"<style>{_CSS}</style></head><body>"
+        f"<style>{CSS}</style></head><body>"
         "<h1>sqnn: methods compared on simulation and data</h1>"
         + source
         + rule
@@ -233,12 +229,8 @@ def build_report(directory: PathLike, *, out: PathLike | None = None) -> Path:
     summary = json.loads(summary_path.read_text())
     inputs = summary["inputs"]
     columns = inputs["columns"]
-    spec = ColumnSpec(
-        features=None if columns.get("features") is None else tuple(columns["features"]),
-        label=columns.get("label"),
-        weight=columns.get("weight"),
-        control=columns.get("control"),
-        observer=columns.get("observer"),
+    spec = ColumnSpec(features=None if columns.get("features") is None else tuple(columns["features"])).with_roles(
+        **{role: columns.get(role) for role in ROLES}
     )
     simulation, data = load_inputs(
         inputs["simulation"],
@@ -250,68 +242,13 @@ def build_report(directory: PathLike, *, out: PathLike | None = None) -> Path:
     selected = _load_selected(directory, method_entries(summary))
     if not selected:
         raise SqnnError(f"{summary_path}: no method has a selected run to show")
-    page = render_html(summary, _figures(summary, selected, simulation, data))
-    return write_text(Path(out) if out is not None else directory / "report.html", page)
+    text = render_html(summary, _figures(summary, selected, simulation, data))
+    return write_text(Path(out) if out is not None else directory / "report.html", text)
 
 
-_STUDY_KEYS = ("auc_source", "auc_target", "sf_signal", "sf_background", "closure", "sf_signal_80", "sf_background_80",
-               "closure_80", "ks_signal", "ks_background", "ks_control")
-
-
-def closure_study_section(
-    study: Mapping[str, Any], min_seeds: int = 3, families: Sequence[str] | None = None,
-    zoom: tuple[float, float] | None = None,
-) -> str:
-    """The closure study (``benchmarks/closure_study.py`` output) as one report section.
-
-    Panels of ``auc_target`` against the closure error at the 50 % and 80 % working points,
-    across each family's sweep (mean ± std over seeds, the label-free choice a star), for
-    ``families`` (default: those run with at least ``min_seeds`` seeds); with ``zoom``
-    (closure up to ``zoom[0]``, AUC from ``zoom[1]``) a second row shows that corner. Then
-    every setting in a table, the chosen ones highlighted.
-    """
-    settings, selected = study["settings"], study["selected"]
-    grouped: dict[str, dict[str, Any]] = {}
-    for setting in settings:
-        grouped.setdefault(setting["family"], {"settings": [], "selected": selected[setting["family"]]})["settings"].append(setting)
-    if families is None:
-        shown = {f: e for f, e in grouped.items() if min(s["seeds"] for s in e["settings"]) >= min_seeds}
-    else:
-        shown = {f: grouped[f] for f in families if f in grouped}
-    rows = 2 if zoom is not None else 1
-    with plots.style():
-        fig, axes = plots.figure(rows, 2, size=(15.0, 6.5 * rows))
-        for row in range(rows):
-            for ax, x in zip(axes[row], ("closure", "closure_80")):
-                plots.plot_tradeoff(shown, x=x, y="auc_target", ax=ax, annotate=True)
-                if row == 1 and zoom is not None:
-                    ax.set_xlim(0.0, zoom[0])
-                    ax.set_ylim(bottom=zoom[1])
-    caption = (
-        "auc_target against |1 − sf_S| + |1 − sf_B| at a cut fixed on simulation (left 50 %, right 80 % signal efficiency); "
-        "numbers are the strengths, stars the setting the label-free rule picks; closer to the top left is better"
-        + ("; the lower row zooms into the top left." if zoom is not None else ".")
-    )
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("family", "setting", "seeds", *_STUDY_KEYS))
-    rows_html = []
-    for setting in settings:
-        chosen = selected[setting["family"]]["setting"] == setting["setting"]
-        cells = "".join(f"<td>{html.escape(format_cell(setting['metrics'].get(k)))}</td>" for k in _STUDY_KEYS)
-        css = ' class="selected"' if chosen else ""
-        rows_html.append(f"<tr{css}><td>{html.escape(setting['family'])}</td><td>{html.escape(setting['setting'])}</td>"
-                         f"<td>{setting['seeds']}</td>{cells}</tr>")
-    table = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows_html)}</tbody></table></div>'
-    rule = html.escape(f"Selection per family without data labels: {study.get('select_by', 'ks_control')} among the settings "
-                       "within δ of the family's best auc_source, up to its standard error, then the most accurate; "
-                       "values are mean ± standard deviation over seeds.")
-    return "<h2>Closure study</h2>" + f'<p class="rule">{rule}</p>' + _image(fig, "Closure study", caption) + table
-
-
-def closure_study_page(study: Mapping[str, Any], **options: Any) -> str:
-    """A self-contained page holding only :func:`closure_study_section` (``options`` go to it)."""
+def page(title: str, body: str) -> str:
+    """A self-contained HTML page in the report's style."""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sqnn closure study</title>'
-        f"<style>{_CSS}</style></head><body><h1>sqnn: closure on the W-jet case</h1>"
-        + closure_study_section(study, **options)
-        + "</body></html>\n"
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head><body>{body}</body></html>\n"
     )

@@ -1,4 +1,4 @@
-"""Data-parallel training over several processes (``torchrun``, DistributedDataParallel).
+"""Process-group primitives for data-parallel training (``torchrun``, DistributedDataParallel).
 
 Every process loads the same files, draws the same sequence of global batches (same
 seed) and takes its own contiguous slice of each one; DistributedDataParallel averages
@@ -6,7 +6,8 @@ the gradients. The information penalty is the one of the **global** batch: its e
 sums are added over the processes with :func:`all_reduce_sum` before any entropy is
 taken (:mod:`sqnn.info`), so a batch split over W processes gives the same penalty and,
 after the average, the same gradient as one process holding the whole batch. Only the
-first process (rank 0) writes checkpoints, the run directory and its metrics.
+first process (rank 0) writes checkpoints, the run directory and its metrics
+(:func:`sqnn.workflows.train.train_run` with ``distributed=True``).
 
 Launch (one machine, two processes, ``gloo`` on CPU)::
 
@@ -18,24 +19,16 @@ The backend follows the device of the tensors: ``gloo`` on CPU, ``nccl`` on a GP
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from sqnn.errors import SqnnError
-
-if TYPE_CHECKING:  # sqnn.train imports this module
-    from sqnn.data import ColumnSpec
-    from sqnn.methods import Objective
-    from sqnn.run import Run
-    from sqnn.train import TrainConfig
+from sqnn.methods import Objective
 
 __all__ = [
     "Context",
@@ -43,10 +36,8 @@ __all__ = [
     "backend_for",
     "context",
     "init_from_environment",
-    "reducing",
     "require_supported",
     "shutdown",
-    "train_run",
 ]
 
 # torchrun sets these for every process it starts
@@ -164,75 +155,10 @@ def require_supported(objective: Objective) -> None:
     penalty are sums over events; the pairwise statistics of ``disco`` and ``mmd`` and the
     domain head of ``dann`` would need the events of every process, not their sums.
     """
-    if getattr(objective, "fit_and_save", None) is not None:
+    if objective.own_trainer:
         raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
-    if objective.uses_data and not hasattr(objective, "reduce"):
+    if objective.uses_data and not objective.distributable:
         raise SqnnError(
             f"method {objective.name!r} does not support --distributed (its penalty is not a sum over events); "
             "use sqnn, source-only or mlp, or train it in one process"
         )
-
-
-@contextlib.contextmanager
-def reducing(objective: Objective) -> Iterator[None]:
-    """Within the block the objective's penalty is computed on the global batch."""
-    objective.reduce = all_reduce_sum
-    try:
-        yield
-    finally:
-        objective.reduce = None
-
-
-def train_run(
-    simulation: str | os.PathLike[str],
-    data: str | os.PathLike[str] | None,
-    spec: ColumnSpec,
-    out: str | os.PathLike[str],
-    *,
-    method: str = "sqnn",
-    gamma: float | None = None,
-    method_options: dict[str, Any] | None = None,
-    network: dict[str, Any] | None = None,
-    train_config: TrainConfig | None = None,
-    domain_column: str | None = None,
-    resume: bool = False,
-    progress: bool = False,
-) -> tuple[Run | None, dict[str, Any] | None]:
-    """:func:`sqnn.pipeline.train_run` for a dense network on every process of a ``torchrun`` group.
-
-    Every process trains; rank 0 writes the run directory and ``metrics.json`` and returns
-    ``(run, metrics)``, the others return ``(None, None)``. The run directory must be on a
-    file system that every process sees (``--resume`` reads the checkpoint on each).
-    """
-    from sqnn._atomic import write_json
-    from sqnn.evaluation import evaluate
-    from sqnn.pipeline import prepare_training, write_run
-    from sqnn.run import json_safe
-    from sqnn.train import fit
-
-    joined_here = not (dist.is_available() and dist.is_initialized())
-    ctx = init_from_environment()
-    try:
-        sim, dat, objective, network_config, train_config = prepare_training(
-            simulation, data, spec, method=method, gamma=gamma, method_options=method_options, network=network,
-            train_config=train_config, domain_column=domain_column,
-        )
-        require_supported(objective)
-        if ctx.is_main:
-            Path(out).mkdir(parents=True, exist_ok=True)
-        ctx.barrier()
-        result = fit(
-            sim, dat, objective, network=network_config, config=train_config, run_dir=out, resume=resume,
-            progress=progress and ctx.is_main, distributed=True,
-        )
-        run, metrics = None, None
-        if ctx.is_main:
-            extra = {"distributed": {"world_size": ctx.world_size, "backend": dist.get_backend()}}
-            run = write_run(out, result, sim, dat, spec, train_config, extra=extra)
-            metrics = evaluate(run, sim, dat, seed=train_config.seed)
-            write_json(Path(out) / "metrics.json", json_safe(metrics))
-        ctx.barrier()
-        return run, metrics
-    finally:
-        if joined_here:
-            shutdown()

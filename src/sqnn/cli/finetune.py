@@ -8,7 +8,7 @@ import click
 
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
-from sqnn.transfer import FREEZE
+from sqnn.training.subsets import FREEZE
 
 __all__ = ["finetune"]
 
@@ -58,8 +58,8 @@ def finetune(
     starts fresh; the new channel's file is split as `sqnn train` splits it and its test
     split is used only for the metrics.
     """
-    from sqnn.cli.run_commands import format_metrics
-    from sqnn.transfer import finetune as run_finetune
+    from sqnn.cli.summary import format_metrics
+    from sqnn.workflows.finetune import finetune as run_finetune
 
     if n_validation is not None and n_validation < 1:
         raise SqnnError(f"--n-validation must be at least 1, got {n_validation}")

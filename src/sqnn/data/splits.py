@@ -1,0 +1,56 @@
+"""Which events train, validate and test: the fixed, seeded splits of each domain.
+
+Simulation and data are split independently, each by its own random stream, so the
+split of one domain never depends on the other's size. The domain codes used wherever
+the two are put side by side (penalties, probes, information measures) live here too:
+simulation is 0, data is 1.
+
+>>> split = split_indices(10, seed=0, stream=SIMULATION, validation=0.2, test=0.2)
+>>> sorted(len(v) for v in split.values())
+[2, 2, 6]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DATA", "SIMULATION", "Splits", "domain_labels", "make_splits", "split_indices"]
+
+# the code of each domain, and the random stream its split is drawn from
+SIMULATION = 0
+DATA = 1
+
+
+def domain_labels(n_simulation: int, n_data: int) -> np.ndarray:
+    """The domain code (int64) of ``n_simulation`` simulated events followed by ``n_data`` data events."""
+    return np.r_[np.full(n_simulation, SIMULATION, dtype=np.int64), np.full(n_data, DATA, dtype=np.int64)]
+
+
+def split_indices(n: int, seed: int, stream: int, validation: float, test: float) -> dict[str, np.ndarray]:
+    """Deterministic split of ``n`` events into test, validation and train indices (sorted)."""
+    order = np.random.default_rng([int(seed), 7919, int(stream)]).permutation(n)
+    n_test = int(round(n * test))
+    n_val = max(1, int(round(n * validation)))
+    return {
+        "test": np.sort(order[:n_test]),
+        "validation": np.sort(order[n_test : n_test + n_val]),
+        "train": np.sort(order[n_test + n_val :]),
+    }
+
+
+@dataclass
+class Splits:
+    """Indices of the train / validation / test events of each domain."""
+
+    simulation: dict[str, np.ndarray]
+    data: dict[str, np.ndarray]
+
+
+def make_splits(n_simulation: int, n_data: int, seed: int, validation: float, test: float) -> Splits:
+    """The splits of both domains, each from its own stream."""
+    return Splits(
+        simulation=split_indices(n_simulation, seed, SIMULATION, validation, test),
+        data=split_indices(n_data, seed, DATA, validation, test),
+    )

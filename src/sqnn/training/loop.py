@@ -1,0 +1,428 @@
+"""The training loop shared by every method trained as a network.
+
+Each step forwards a batch of labelled simulation and a batch of unlabelled data of
+the same size through the network in one pass; the loss is the weighted
+cross-entropy on simulation plus ``γ × penalty``. Early stopping watches the same
+objective on a simulation (and data) validation split; a checkpoint with the model,
+the optimiser and the random state is written atomically after every epoch, so
+``resume=True`` continues to the same final model as an uninterrupted run.
+
+``distributed=True`` trains on every process of a ``torchrun`` group: each process
+takes its slice of every global batch, the gradients are averaged by
+DistributedDataParallel and the penalty is that of the global batch
+(:mod:`sqnn.training.parallel`); only rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sqnn import info
+from sqnn.data import Sample, Splits, Standardizer, domain_labels, make_splits
+from sqnn.methods import Batch, Objective
+from sqnn.metrics import roc_auc
+from sqnn.nn import NetworkConfig
+from sqnn.nn.layers import StochasticModule
+from sqnn.runs import forward_in_batches
+from sqnn.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, unprefixed
+from sqnn.training.config import TrainConfig
+from sqnn.training.parallel import Context, all_reduce_sum, require_supported
+from sqnn.training.parallel import context as process_group
+
+__all__ = ["FitResult", "fit", "splits_for", "weighted_bce"]
+
+
+def splits_for(simulation: Sample, data: Sample, config: TrainConfig) -> Splits:
+    """The train / validation / test splits that training with ``config`` uses."""
+    return make_splits(len(simulation), len(data), config.seed, config.validation_fraction, config.test_fraction)
+
+
+def weighted_bce(logit: torch.Tensor, label: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of w · BCE; weights are normalised to mean 1 over the training set, so negative ones are fine."""
+    per_event = torch.nn.functional.binary_cross_entropy_with_logits(logit, label, reduction="none")
+    return (weight * per_event).mean()
+
+
+@dataclass
+class _Tensors:
+    x: torch.Tensor
+    weight: torch.Tensor
+    label: torch.Tensor | None
+    control: torch.Tensor | None
+
+    @classmethod
+    def of(cls, sample: Sample, index: np.ndarray, scaler: Standardizer, weight_scale: float) -> "_Tensors":
+        sub = sample.subset(index)
+        return cls(
+            x=torch.from_numpy(scaler.transform(sub.features)),
+            weight=torch.from_numpy((sub.weight / weight_scale).astype(np.float32)),
+            label=None if sub.label is None else torch.from_numpy(sub.label.astype(np.float32)),
+            control=None if sub.control is None else torch.from_numpy(sub.control.astype(np.float32)),
+        )
+
+    def take(self, index: torch.Tensor | slice) -> "_Tensors":
+        return _Tensors(
+            x=self.x[index],
+            weight=self.weight[index],
+            label=None if self.label is None else self.label[index],
+            control=None if self.control is None else self.control[index],
+        )
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class _Prepared:
+    """What training reads: the splits, the standardisation and the events as tensors."""
+
+    splits: Splits
+    standardizer: Standardizer
+    train_sim: _Tensors
+    train_data: _Tensors
+    val_sim: _Tensors
+    val_data: _Tensors
+
+    @property
+    def sim_prior(self) -> float:
+        """Signal fraction of the weighted simulated training events."""
+        sim = self.train_sim
+        assert sim.label is not None
+        return float((sim.weight * sim.label).sum() / sim.weight.sum())
+
+
+def _prepare(simulation: Sample, data: Sample, config: TrainConfig) -> _Prepared:
+    splits = splits_for(simulation, data, config)
+    standardizer = Standardizer.fit(simulation.features[splits.simulation["train"]])
+    # normalise each domain's weights to mean 1 on its training events
+    sim_scale = float(np.mean(simulation.weight[splits.simulation["train"]]))
+    data_scale = float(np.mean(data.weight[splits.data["train"]])) or 1.0
+    sim_scale = sim_scale if sim_scale > 0 else 1.0
+    data_scale = data_scale if data_scale > 0 else 1.0
+    prepared = _Prepared(
+        splits=splits,
+        standardizer=standardizer,
+        train_sim=_Tensors.of(simulation, splits.simulation["train"], standardizer, sim_scale),
+        train_data=_Tensors.of(data, splits.data["train"], standardizer, data_scale),
+        val_sim=_Tensors.of(simulation, splits.simulation["validation"], standardizer, sim_scale),
+        val_data=_Tensors.of(data, splits.data["validation"], standardizer, data_scale),
+    )
+    if len(prepared.train_sim) < 2 or len(prepared.train_data) < 1:
+        raise ValueError("too few events to train: need at least 2 simulated and 1 data event in the training split")
+    return prepared
+
+
+def _batch(model: StochasticModule, sim: _Tensors, data: _Tensors, epoch: int, forward: torch.nn.Module | None = None) -> Batch:
+    """One forward pass over simulation and data together (through ``forward``, e.g. a DDP wrapper, if given)."""
+    logit = (forward or model)(torch.cat([sim.x, data.x]))
+    theta = model.representation_theta
+    output = model.representation_output
+    assert theta is not None and output is not None and sim.label is not None
+    n = len(sim)
+    return Batch(
+        sim_logit=logit[:n],
+        sim_theta=theta[:n],
+        sim_label=sim.label,
+        sim_weight=sim.weight,
+        data_logit=logit[n:],
+        data_theta=theta[n:],
+        data_weight=data.weight,
+        sim_control=sim.control,
+        data_control=data.control,
+        sim_output=output[:n],
+        data_output=output[n:],
+        epoch=epoch,
+    )
+
+
+@dataclass
+class FitResult:
+    model: StochasticModule
+    objective: Objective
+    network: Any
+    standardizer: Standardizer
+    splits: Splits
+    history: list[dict[str, Any]]
+    train_seconds: float
+    best_epoch: int
+    stopped_early: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(signal|x) of the fitted model for raw features, as it scores by default."""
+        logit = forward_in_batches(self.model, self.standardizer, features)
+        return torch.sigmoid(torch.from_numpy(logit)).double().numpy()
+
+
+def _monitor(
+    model: StochasticModule, objective: Objective, sim: _Tensors, data: _Tensors, epoch: int, monitor_events: int
+) -> dict[str, float]:
+    """Validation objective and the information measures of the penalised layer."""
+    model.eval()
+    with torch.no_grad():
+        batch = _batch(model, sim, data, epoch)
+        assert sim.label is not None
+        classification = float(weighted_bce(batch.sim_logit, sim.label, sim.weight))
+        terms = objective.penalty(batch) if objective.uses_data else {}
+        penalty = float(terms.get("penalty", 0.0))
+        gamma = objective.gamma_at(epoch)
+        theta = batch.theta.double()
+        domain = batch.domain
+        weight = batch.weight.double()
+        record = {
+            "val_classification": classification,
+            "val_penalty": penalty,
+            "val_loss": classification + gamma * penalty,
+            "val_auc": roc_auc(batch.sim_logit.numpy(), sim.label.numpy(), sim.weight.numpy()),
+            "mi_bits": float(info.factorized_mi(theta, domain, weight, n_values=2, prior="balanced")),
+        }
+        m = theta.shape[1]
+        if model.representation_is_stochastic and m <= info.MAX_JOINT_UNITS:
+            # the joint measures enumerate 2^m codes per event: use a fixed subsample
+            k = min(monitor_events, len(sim), len(data))
+            pick = torch.cat([torch.arange(k), len(sim) + torch.arange(k)])
+            record["mi_joint_bits"] = float(
+                info.joint_mi(theta[pick], domain[pick], weight[pick], n_values=2, prior="balanced")
+            )
+            sim_theta = batch.sim_theta[:k].double()
+            record["i_tx_bits"] = float(info.mi_with_input(sim_theta, sim.weight[:k].double()))
+            record["i_ty_bits"] = float(
+                info.joint_mi(sim_theta, sim.label[:k].long(), sim.weight[:k].double(), n_values=2)
+            )
+        for key, value in terms.items():
+            if key not in ("penalty", "mi_bits"):
+                record[f"val_{key}"] = float(value)
+    return record
+
+
+def _data_probability(model: StochasticModule, data: _Tensors, max_events: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """P(signal|x) of the current model on (up to ``max_events``) data training events."""
+    model.eval()
+    with torch.no_grad():
+        probability = torch.sigmoid(model(data.x[:max_events]).double())
+    return probability, data.weight[:max_events].double()
+
+
+@dataclass
+class _Progress:
+    """The early-stopping state of a training, as the checkpoint stores it."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    next_epoch: int = 0
+    elapsed: float = 0.0
+    stopped: bool = False
+
+    def record(self, entry: dict[str, Any], patience: int, last_epoch: bool) -> bool:
+        """Add an epoch's record; returns whether it is the best so far."""
+        self.history.append(entry)
+        improved = entry["val_loss"] < self.best_loss - 1e-6
+        if improved:
+            self.best_loss, self.best_epoch, self.bad_epochs = entry["val_loss"], entry["epoch"], 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = self.bad_epochs >= patience and not last_epoch
+        self.next_epoch = entry["epoch"] + 1
+        return improved
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.next_epoch - 1,
+            "history": self.history,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "train_seconds": self.elapsed,
+            "stopped": self.stopped,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "_Progress":
+        return cls(
+            history=state["history"],
+            best_loss=math.inf if state["best_loss"] is None else state["best_loss"],
+            best_epoch=state["best_epoch"],
+            bad_epochs=state["bad_epochs"],
+            next_epoch=state["epoch"] + 1,
+            elapsed=state["train_seconds"],
+            stopped=state["stopped"],
+        )
+
+
+def _train_epoch(
+    model: StochasticModule,
+    forward: torch.nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    prepared: _Prepared,
+    epoch: int,
+    batch_size: int,
+    group: Context | None,
+) -> dict[str, float]:
+    """One pass over the simulated training events; returns the mean loss terms."""
+    train_sim, train_data = prepared.train_sim, prepared.train_data
+    steps = max(1, math.ceil(len(train_sim) / batch_size))
+    model.train()
+    gamma = objective.gamma_at(epoch)
+    # a distributed penalty is that of the global batch: its event sums are added over processes
+    reduce = None if group is None else all_reduce_sum
+    sim_order = torch.randperm(len(train_sim), generator=generator)
+    data_order = torch.randint(len(train_data), (steps * batch_size,), generator=generator)
+    sums = {"classification": 0.0, "penalty": 0.0}
+    for step in range(steps):
+        sim_batch = train_sim.take(sim_order[step * batch_size : (step + 1) * batch_size])
+        n = len(sim_batch)
+        data_batch = train_data.take(data_order[step * batch_size : step * batch_size + n])
+        if group is not None:
+            part = group.shard(n)
+            sim_batch, data_batch = sim_batch.take(part), data_batch.take(part)
+        assert sim_batch.label is not None
+        if objective.uses_data:
+            batch = _batch(model, sim_batch, data_batch, epoch, forward)
+        else:
+            logit = forward(sim_batch.x)
+            batch = Batch(logit, logit, sim_batch.label, sim_batch.weight, logit[:0], logit[:0], data_batch.weight[:0])
+        if group is None:
+            classification = weighted_bce(batch.sim_logit, sim_batch.label, sim_batch.weight)
+        else:
+            # this process's share of the global batch mean, times W: DDP averages over the W processes
+            per_event = torch.nn.functional.binary_cross_entropy_with_logits(batch.sim_logit, sim_batch.label, reduction="none")
+            classification = (sim_batch.weight * per_event).sum() * (group.world_size / n)
+        loss = classification
+        if objective.uses_data and gamma > 0:
+            penalty = objective.penalty(batch, reduce)["penalty"]
+            loss = loss + gamma * penalty
+            sums["penalty"] += float(penalty.detach())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sums["classification"] += float(classification.detach())
+    if group is not None:
+        sums["classification"] = float(group.sum(torch.tensor(sums["classification"], dtype=torch.float64))) / group.world_size
+    return {
+        "epoch": epoch,
+        "gamma": gamma,
+        "loss_classification": sums["classification"] / steps,
+        "loss_penalty": sums["penalty"] / steps,
+    }
+
+
+def fit(
+    simulation: Sample,
+    data: Sample,
+    objective: Objective,
+    *,
+    network: NetworkConfig | None = None,
+    config: TrainConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    distributed: bool = False,
+    model: StochasticModule | None = None,
+) -> FitResult:
+    """Train ``objective`` on labelled ``simulation`` and unlabelled ``data``.
+
+    ``data.label`` is ignored: nothing here reads it. ``model`` is a network built
+    beforehand (a set model); otherwise the objective builds its own from ``network``.
+    ``distributed=True`` needs an initialised process group (see :mod:`sqnn.training.parallel`).
+    """
+    config = config or TrainConfig()
+    if simulation.label is None:
+        raise ValueError("simulation needs labels")
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    prepared = _prepare(simulation, data, config)
+
+    if model is None:
+        network = network or objective.network_config()
+        model = objective.build(simulation.features.shape[1], network)
+    else:
+        if model.n_inputs != simulation.features.shape[1]:
+            raise ValueError(f"the model reads {model.n_inputs} inputs, the sample has {simulation.features.shape[1]}")
+        objective.attach(model)
+        network = model.config
+    modules = torch.nn.ModuleDict({"model": model, "extra": objective.extra})
+    optimizer = torch.optim.Adam(modules.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.set_training_generator(generator)
+    group, forward, sampling = None, model, None
+    if distributed:
+        group = process_group()
+        require_supported(objective)
+        forward = torch.nn.parallel.DistributedDataParallel(model)
+        # batch order stays on the shared generator; Bernoulli draws differ per process
+        sampling = torch.Generator()
+        model.set_training_generator(sampling)
+
+    state = _Progress()
+    best_state = {k: v.detach().clone() for k, v in modules.state_dict().items()}
+    run_path = Path(run_dir) if run_dir is not None else None
+    if resume and run_path is not None:
+        loaded = load_checkpoint(run_path)
+        if loaded is not None:
+            tensors, saved = loaded
+            modules.load_state_dict(unprefixed("current", tensors))
+            best_state = unprefixed("best", tensors)
+            restore_optimizer(optimizer, tensors, saved["optimizer"])
+            generator.set_state(tensors["rng.generator"])
+            state = _Progress.from_state(saved)
+
+    epochs = range(state.next_epoch, config.epochs) if not state.stopped else range(0)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, initial=state.next_epoch, desc=objective.name, unit="epoch", leave=False)
+    sim_prior = prepared.sim_prior
+    for epoch in epochs:
+        started = time.process_time()
+        epoch_log = objective.start_epoch(
+            epoch, *_data_probability(model, prepared.train_data, config.monitor_events * 10), sim_prior
+        )
+        if group is not None and sampling is not None:
+            sampling.manual_seed(group.sampling_seed(config.seed, epoch))
+        record: dict[str, Any] = _train_epoch(
+            model, forward, objective, optimizer, generator, prepared, epoch, config.batch_size, group
+        )
+        record["loss_total"] = record["loss_classification"] + record["gamma"] * record["loss_penalty"]
+        record.update(epoch_log)
+        record.update(_monitor(model, objective, prepared.val_sim, prepared.val_data, epoch, config.monitor_events))
+        state.elapsed += time.process_time() - started
+        record["cpu_seconds"] = state.elapsed
+        if group is not None:
+            # every process follows rank 0's record, so all take the same early-stopping decisions
+            record = group.from_main(record)
+        if state.record(record, config.patience, last_epoch=epoch + 1 >= config.epochs):
+            best_state = {k: v.detach().clone() for k, v in modules.state_dict().items()}
+        if run_path is not None and (group is None or group.is_main):
+            save_checkpoint(run_path, modules, best_state, optimizer, generator, state.state())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['val_loss']:.4f}", auc=f"{record['val_auc']:.4f}", mi=f"{record['mi_bits']:.4f}")
+        if state.stopped:
+            break
+    if bar is not None:
+        bar.close()
+    modules.load_state_dict(best_state)
+    model.eval()
+    return FitResult(
+        model=model,
+        objective=objective,
+        network=network,
+        standardizer=prepared.standardizer,
+        splits=prepared.splits,
+        history=state.history,
+        train_seconds=state.elapsed,
+        best_epoch=state.best_epoch,
+        stopped_early=state.stopped,
+    )

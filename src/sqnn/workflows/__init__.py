@@ -1,0 +1,1 @@
+"""What the commands do, as library calls: train, evaluate, compare, fine-tune and predict."""

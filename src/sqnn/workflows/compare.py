@@ -1,0 +1,350 @@
+"""Side by side: every method over a sweep of its strength γ, repeated over seeds.
+
+:func:`run_compare` trains each (method, γ, seed) into ``DIR/runs/METHOD/gammaG/seedS/``
+with :func:`sqnn.workflows.train.train_run`, evaluates it on the held-out splits (with the
+data labels when given — for reporting only; they never reach training or selection),
+and writes ``DIR/summary.json`` and ``DIR/summary.md``: per method every setting with the
+mean and standard deviation over seeds of every ``metrics.json`` key, and the setting the
+label-free selection rule (:mod:`sqnn.workflows.selection`) picks.
+
+An interrupted comparison continues: a run whose ``model.json`` matches the requested
+method, γ, options, training settings and input files is not trained again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from sqnn.errors import SqnnError
+from sqnn.files import json_safe, write_json, write_text
+from sqnn.methods import METHODS
+from sqnn.workflows.selection import (
+    ACCURACY_METRIC,
+    DEFAULT_DELTA,
+    DISAGREEMENT_METRICS,
+    SELECTION_RULE,
+    aggregate,
+    choose_disagreement,
+    select_setting,
+)
+from sqnn.workflows.settings import Settings
+from sqnn.workflows.train import train_run
+
+__all__ = [
+    "DEFAULT_GAMMAS",
+    "RESERVED_KEYS",
+    "TABLE_KEYS",
+    "format_cell",
+    "format_markdown",
+    "method_entries",
+    "parse_gammas",
+    "run_compare",
+    "run_directory",
+    "strength_grid",
+]
+
+PathLike = str | os.PathLike[str]
+
+# a sensible grid per method: each penalty has its own scale (bits, nats, dCor², MMD²)
+DEFAULT_GAMMAS: dict[str, tuple[float, ...]] = {
+    "sqnn": (0.6, 1.0, 2.0),
+    "dann": (0.03, 0.1, 0.3, 1.0),
+    "disco": (1.0, 3.0, 10.0, 30.0),
+    "mmd": (0.3, 1.0, 3.0, 10.0),
+}
+_FALLBACK_GAMMAS = (0.3, 1.0, 3.0, 10.0)
+
+# top-level keys of summary.json that are not method names
+RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order")
+
+TABLE_KEYS = (
+    "auc_source",
+    "auc_target",
+    "rejection_at_50",
+    "ks",
+    "ks_control",
+    "ks_reweighted",
+    "ks_signal",
+    "ks_background",
+    "sf_signal",
+    "sf_background",
+    "domain_auc",
+    "mi_bits",
+)
+
+
+def strength_grid(method: str, gammas: Mapping[str, Sequence[float]] | None = None) -> tuple[float, ...]:
+    """The γ values to sweep for ``method``: one setting (0) for methods without a penalty."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if not METHODS[method].uses_data:
+        return (0.0,)
+    chosen = (gammas or {}).get(method)
+    grid = tuple(float(g) for g in chosen) if chosen else DEFAULT_GAMMAS.get(method, _FALLBACK_GAMMAS)
+    if any(g < 0 or not math.isfinite(g) for g in grid):
+        raise ValueError(f"gamma values must be finite and non-negative, got {grid} for {method}")
+    return tuple(dict.fromkeys(grid))
+
+
+def run_directory(out: PathLike, method: str, gamma: float, seed: int) -> Path:
+    return Path(out) / "runs" / method / f"gamma{gamma:g}" / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One (method, γ, seed) of a comparison: picklable, so it can run in another process."""
+
+    simulation: str
+    data: str | None
+    data_label: str | None
+    settings: Settings
+    run_dir: Path
+    progress: bool = False
+
+    @property
+    def method(self) -> str:
+        return self.settings.method
+
+    @property
+    def gamma(self) -> float:
+        return float(self.settings.gamma or 0.0)
+
+    @property
+    def seed(self) -> int:
+        return self.settings.train.seed
+
+
+def _train_and_evaluate(task: _Task) -> dict[str, Any]:
+    """Train one run (unless it is already there) and write its metrics.json; returns the metrics."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(task.settings.train.threads)
+    # OpenMP pools (the trees of bdt and of the domain probe) spin on a shared machine: ~7× slower
+    with threadpool_limits(limits=task.settings.train.threads):
+        _, metrics = train_run(
+            task.simulation, task.data, task.settings, task.run_dir, data_label=task.data_label, reuse=True,
+            progress=task.progress,
+        )
+    assert metrics is not None
+    return metrics
+
+
+def method_entries(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-method entries of a summary, in the order they were run."""
+    order = summary.get("order") or [k for k in summary if k not in RESERVED_KEYS]
+    return {name: summary[name] for name in order if name in summary}
+
+
+def format_cell(stats: Mapping[str, Any] | None) -> str:
+    if not stats or stats.get("mean") is None:
+        return "—"
+    text = f"{stats['mean']:.4f}"
+    if stats.get("std") is not None:
+        text += f" ± {stats['std']:.4f}"
+    return text
+
+
+def format_markdown(summary: Mapping[str, Any], keys: Sequence[str] = TABLE_KEYS) -> str:
+    """summary.md: the selected setting of every method, then every setting; mean ± std over seeds."""
+    entries = method_entries(summary)
+    selection = summary.get("selection", {})
+    lines = [
+        "# Comparison",
+        "",
+        f"Selection rule: {summary.get('selection_rule', SELECTION_RULE)}",
+        "",
+        f"delta = {selection.get('delta', DEFAULT_DELTA)}, disagreement metric = "
+        f"`{selection.get('disagreement_metric', 'domain_auc')}`; seeds: {len(summary.get('seeds', []))}; "
+        f"values are mean ± standard deviation over seeds.",
+        "",
+        "## Selected setting per method",
+        "",
+        "| method | gamma | " + " | ".join(keys) + " |",
+        "|---|---:|" + "---:|" * len(keys),
+    ]
+    for name, entry in entries.items():
+        selected = entry["selected"]
+        lines.append(
+            f"| {name} | {selected['gamma']:g} | " + " | ".join(format_cell(selected["metrics"].get(k)) for k in keys) + " |"
+        )
+    lines += ["", "## Every setting", "", "| method | gamma | selected | " + " | ".join(keys) + " |"]
+    lines.append("|---|---:|:---:|" + "---:|" * len(keys))
+    for name, entry in entries.items():
+        for setting in entry["settings"]:
+            mark = "✔" if setting["gamma"] == entry["selected"]["gamma"] else ""
+            lines.append(
+                f"| {name} | {setting['gamma']:g} | {mark} | "
+                + " | ".join(format_cell(setting["metrics"].get(k)) for k in keys)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def run_compare(
+    simulation: PathLike,
+    data: PathLike | None,
+    settings: Settings,
+    out: PathLike,
+    *,
+    methods: Sequence[str],
+    gammas: Mapping[str, Sequence[float]] | None = None,
+    seeds: int = 3,
+    data_label: str | None = None,
+    method_options: Mapping[str, Mapping[str, Any]] | None = None,
+    network: Mapping[str, Mapping[str, Any]] | None = None,
+    delta: float = DEFAULT_DELTA,
+    disagreement: str | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate every (method, γ, seed); write and return the summary.
+
+    ``settings`` holds what all runs share (columns, the training loop; its seed is the
+    first seed); ``gammas``, ``method_options`` and ``network`` map a method name to its
+    sweep, its options and its network overrides. Seeds are ``settings.train.seed + k``.
+    ``disagreement`` fixes the selection rule's label-free metric (default: see
+    :mod:`sqnn.workflows.selection`).
+    """
+    if seeds < 1:
+        raise SqnnError(f"--seeds must be at least 1, got {seeds}")
+    if jobs < 1:
+        raise SqnnError(f"--jobs must be at least 1, got {jobs}")
+    if not methods:
+        raise SqnnError("give at least one method (--methods)")
+    if not 0 <= delta < 1:
+        raise SqnnError(f"--delta must lie in [0, 1), got {delta}")
+    if disagreement is not None and disagreement not in DISAGREEMENT_METRICS:
+        raise SqnnError(f"--select-by must be one of {', '.join(DISAGREEMENT_METRICS)}, got {disagreement!r}")
+    methods = list(dict.fromkeys(methods))
+    out = Path(out)
+    try:
+        grids = {m: strength_grid(m, gammas) for m in methods}
+    except ValueError as exc:
+        raise SqnnError(str(exc)) from None
+    first_seed = settings.train.seed
+    seed_values = [first_seed + k for k in range(seeds)]
+    tasks = [
+        _Task(
+            simulation=str(simulation),
+            data=None if data is None else str(data),
+            data_label=data_label,
+            settings=settings.with_run(
+                method=m, gamma=g, seed=s, method_options=dict((method_options or {}).get(m, {})),
+                network=None if network is None or m not in network else dict(network[m]),
+            ),
+            run_dir=run_directory(out, m, g, s),
+            progress=progress and jobs == 1 and scheduler is None,
+        )
+        for m in methods
+        for g in grids[m]
+        for s in seed_values
+    ]
+    # fail on bad settings before any training starts
+    for task in {(t.method, t.gamma): t for t in tasks}.values():
+        task.settings.objective(f"settings for {task.method}")
+    results: dict[Path, dict[str, Any]] = {}
+
+    def done(task: _Task, metrics: dict[str, Any]) -> None:
+        results[task.run_dir] = metrics
+        if echo is not None:
+            echo(
+                f"[{len(results)}/{len(tasks)}] {task.method} gamma={task.gamma:g} seed={task.seed}: "
+                f"auc_source={_fmt(metrics.get('auc_source'))} ks={_fmt(metrics.get('ks'))} "
+                f"domain_auc={_fmt(metrics.get('domain_auc'))}"
+            )
+
+    if scheduler is not None:
+        from sqnn.cluster import map_tasks
+
+        map_tasks(_train_and_evaluate, tasks, scheduler, workers=jobs, on_result=lambda index, metrics: done(tasks[index], metrics))
+    elif jobs == 1:
+        for task in tasks:
+            done(task, _train_and_evaluate(task))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = [(task, pool.submit(_train_and_evaluate, task)) for task in tasks]
+            for task, future in futures:
+                done(task, future.result())
+
+    settings_by_method: dict[str, list[dict[str, Any]]] = {}
+    for m in methods:
+        settings_by_method[m] = []
+        for g in grids[m]:
+            runs = [t for t in tasks if t.method == m and t.gamma == g]
+            settings_by_method[m].append(
+                {
+                    "gamma": g,
+                    "seeds": [t.seed for t in runs],
+                    "runs": [str(t.run_dir.relative_to(out)) for t in runs],
+                    "metrics": aggregate([results[t.run_dir] for t in runs]),
+                }
+            )
+    disagreement = disagreement or choose_disagreement(settings_by_method)
+    columns = settings.columns
+    summary: dict[str, Any] = {
+        "selection_rule": SELECTION_RULE,
+        "selection": {"accuracy_metric": ACCURACY_METRIC, "delta": delta, "disagreement_metric": disagreement},
+        "inputs": {
+            "simulation": str(Path(simulation).resolve()),
+            "data": None if data is None else str(Path(data).resolve()),
+            "domain_column": settings.domain_column,
+            "data_label": data_label,
+            "columns": {"features": None if columns.features is None else list(columns.features), **columns.role_columns()},
+        },
+        "train": replace(settings.train, seed=first_seed).to_dict(),
+        "seeds": seed_values,
+        "order": methods,
+    }
+    for m in methods:
+        entries = settings_by_method[m]
+        index, how = select_setting(entries, disagreement, delta)
+        summary[m] = {
+            "selected": {
+                "gamma": entries[index]["gamma"],
+                "index": index,
+                "runs": entries[index]["runs"],
+                "metrics": entries[index]["metrics"],
+                **how,
+            },
+            "settings": entries,
+        }
+    summary = json_safe(summary)
+    write_json(out / "summary.json", summary)
+    write_text(out / "summary.md", format_markdown(summary))
+    return summary
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def parse_gammas(items: Iterable[str], methods: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """``"0.1,1"`` applies to every method with a penalty; ``"dann=0.03,0.1"`` to one method."""
+    result: dict[str, tuple[float, ...]] = {}
+    for item in items:
+        target, _, values = item.rpartition("=")
+        target = target.strip()
+        try:
+            grid = tuple(float(v) for v in values.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"--gammas {item!r}: expected numbers separated by commas") from None
+        if not grid:
+            raise ValueError(f"--gammas {item!r}: no values")
+        if target:
+            if target not in methods:
+                raise ValueError(f"--gammas {item!r}: {target!r} is not one of the methods compared ({', '.join(methods)})")
+            result[target] = grid
+        else:
+            for m in methods:
+                result.setdefault(m, grid)
+    return result

@@ -1,0 +1,300 @@
+"""From files to a run directory and its metrics: what `sqnn train` and `sqnn evaluate` do.
+
+One path for every training: :func:`fit_model` trains the model the settings describe
+(a network in the shared loop, a set model, or a method with its own trainer such as
+trees), :func:`record_run` writes the run directory and its ``metrics.json``, and
+:func:`train_run` does both from files — on one process, or on every process of a
+``torchrun`` group (``distributed=True``, rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from sqnn.data import ColumnSpec, Sample, load_inputs
+from sqnn.errors import DataError, SqnnError
+from sqnn.evaluation import evaluate
+from sqnn.files import json_safe, write_json
+from sqnn.methods import Objective
+from sqnn.runs import MODEL_JSON, Run, input_fingerprint, load_run, write_run
+from sqnn.training import FitResult, TrainConfig, fit, splits_for
+from sqnn.training import parallel
+from sqnn.training.sets import fit_set_model, set_config_for
+from sqnn.workflows.settings import Settings
+
+__all__ = ["Trained", "evaluate_run", "fit_model", "record_run", "train_run"]
+
+PathLike = str | os.PathLike[str]
+
+# below this the train/validation/test split leaves sets too small to fit or to stop on
+MIN_SIMULATION_EVENTS = 20
+MIN_DATA_EVENTS = 10
+
+
+@dataclass
+class Trained:
+    """A fitted model and what its run directory records about the fit."""
+
+    kind: str
+    model: Any
+    objective: Objective
+    history: list[dict[str, Any]]
+    train_seconds: float
+    # the model.json fields of this kind of model (architecture, preprocessing, early stopping)
+    description: dict[str, Any]
+    fit: FitResult | None = None
+
+    @classmethod
+    def of_network(cls, result: FitResult, kind: str = "network") -> "Trained":
+        return cls(
+            kind=kind,
+            model=result.model,
+            objective=result.objective,
+            history=result.history,
+            train_seconds=result.train_seconds,
+            description={
+                "network": result.network.to_dict(),
+                "preprocessing": result.standardizer.to_dict(),
+                "best_epoch": result.best_epoch,
+                "epochs_run": len(result.history),
+                "stopped_early": result.stopped_early,
+                "n_params": int(sum(p.numel() for p in result.model.parameters())),
+            },
+            fit=result,
+        )
+
+
+def _check_sizes(simulation: Sample, data: Sample) -> None:
+    for sample, minimum in ((simulation, MIN_SIMULATION_EVENTS), (data, MIN_DATA_EVENTS)):
+        if len(sample) < minimum:
+            raise DataError(
+                f"{sample.source}: only {len(sample)} {sample.domain} events; training needs at least {minimum} "
+                "to split into train, validation and test sets"
+            )
+
+
+def _check_inputs(settings: Settings, objective: Objective, simulation: Sample, data: Sample) -> None:
+    _check_sizes(simulation, data)
+    if getattr(objective, "region", None) == "control" and (simulation.control is None or data.control is None):
+        raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
+
+
+def fit_model(
+    simulation: Sample,
+    data: Sample,
+    settings: Settings,
+    *,
+    run_dir: PathLike | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    distributed: bool = False,
+) -> Trained:
+    """Train the model ``settings`` describe on labelled simulation and unlabelled ``data``."""
+    objective = settings.objective()
+    loop = {"run_dir": run_dir, "resume": resume, "progress": progress}
+    if objective.own_trainer:
+        if distributed:
+            raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
+        return _fit_own(objective, simulation, data, settings.train)
+    if settings.model == "set":
+        if distributed:
+            raise SqnnError("--distributed trains dense networks; drop --model set")
+        result = fit_set_model(simulation, data, objective, set_config_for(simulation, dict(settings.network or {})),
+                               settings.train, **loop)
+        return Trained.of_network(result, kind="set")
+    result = fit(simulation, data, objective, network=settings.network_config(objective), config=settings.train,
+                 distributed=distributed, **loop)
+    return Trained.of_network(result)
+
+
+def _fit_own(objective: Objective, simulation: Sample, data: Sample, config: TrainConfig) -> Trained:
+    """A method trained outside the shared loop (trees): its own fit on the same splits."""
+    ensemble, history, seconds = objective.fit_trees(  # type: ignore[attr-defined]
+        simulation, splits_for(simulation, data, config), seed=config.seed, threads=config.threads
+    )
+    return Trained(
+        kind="trees",
+        model=ensemble,
+        objective=objective,
+        history=history,
+        train_seconds=seconds,
+        description={
+            "trees": ensemble.describe(),
+            "preprocessing": {"kind": "none"},
+            "best_epoch": len(history) - 1,
+            "epochs_run": len(history),
+            "stopped_early": len(history) < int(objective.options.get("max_iter", 300)),
+            "n_params": ensemble.n_params,
+        },
+    )
+
+
+def set_model_meta(columns: ColumnSpec, simulation: Sample) -> dict[str, Any]:
+    """What ``model.json`` needs beyond the usual keys to rebuild and feed a set model."""
+    return {
+        "objects": {
+            "column": columns.objects,
+            "max_objects": columns.max_objects,
+            "fields": list(simulation.object_fields),
+            "global_features": simulation.global_feature_names,
+        },
+    }
+
+
+def record_run(
+    out: PathLike,
+    trained: Trained,
+    simulation: Sample,
+    data: Sample,
+    settings: Settings,
+    *,
+    extra: dict[str, Any] | None = None,
+    metrics_of: Callable[[Run], dict[str, Any]] | None = None,
+) -> tuple[Run, dict[str, Any]]:
+    """Write the run directory of a fit, then its ``metrics.json``; return the loaded run and the metrics.
+
+    The metrics are those of :func:`sqnn.evaluation.evaluate` on ``simulation`` and ``data``
+    (their test splits when they are the training files; ``data.label``, when present, only
+    for the per-class metrics) unless ``metrics_of`` computes them otherwise.
+    ``extra`` adds (or replaces) keys of ``model.json``.
+    """
+    out = Path(out)
+    objective = trained.objective
+    meta: dict[str, Any] = {
+        "method": objective.name,
+        "gamma": objective.gamma,
+        "method_options": objective.options,
+        "features": simulation.feature_names,
+        "columns": settings.columns.role_columns(),
+        "train": settings.train.to_dict(),
+        "inputs": {"simulation": input_fingerprint(simulation), "data": input_fingerprint(data)},
+        "train_seconds": trained.train_seconds,
+        **trained.description,
+    }
+    if trained.kind == "set":
+        meta.update(set_model_meta(settings.columns, simulation))
+    meta.update(extra or {})
+    write_run(out, trained.kind, trained.model, meta)
+    write_json(out / "history.json", json_safe(trained.history))
+    run = load_run(out)
+    metrics = metrics_of(run) if metrics_of is not None else evaluate(run, simulation, data, seed=settings.train.seed)
+    write_json(out / "metrics.json", json_safe(metrics))
+    return run, metrics
+
+
+def finished_run(run_dir: Path, settings: Settings, simulation: Sample, data: Sample) -> bool:
+    """Whether ``run_dir`` already holds the finished model that ``settings`` ask for on these inputs."""
+    path = run_dir / MODEL_JSON
+    if not (path.exists() and (run_dir / "history.json").exists()):
+        return False
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    objective = settings.objective()
+    same = (
+        meta.get("method") == objective.name
+        and meta.get("gamma") == objective.gamma
+        and meta.get("method_options") == json_safe(objective.options)
+        and meta.get("train") == json_safe(settings.train.to_dict())
+        and meta.get("inputs") == {"simulation": input_fingerprint(simulation), "data": input_fingerprint(data)}
+    )
+    if not same or objective.own_trainer or settings.model != "dense":
+        return same
+    return meta.get("network") == json_safe(settings.network_config(objective).to_dict())
+
+
+def train_run(
+    simulation: PathLike,
+    data: PathLike | None,
+    settings: Settings,
+    out: PathLike,
+    *,
+    data_label: str | None = None,
+    resume: bool = False,
+    reuse: bool = False,
+    progress: bool = False,
+    distributed: bool = False,
+) -> tuple[Run | None, dict[str, Any] | None]:
+    """Train one model into the run directory ``out`` and write its metrics.
+
+    ``data_label`` reads the data's class column for the per-class metrics only; training
+    never sees it. ``reuse`` keeps a finished run of the same settings and inputs instead
+    of training it again. With ``distributed`` every process of the ``torchrun`` group
+    trains; rank 0 writes the run directory and returns ``(run, metrics)``, the others
+    ``(None, None)`` (the run directory must be on a file system every process sees).
+    """
+    columns = settings.columns
+    if settings.model == "set":
+        if not columns.objects:
+            raise SqnnError(f"{simulation}: a set model reads an objects column: give --objects COL")
+        if columns.features is None:
+            settings = replace(settings, columns=replace(columns, features=()))
+    objective = settings.objective()
+    sim, labelled = load_inputs(simulation, data, settings.columns, domain_column=settings.domain_column, data_label=data_label)
+    _check_inputs(settings, objective, sim, labelled)
+    # the data labels are read for evaluation only: training sees data without them
+    dat = replace(labelled, label=None)
+    out = Path(out)
+    if reuse and finished_run(out, settings, sim, dat):
+        run = load_run(out)
+        metrics = evaluate(run, sim, labelled, seed=settings.train.seed)
+        write_json(out / "metrics.json", json_safe(metrics))
+        return run, metrics
+    if not distributed:
+        out.mkdir(parents=True, exist_ok=True)
+        trained = fit_model(sim, dat, settings, run_dir=out, resume=resume, progress=progress)
+        return record_run(out, trained, sim, labelled, settings)
+    joined_here = not (dist.is_available() and dist.is_initialized())
+    group = parallel.init_from_environment()
+    try:
+        parallel.require_supported(objective)
+        if group.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        group.barrier()
+        trained = fit_model(sim, dat, settings, run_dir=out, resume=resume, progress=progress and group.is_main,
+                            distributed=True)
+        run, metrics = None, None
+        if group.is_main:
+            extra = {"distributed": {"world_size": group.world_size, "backend": dist.get_backend()}}
+            run, metrics = record_run(out, trained, sim, labelled, settings, extra=extra)
+        group.barrier()
+        return run, metrics
+    finally:
+        if joined_here:
+            parallel.shutdown()
+
+
+def evaluate_run(
+    run_dir: PathLike,
+    simulation: PathLike,
+    data: PathLike | None,
+    *,
+    data_label: str | None = None,
+    columns: ColumnSpec | None = None,
+    domain_column: str | None = None,
+    out: PathLike | None = None,
+    inference: str | None = None,
+) -> dict[str, Any]:
+    """Metrics of a saved run on the given files (their test split if they are the training files).
+
+    ``columns`` names role columns (label, weight, control, observer) that replace the
+    run's own; ``inference`` overrides the network's own scoring mode (``mean`` or
+    ``deterministic``).
+    """
+    run = load_run(run_dir)
+    spec = run.input_spec(**run.meta.get("columns", {}))
+    if columns is not None:
+        spec = spec.with_roles(**columns.role_columns())
+    sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column, data_label=data_label)
+    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference)
+    if out is not None:
+        write_json(out, json_safe(metrics))
+    return metrics
