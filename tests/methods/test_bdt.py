@@ -9,17 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
-from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sqnn.data import ColumnSpec
 from sqnn.errors import ModelFileError
 from sqnn.evaluation import evaluate
 from sqnn.methods import BDT, METHODS
-from sqnn.nn.trees import TreeEnsemble
-from sqnn.runs import TreeRun
-from sqnn.workflows.train import train_run
-from sqnn.runs import MODEL_FILE, MODEL_JSON, load_run
+from sqnn.runs import MODEL_FILE, MODEL_JSON, TreeRun, load_run
 from sqnn.workflows.settings import Settings
+from sqnn.workflows.train import train_run
 
 SPEC = ColumnSpec(features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signal", weight="weight", control="control")
 
@@ -29,19 +26,6 @@ def test_registered_and_source_only() -> None:
     assert BDT(3.0).gamma == 0.0
     with pytest.raises(ValueError, match="does not take"):
         BDT(max_trees=3)
-
-
-def test_tree_arrays_reproduce_scikit_learn() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(600, 4))
-    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 + rng.normal(size=600) > 0.5).astype(int)
-    weight = rng.uniform(-0.2, 2.0, size=600)
-    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=0).fit(x, y, sample_weight=weight)
-    ensemble = TreeEnsemble.from_hist_gradient_boosting(model)
-    test = rng.normal(size=(5000, 4)) * 1.5
-    test[:10, 2] = np.nan
-    np.testing.assert_allclose(ensemble.decision_function(test), model.decision_function(test), rtol=1e-12, atol=1e-12)
-    assert ensemble.n_trees == model.n_iter_
 
 
 @pytest.fixture(scope="module")

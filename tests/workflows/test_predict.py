@@ -1,9 +1,8 @@
-"""Scoring at scale: chunked files, bounded memory, a Dask cluster that agrees with one process."""
+"""Scoring files: chunked reading, bounded memory, a Dask cluster that agrees with one process."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from sqnn.cases.toy import generate, make_toy
 from sqnn.data import ColumnSpec, load_sample
 from sqnn.errors import DataError, SqnnError
 from sqnn.runs import load_run
-from sqnn.cluster import map_tasks, open_client
+from sqnn.cluster import open_client
 from sqnn.data.chunks import Piece, plan_pieces
 from sqnn.workflows.predict import output_path, predict_files, warm_up
 
@@ -171,50 +170,3 @@ def test_a_file_much_larger_than_a_chunk_is_scored_in_bounded_memory(toy_run: Pa
     assert probe["events"] == n
     growth = probe["after_mb"] - probe["before_mb"]
     assert growth < whole_mb / 5, f"peak memory grew by {growth:.0f} MB scoring a file of {whole_mb:.0f} MB"
-
-
-def _train_task(task: dict) -> bytes:
-    """One toy training; runs on a Dask worker in the test below."""
-    from sqnn.workflows.train import train_run
-    from sqnn.training import TrainConfig
-    from sqnn.workflows.settings import Settings
-
-    spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight")
-    out = Path(task["out"])
-    settings = Settings(columns=spec, method=task["method"], gamma=task["gamma"], train=TrainConfig(epochs=1, seed=task["seed"]))
-    train_run(task["sim"], task["data"], settings, out)
-    return (out / "model.safetensors").read_bytes()
-
-
-def test_sweep_on_the_cluster_equals_the_serial_sweep(tmp_path: Path, cluster) -> None:
-    import cloudpickle
-
-    sim = generate("sim", 800, 1, tmp_path / "sim.parquet")
-    data = generate("data", 800, 2, tmp_path / "data.parquet")
-    # the workers cannot import this test module: ship the task function by value
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        settings = [("sqnn", 1.0, 0), ("sqnn", 0.3, 1), ("source-only", 0.0, 2)]
-
-        def tasks(where: str) -> list[dict]:
-            return [
-                {"sim": str(sim), "data": str(data), "method": m, "gamma": g, "seed": s, "out": str(tmp_path / where / f"{m}-{s}")}
-                for m, g, s in settings
-            ]
-
-        serial = map_tasks(_train_task, tasks("serial"))
-        order: list[int] = []
-        parallel = map_tasks(_train_task, tasks("cluster"), cluster, on_result=lambda i, _: order.append(i))
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    assert order == [0, 1, 2]
-    assert len(set(serial)) == 3  # three different models...
-    assert parallel == serial  # ...each bit-identical to its serial twin
-    for m, _, s in settings:
-        assert (tmp_path / "cluster" / f"{m}-{s}" / "metrics.json").exists()
-
-
-def test_errors_in_cluster_tasks_reach_the_caller(cluster) -> None:
-    assert map_tasks(math.sqrt, [4.0, 9.0], cluster) == [2.0, 3.0]
-    with pytest.raises(ValueError, match="math domain error"):
-        map_tasks(math.sqrt, [4.0, -1.0, 16.0], cluster)

@@ -185,7 +185,7 @@ def test_objectives_that_need_every_event_are_refused() -> None:
 def test_fit_distributed_without_a_process_group_says_how_to_start_one() -> None:
     from sqnn.training import fit
 
-    from test_train import toy_sample
+    from test_loop import toy_sample
 
     with pytest.raises(SqnnError, match="torchrun"):
         fit(toy_sample("sim", 100, 1, True), toy_sample("data", 100, 2, False), make_objective("sqnn", 1.0), distributed=True)

@@ -1,0 +1,34 @@
+"""Splits of each domain: fixed by the seed, disjoint, independent of the other domain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sqnn.data import DATA, SIMULATION, domain_labels, make_splits, split_indices
+
+
+def test_domain_codes_put_simulation_first() -> None:
+    labels = domain_labels(3, 2)
+    assert labels.tolist() == [SIMULATION] * 3 + [DATA] * 2
+    assert labels.dtype == np.int64 and SIMULATION != DATA
+
+
+@pytest.mark.parametrize("n", [10, 101, 5000])
+def test_split_is_a_seeded_partition(n: int) -> None:
+    split = split_indices(n, seed=3, stream=SIMULATION, validation=0.2, test=0.2)
+    joined = np.concatenate(list(split.values()))
+    assert np.array_equal(np.sort(joined), np.arange(n))
+    assert len(split["test"]) == round(0.2 * n) and len(split["validation"]) == max(1, round(0.2 * n))
+    again = split_indices(n, seed=3, stream=SIMULATION, validation=0.2, test=0.2)
+    assert all(np.array_equal(split[k], again[k]) for k in split)
+    other = split_indices(n, seed=4, stream=SIMULATION, validation=0.2, test=0.2)
+    assert not np.array_equal(split["test"], other["test"])
+
+
+def test_each_domain_has_its_own_stream() -> None:
+    splits = make_splits(1000, 1000, seed=0, validation=0.2, test=0.2)
+    assert not np.array_equal(splits.simulation["test"], splits.data["test"])
+    # the simulation's split does not depend on how many data events there are
+    bigger = make_splits(1000, 3000, seed=0, validation=0.2, test=0.2)
+    assert all(np.array_equal(splits.simulation[k], bigger.simulation[k]) for k in splits.simulation)

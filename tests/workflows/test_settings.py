@@ -1,0 +1,51 @@
+"""Settings: one object from flags and YAML, checked before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sqnn.data import ColumnSpec
+from sqnn.errors import SqnnError
+from sqnn.training import TrainConfig
+from sqnn.workflows.settings import Settings, columns_from, read_config, split_list, train_config_from
+
+
+def test_flags_win_over_the_config() -> None:
+    config = {"features": ["a", "b"], "label": "y", "weight": "w", "train": {"epochs": 5, "seed": 3}}
+    columns = columns_from(config, features="c,d", weight="w2")
+    assert columns == ColumnSpec(features=("c", "d"), label="y", weight="w2")
+    assert columns_from(config).features == ("a", "b")
+    assert train_config_from(config, epochs=7) == TrainConfig(epochs=7, seed=3)
+
+
+def test_settings_merge_method_options_and_check_them() -> None:
+    config = {"method": "sqnn", "gamma": 2.0, "method_options": {"region": "all", "warmup": 2}}
+    settings = Settings.from_config(config, columns=ColumnSpec(label="y"), method_options={"region": "control"})
+    assert settings.method == "sqnn" and settings.gamma == 2.0
+    assert dict(settings.method_options) == {"region": "control", "warmup": 2}
+    with pytest.raises(SqnnError, match="invalid training settings: region"):
+        Settings.from_config({"method_options": {"region": "nowhere"}}, columns=ColumnSpec(label="y"))
+    with pytest.raises(SqnnError, match="unknown method"):
+        Settings(method="forest").objective()
+
+
+def test_each_run_of_a_comparison_gets_its_own_method_and_seed() -> None:
+    shared = Settings(columns=ColumnSpec(label="y"), train=TrainConfig(epochs=2, seed=5))
+    run = shared.with_run(method="dann", gamma=0.1, seed=7)
+    assert (run.method, run.gamma, run.train.seed, run.train.epochs) == ("dann", 0.1, 7, 2)
+    assert run.objective().name == "dann" and shared.train.seed == 5
+
+
+def test_config_file_errors_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("features: [a]\nepoch: 3\n")
+    with pytest.raises(SqnnError, match="unknown settings epoch"):
+        read_config(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(SqnnError, match="mapping"):
+        read_config(path)
+    with pytest.raises(SqnnError, match="no such config file"):
+        read_config(tmp_path / "missing.yaml")
+    assert split_list(" a, ,b ") == ("a", "b") and split_list(",,") is None
