@@ -40,6 +40,7 @@ from sklearn.utils.validation import (
 )
 
 from sqnn.data import Sample, Standardizer
+from sqnn.devices import DEVICES
 from sqnn.info import MAX_JOINT_UNITS
 from sqnn.methods import METHODS, Objective, make_objective
 from sqnn.methods.sqnn import (
@@ -149,6 +150,9 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
     ``region``, ``estimator`` and ``condition`` belong to the ``sqnn`` method; other
     methods take their options from ``method_options``.
 
+    ``device`` is where the network trains (``cpu``, the deterministic reference, ``cuda`` or
+    ``auto``); scoring runs on the CPU.
+
     Fitted attributes: ``model_`` (the network), ``standardizer_``, ``history_`` (one
     record per epoch), ``best_epoch_``, ``classes_``, ``penalised_``,
     ``n_features_in_`` and ``feature_names_in_`` (for named columns).
@@ -173,6 +177,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         "patience": [_Int(1)],
         "validation_fraction": [_Float(0.0, 0.9, "neither")],
         "seed": [_Int(0, 2**32 - 1)],
+        "device": [StrOptions(set(DEVICES))],
     }
 
     def __init__(
@@ -195,6 +200,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         patience: int = 6,
         validation_fraction: float = 0.2,
         seed: int = 0,
+        device: str = "cpu",
     ) -> None:
         self.method = method
         self.gamma = gamma
@@ -214,6 +220,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.seed = seed
+        self.device = device
 
     def __sklearn_tags__(self):  # noqa: ANN204 - sklearn.utils.Tags
         tags = super().__sklearn_tags__()
@@ -359,6 +366,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
                 validation_fraction=float(self.validation_fraction),
                 test_fraction=0.0,
                 seed=int(self.seed),
+                device=self.device,
             ),
         )
         result = fit_model(simulation, data, settings).fit

@@ -64,16 +64,20 @@ def held_out(run: Run, sample: Sample, role: str) -> Sample:
     return sample
 
 
-def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0, inference: str | None = None) -> dict[str, Any]:
+def evaluate(
+    run: Run, simulation: Sample, data: Sample, *, seed: int = 0, inference: str | None = None, device: str | None = None
+) -> dict[str, Any]:
     """All metrics; per-class keys only when ``data.label`` is present (never used for training).
 
-    ``inference`` scores with another mode than the network's own (``mean`` or ``deterministic``).
+    ``inference`` scores with another mode than the network's own (``mean`` or ``deterministic``);
+    ``device`` scores on another device than the CPU.
     """
     sim = held_out(run, simulation, "simulation")
     dat = held_out(run, data, "data")
     if sim.label is None:
         raise ValueError("evaluation needs labelled simulation")
-    sim_score, data_score = run.score(sim.features, inference=inference), run.score(dat.features, inference=inference)
+    sim_score = run.score(sim.features, inference=inference, device=device)
+    data_score = run.score(dat.features, inference=inference, device=device)
     result: dict[str, Any] = {key: None for key in METRIC_KEYS}
     result["n_events_simulation"] = len(sim)
     result["n_events_data"] = len(dat)
@@ -111,7 +115,7 @@ def evaluate(run: Run, simulation: Sample, data: Sample, *, seed: int = 0, infer
         # how far the cut fixed on simulation is from transferring: 0 is perfect closure
         for suffix in ("", "_80"):
             result[f"closure{suffix}"] = abs(1 - result[f"sf_signal{suffix}"]) + abs(1 - result[f"sf_background{suffix}"])
-    sim_rep, data_rep = run.representation(sim.features), run.representation(dat.features)
+    sim_rep, data_rep = run.representation(sim.features, device=device), run.representation(dat.features, device=device)
     result["domain_auc"] = metrics.domain_probe_auc(sim_rep, data_rep, sim.weight, dat.weight, seed=seed)
     if run.representation_is_stochastic:
         theta = np.concatenate([sim_rep, data_rep]).astype(np.float64)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sqnn.cli.options import data_options
+from sqnn.cli.options import data_options, device_option
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
 from sqnn.workflows.compare import format_markdown, parse_gammas, run_compare
@@ -50,6 +50,7 @@ def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[st
     default=None,
     help="Label-free disagreement the selection rule minimises [default: ks_control when a control column is given, else domain_auc].",
 )
+@device_option
 @click.option("--jobs", type=int, default=1, show_default=True, help="Fits run in parallel processes (Dask workers with --scheduler local).")
 @click.option("--scheduler", default=None, help="Spread the fits over Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config: columns, train, per-method method_options and network.")
@@ -73,6 +74,7 @@ def compare(
     seed: int | None,
     delta: float,
     select_by: str | None,
+    device: str | None,
     jobs: int,
     scheduler: str | None,
     config_path: str | None,
@@ -93,7 +95,7 @@ def compare(
         grids = parse_gammas(gammas, names)
     except ValueError as exc:
         raise SqnnError(str(exc)) from None
-    shared = Settings(columns=columns, train=train_config_from(config, epochs=epochs, seed=seed), domain_column=domain_column)
+    shared = Settings(columns=columns, train=train_config_from(config, epochs=epochs, seed=seed, device=device), domain_column=domain_column)
     summary = run_compare(
         simulation,
         data,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sqnn.cli.options import data_options
+from sqnn.cli.options import data_options, device_option
 from sqnn.data import ColumnSpec
 from sqnn.errors import SqnnError
 from sqnn.nn.model import SCORING_MODES
@@ -25,6 +25,7 @@ __all__ = ["evaluate"]
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="metrics.json to write.")
 @click.option("--inference", type=click.Choice(SCORING_MODES), default=None,
               help="Score with this mode instead of the network's own (network.inference).")
+@device_option
 def evaluate(
     run_dir: Path,
     simulation: str,
@@ -38,6 +39,7 @@ def evaluate(
     domain_column: str | None,
     out: Path | None,
     inference: str | None,
+    device: str | None,
 ) -> None:
     """Metrics of a trained run; on its own training files only the test split is used."""
     if features is not None:
@@ -45,6 +47,6 @@ def evaluate(
     columns = ColumnSpec(label=label, weight=weight, control=control, observer=observer)
     metrics = evaluate_run(
         run_dir, simulation, data, data_label=data_label, columns=columns, domain_column=domain_column, out=out,
-        inference=inference,
+        inference=inference, device=device,
     )
     click.echo(json.dumps(metrics, indent=2) if out is None else f"wrote {out}")

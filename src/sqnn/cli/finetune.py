@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sqnn.cli.options import device_option
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
 from sqnn.training.subsets import FREEZE
@@ -31,6 +32,7 @@ __all__ = ["finetune"]
 @click.option("--weight", help="Per-event weight column [default: the run's].")
 @click.option("--control", help="Control-region column [default: the run's].")
 @click.option("--observer", help="Observer column [default: the run's].")
+@device_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="New run directory.")
 def finetune(
@@ -49,6 +51,7 @@ def finetune(
     weight: str | None,
     control: str | None,
     observer: str | None,
+    device: str | None,
     quiet: bool,
     out: Path,
 ) -> None:
@@ -79,6 +82,7 @@ def finetune(
         seed=seed,
         learning_rate=learning_rate,
         columns={"label": label, "weight": weight, "control": control, "observer": observer},
+        device=device,
         progress=not quiet,
     )
     click.echo(f"wrote {out}")

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-__all__ = ["data_options"]
+from sqnn.devices import DEVICES
+
+__all__ = ["data_options", "device_option"]
 
 
 def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -24,3 +26,11 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ):
         func = option(func)
     return func
+
+
+def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--device: where the network trains or scores."""
+    return click.option(
+        "--device", type=click.Choice(DEVICES), default=None,
+        help="cpu (the deterministic reference), cuda, or auto (a GPU when there is one) [default: cpu].",
+    )(func)

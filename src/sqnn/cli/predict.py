@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sqnn.cli.options import device_option
 from sqnn.engines.scoring import ENGINES
 from sqnn.errors import SqnnError
 from sqnn.nn.layers import INFERENCE_MODES
@@ -30,6 +31,7 @@ __all__ = ["predict"]
 @click.option("--samples", type=int, default=1, show_default=True, help="Stochastic draws per event (score = mean σ, vote = fraction > 0).")
 @click.option("--lfsr-seed", type=int, default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
 @click.option("--passthrough", help="Comma-separated columns copied next to the scores.")
+@device_option
 def predict(
     run_dir: Path,
     inputs: tuple[str, ...],
@@ -42,6 +44,7 @@ def predict(
     samples: int,
     lfsr_seed: int,
     passthrough: str | None,
+    device: str | None,
 ) -> None:
     """Score events with a trained run; writes `score` and `logit` per event (and `vote` when stochastic)."""
     import torch
@@ -56,12 +59,12 @@ def predict(
     if scheduler is not None or chunk is not None or out.suffix.lower() != ".parquet":
         predict_files(
             run_dir, inputs, out, scheduler=scheduler, workers=workers, chunk=size, engine=engine, passthrough=keep,
-            inference=inference, samples=samples, lfsr_seed=lfsr_seed,
+            inference=inference, samples=samples, lfsr_seed=lfsr_seed, device=device,
             progress=lambda f: click.echo(f"wrote {f.output} ({f.events} events)"),
         )
         return
     written = predict_to_file(
         run_dir, inputs, out, chunk=size, engine=engine, passthrough=keep, inference=inference, samples=samples,
-        lfsr_seed=lfsr_seed,
+        lfsr_seed=lfsr_seed, device=device,
     )
     click.echo(f"wrote {out} ({written.events} events)")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from sqnn.cli.options import data_options
+from sqnn.cli.options import data_options, device_option
 from sqnn.cli.summary import format_metrics
+from sqnn.data.chunks import DEFAULT_CHUNK
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
 from sqnn.methods.sqnn import REGIONS
@@ -34,6 +35,9 @@ __all__ = ["train"]
               help="Feed-forward network on the features, or a permutation-invariant set model on --objects.")
 @click.option("--objects", help="Jagged column of objects (records) per event, read by --model set.")
 @click.option("--max-objects", type=int, default=12, show_default=True, help="Objects kept per event (set model).")
+@device_option
+@click.option("--stream", is_flag=True, help="Read simulation and data in chunks instead of loading them (inputs larger than memory).")
+@click.option("--chunk", type=int, default=DEFAULT_CHUNK, show_default=True, help="Events per chunk with --stream.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 def train(
@@ -56,6 +60,9 @@ def train(
     model: str,
     objects: str | None,
     max_objects: int,
+    device: str | None,
+    stream: bool,
+    chunk: int,
     quiet: bool,
     out: Path,
 ) -> None:
@@ -80,11 +87,13 @@ def train(
         method=method,
         gamma=gamma,
         method_options=None if region is None else {"region": region},
-        train=train_config_from(config, epochs=epochs, seed=seed),
+        train=train_config_from(config, epochs=epochs, seed=seed, device=device),
         model=model,
         domain_column=domain_column,
     )
-    run, metrics = train_run(simulation, data, settings, out, resume=resume, progress=not quiet, distributed=distributed)
+    run, metrics = train_run(
+        simulation, data, settings, out, resume=resume, progress=not quiet, distributed=distributed, stream=stream, chunk=chunk
+    )
     if run is None or metrics is None:  # every rank but 0: rank 0 writes and reports the run
         return
     click.echo(f"wrote {out}")

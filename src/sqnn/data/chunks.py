@@ -30,7 +30,7 @@ from sqnn.data.io import (
     root_tree,
     split_path,
 )
-from sqnn.data.sample import ColumnSpec, feature_matrix, pad_objects
+from sqnn.data.sample import ColumnSpec, Domain, Sample, columns_of, feature_matrix, pad_objects, sample_from_columns
 from sqnn.errors import DataError, SqnnError
 
 __all__ = [
@@ -39,9 +39,12 @@ __all__ = [
     "absolute_path",
     "chunk_features",
     "columns_to_read",
+    "count_events",
     "expand_inputs",
     "plan_pieces",
     "read_chunks",
+    "sample_chunks",
+    "sample_rows",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -216,3 +219,68 @@ def chunk_features(path: str, spec: ColumnSpec, raw: dict[str, Any], first_row: 
         _, _, block = pad_objects(path, spec.objects, raw[spec.objects], spec.max_objects)
         matrix = np.hstack([matrix, block])
     return matrix
+
+
+def count_events(path: str) -> int:
+    """Events in one input, from its metadata where the format has it (CSV is read through once)."""
+    file, _ = split_path(path)
+    check_exists(file)
+    try:
+        if file_format(path) == "parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(file).metadata.num_rows)
+        total = _row_count(path)
+        if total is None:
+            import pandas as pd
+
+            with pd.read_csv(file, usecols=[0], chunksize=DEFAULT_CHUNK) as reader:
+                total = sum(len(frame) for frame in reader)
+    except (DataError, SqnnError):
+        raise
+    except Exception as exc:
+        raise DataError(f"{file}: cannot read the file's layout ({type(exc).__name__}: {exc})") from None
+    return int(total)
+
+
+def sample_chunks(
+    path: str, spec: ColumnSpec, domain: Domain, chunk: int = DEFAULT_CHUNK, pieces: Sequence[Piece] | None = None
+) -> Iterator[tuple[int, Sample]]:
+    """``(first row, Sample)`` for consecutive chunks of ``pieces`` (default: the whole file, in order).
+
+    A chunk holds ``chunk`` events (fewer at the end of a piece), whatever the file's row groups;
+    each is validated as a whole file is, and errors name rows of the file.
+    """
+    features, wanted = columns_of(path, spec)
+    for piece in plan_pieces(path, chunk) if pieces is None else pieces:
+        row = first = piece.start
+        held: list[Sample] = []
+        for raw in read_chunks(piece, wanted, chunk):
+            sample = sample_from_columns(str(path), spec, features, raw, domain, first_row=row)
+            row += len(sample)
+            if len(sample):
+                held.append(sample)
+            if row - first >= chunk:
+                yield first, Sample.joined(held)
+                held, first = [], row
+        if held:
+            yield first, Sample.joined(held)
+
+
+def sample_rows(
+    path: str, spec: ColumnSpec, domain: Domain, rows: np.ndarray, chunk: int = DEFAULT_CHUNK, limit: int | None = None
+) -> Sample:
+    """The events at ``rows`` (sorted row numbers) of a file, read chunk by chunk; the first ``limit`` of them."""
+    parts: list[Sample] = []
+    held = 0
+    for first, sample in sample_chunks(path, spec, domain, chunk):
+        lo, hi = np.searchsorted(rows, [first, first + len(sample)])
+        if hi > lo:
+            take = rows[lo:hi][: None if limit is None else limit - held] - first
+            parts.append(sample.subset(take))
+            held += len(take)
+        if limit is not None and held >= limit:
+            break
+    if not parts:
+        raise DataError(f"{path}: none of the {len(rows)} events asked for are in the file")
+    return Sample.joined(parts)

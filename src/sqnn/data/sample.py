@@ -36,7 +36,9 @@ __all__ = [
     "require_same_columns",
     "default_features",
     "feature_matrix",
+    "columns_of",
     "load_sample",
+    "sample_from_columns",
     "load_mixed",
     "object_feature_names",
     "pad_objects",
@@ -107,6 +109,25 @@ class Sample:
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
+
+    @classmethod
+    def joined(cls, parts: Sequence["Sample"]) -> "Sample":
+        """The events of several samples of one file (chunks), one after the other."""
+        first = parts[0]
+
+        def cat(name: str) -> np.ndarray | None:
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else np.concatenate(values)
+
+        return replace(
+            first,
+            features=np.concatenate([p.features for p in parts]),
+            weight=np.concatenate([p.weight for p in parts]),
+            label=cat("label"),
+            control=cat("control"),
+            observer=cat("observer"),
+            passthrough={k: np.concatenate([p.passthrough[k] for p in parts]) for k in first.passthrough},
+        )
 
     def subset(self, index: np.ndarray) -> "Sample":
         def take(a: np.ndarray | None) -> np.ndarray | None:
@@ -258,14 +279,8 @@ def pad_objects(path: str, column: str, values: object, max_objects: int) -> tup
     return fields, names, block.reshape(n, -1)
 
 
-def load_sample(
-    path: str | os.PathLike[str],
-    spec: ColumnSpec,
-    domain: Domain,
-    *,
-    require_label: bool = False,
-) -> Sample:
-    """Read and validate one file into a :class:`Sample`."""
+def columns_of(path: str | os.PathLike[str], spec: ColumnSpec, *, require_label: bool = False) -> tuple[list[str], list[str]]:
+    """The feature columns of ``spec`` in ``path`` and every column to read; a missing one is a one-line error."""
     path_text = str(path)
     available = list_columns(path)
     features = list(spec.features) if spec.features is not None else default_features(available, spec)
@@ -274,81 +289,106 @@ def load_sample(
     if require_label and spec.label is None:
         raise DataError(f"{path_text}: simulation needs a label column (--label COL)")
     _require_columns(path_text, available, features, "feature")
-    for role in ("label", "weight", "control", "observer"):
+    for role in ROLES:
         column = getattr(spec, role)
         if column:
             _require_columns(path_text, available, [column], role)
     _require_columns(path_text, available, spec.passthrough, "passthrough")
     if spec.objects:
         _require_columns(path_text, available, [spec.objects], "objects")
-
     wanted = features + spec.roles() + list(spec.passthrough) + ([spec.objects] if spec.objects else [])
+    return features, list(dict.fromkeys(wanted))
+
+
+def load_sample(
+    path: str | os.PathLike[str],
+    spec: ColumnSpec,
+    domain: Domain,
+    *,
+    require_label: bool = False,
+) -> Sample:
+    """Read and validate one file into a :class:`Sample`."""
+    features, wanted = columns_of(path, spec, require_label=require_label)
     raw = read_columns(path, wanted)
     n = len(raw[wanted[0]])
     if n == 0:
-        raise DataError(f"{path_text}: 0 events in the {domain} sample; an empty domain cannot be used")
+        raise DataError(f"{path}: 0 events in the {domain} sample; an empty domain cannot be used")
+    sample = sample_from_columns(str(path), spec, features, raw, domain)
+    if require_label and sample.label is not None:
+        for cls, name in ((1, "signal"), (0, "background")):
+            if not (sample.label == cls).any():
+                raise DataError(
+                    f"{path}: label column {spec.label!r} has no {name} events ({n} events, "
+                    f"all {1 - cls}); simulation needs both classes"
+                )
+    return sample
 
-    matrix = feature_matrix(path_text, features, raw, n)
+
+def sample_from_columns(
+    path: str,
+    spec: ColumnSpec,
+    features: list[str],
+    raw: Mapping[str, Any],
+    domain: Domain,
+    first_row: int | None = None,
+) -> Sample:
+    """Validate columns read from ``path`` (the whole file, or the chunk starting at ``first_row``) into a Sample."""
+    n = len(raw[features[0]]) if features else len(raw[spec.objects]) if spec.objects else 0
+    matrix = feature_matrix(path, features, raw, n, first_row)
 
     weight = np.ones(n, dtype=np.float64)
     if spec.weight:
-        weight = _flat_numeric(path_text, spec.weight, raw[spec.weight], n, "weight")
-        _check_finite(path_text, spec.weight, weight, "weight")
+        weight = _flat_numeric(path, spec.weight, raw[spec.weight], n, "weight")
+        _check_finite(path, spec.weight, weight, "weight", first_row)
         total = float(weight.sum())
-        if not total > 0:
+        if first_row is None and not total > 0:
             raise DataError(
-                f"{path_text}: weight column {spec.weight!r} sums to {total:g} over {n} events; "
+                f"{path}: weight column {spec.weight!r} sums to {total:g} over {n} events; "
                 "the total weight must be positive"
             )
 
     label = None
     if spec.label:
-        values = _flat_numeric(path_text, spec.label, raw[spec.label], n, "label")
-        _check_finite(path_text, spec.label, values, "label")
+        values = _flat_numeric(path, spec.label, raw[spec.label], n, "label")
+        _check_finite(path, spec.label, values, "label", first_row)
         bad = (values != 0) & (values != 1)
         if bad.any():
             example = values[bad][0]
             raise DataError(
-                f"{path_text}: label column {spec.label!r} has {int(bad.sum())} values other than 0/1 "
-                f"out of {n} events (e.g. {example:g})"
+                f"{path}: label column {spec.label!r} has {int(bad.sum())} values other than 0/1 "
+                f"{_scope(n, first_row)} (e.g. {example:g})"
             )
         label = values.astype(np.int8)
-        if require_label:
-            for cls, name in ((1, "signal"), (0, "background")):
-                if not (label == cls).any():
-                    raise DataError(
-                        f"{path_text}: label column {spec.label!r} has no {name} events ({n} events, "
-                        f"all {1 - cls}); simulation needs both classes"
-                    )
 
     control = None
     if spec.control:
-        values = _flat_numeric(path_text, spec.control, raw[spec.control], n, "control")
-        _check_finite(path_text, spec.control, values, "control")
+        values = _flat_numeric(path, spec.control, raw[spec.control], n, "control")
+        _check_finite(path, spec.control, values, "control", first_row)
         control = values != 0
 
     observer = None
     if spec.observer:
-        observer = _flat_numeric(path_text, spec.observer, raw[spec.observer], n, "observer")
-        _check_finite(path_text, spec.observer, observer, "observer")
+        observer = _flat_numeric(path, spec.observer, raw[spec.observer], n, "observer")
+        _check_finite(path, spec.observer, observer, "observer", first_row)
 
     object_fields: tuple[str, ...] = ()
     n_global = matrix.shape[1]
+    names = list(features)
     if spec.objects:
-        fields, names, block = pad_objects(path_text, spec.objects, raw[spec.objects], spec.max_objects)
+        fields, object_names, block = pad_objects(path, spec.objects, raw[spec.objects], spec.max_objects)
         matrix = np.hstack([matrix, block])
-        features = features + names
+        names = names + object_names
         object_fields = tuple(fields)
 
     passthrough = {c: np.asarray(raw[c]) for c in spec.passthrough}
     return Sample(
         features=matrix,
-        feature_names=features,
+        feature_names=names,
         object_fields=object_fields,
         object_columns=matrix.shape[1] - n_global,
         weight=weight,
         domain=domain,
-        source=path_text,
+        source=path,
         label=label,
         control=control,
         observer=observer,

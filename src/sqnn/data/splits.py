@@ -16,11 +16,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DATA", "SIMULATION", "Splits", "domain_labels", "make_splits", "split_indices"]
+__all__ = [
+    "DATA",
+    "SIMULATION",
+    "TEST",
+    "TRAIN",
+    "VALIDATION",
+    "Splits",
+    "domain_labels",
+    "make_splits",
+    "split_indices",
+    "split_roles",
+]
 
 # the code of each domain, and the random stream its split is drawn from
 SIMULATION = 0
 DATA = 1
+# where an event goes
+TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
 def domain_labels(n_simulation: int, n_data: int) -> np.ndarray:
@@ -28,16 +41,21 @@ def domain_labels(n_simulation: int, n_data: int) -> np.ndarray:
     return np.r_[np.full(n_simulation, SIMULATION, dtype=np.int64), np.full(n_data, DATA, dtype=np.int64)]
 
 
-def split_indices(n: int, seed: int, stream: int, validation: float, test: float) -> dict[str, np.ndarray]:
-    """Deterministic split of ``n`` events into test, validation and train indices (sorted)."""
+def split_roles(n: int, seed: int, stream: int, validation: float, test: float) -> np.ndarray:
+    """Deterministic split of ``n`` events: per event, :data:`TRAIN`, :data:`VALIDATION` or :data:`TEST` (int8)."""
     order = np.random.default_rng([int(seed), 7919, int(stream)]).permutation(n)
     n_test = int(round(n * test))
     n_val = max(1, int(round(n * validation)))
-    return {
-        "test": np.sort(order[:n_test]),
-        "validation": np.sort(order[n_test : n_test + n_val]),
-        "train": np.sort(order[n_test + n_val :]),
-    }
+    roles = np.full(n, TRAIN, dtype=np.int8)
+    roles[order[:n_test]] = TEST
+    roles[order[n_test : n_test + n_val]] = VALIDATION
+    return roles
+
+
+def split_indices(n: int, seed: int, stream: int, validation: float, test: float) -> dict[str, np.ndarray]:
+    """Deterministic split of ``n`` events into test, validation and train indices (sorted)."""
+    roles = split_roles(n, seed, stream, validation, test)
+    return {name: np.flatnonzero(roles == code) for name, code in (("test", TEST), ("validation", VALIDATION), ("train", TRAIN))}
 
 
 @dataclass

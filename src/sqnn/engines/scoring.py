@@ -33,7 +33,9 @@ def _stochastic_columns(logits: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def make_scorer(run: Run, engine: str = "torch", inference: str | None = None, samples: int = 1, seed: int = 0) -> Scorer:
+def make_scorer(
+    run: Run, engine: str = "torch", inference: str | None = None, samples: int = 1, seed: int = 0, device: str | None = None
+) -> Scorer:
     """features → {"logit", "score"} (and "vote" for stochastic inference), calls in file order.
 
     ``inference`` defaults to the network's own mode (``network.inference`` in
@@ -44,7 +46,8 @@ def make_scorer(run: Run, engine: str = "torch", inference: str | None = None, s
 
     Stochastic inference draws from the LFSRs of :mod:`sqnn.engines.lfsr`; the sequence
     continues from call to call, so the result does not depend on how the events are
-    split into files or chunks. ``--engine packed`` runs it in numba, ``--engine torch``
+    split into files or chunks. ``device`` moves the torch engine's scoring (e.g. to a GPU).
+    ``--engine packed`` runs it in numba, ``--engine torch``
     in the numpy emulation (same bits).
     """
     if engine not in ENGINES:
@@ -60,10 +63,10 @@ def make_scorer(run: Run, engine: str = "torch", inference: str | None = None, s
                 f"{run.path}: the model scores with the mean of its Bernoulli units (network.inference: mean), which the "
                 f"{engine} engine does not compute; use --engine torch, or --inference deterministic for thresholded units"
             )
-        return lambda features: _columns(run.logit(features, inference="mean"))
+        return lambda features: _columns(run.logit(features, inference="mean", device=device))
     if mode == "deterministic":
         if engine == "torch":
-            return lambda features: _columns(run.logit(features, inference="deterministic"))
+            return lambda features: _columns(run.logit(features, inference="deterministic", device=device))
         if engine == "packed":
             from sqnn.engines.packed import PackedEngine
 

@@ -53,7 +53,7 @@ class Batch:
     @property
     def domain(self) -> torch.Tensor:
         """The domain code of every event: the simulated ones first, then data."""
-        return torch.from_numpy(domain_labels(self.n_simulation, self.n_data))
+        return torch.from_numpy(domain_labels(self.n_simulation, self.n_data)).to(self.sim_weight.device)
 
     @property
     def theta(self) -> torch.Tensor:

@@ -99,10 +99,10 @@ class DisCo(Objective):
         values, sizes = [], []
         for sim_index, data_index in domain_blocks(len(sim_score), len(data_score), self.block_events):
             score = torch.cat([sim_score[sim_index], data_score[data_index]])
-            domain = torch.from_numpy(domain_labels(len(sim_index), len(data_index))).to(score.dtype)
+            domain = torch.from_numpy(domain_labels(len(sim_index), len(data_index))).to(score.device, score.dtype)
             weight = torch.cat([_balanced(batch.sim_weight[sim_index]), _balanced(batch.data_weight[data_index])])
             values.append(distance_correlation(score, domain, weight))
             sizes.append(len(sim_index) + len(data_index))
-        size = torch.tensor(sizes, dtype=sim_score.dtype)
+        size = torch.tensor(sizes, dtype=sim_score.dtype, device=sim_score.device)
         value = (torch.stack(values) * size).sum() / size.sum()
         return {"penalty": value, "dcor2": value.detach()}

@@ -109,6 +109,6 @@ class MMD(Objective):
                 )
             )
             sizes.append(len(sim_index) + len(data_index))
-        size = torch.tensor(sizes, dtype=sim_output.dtype)
+        size = torch.tensor(sizes, dtype=sim_output.dtype, device=sim_output.device)
         value = (torch.stack(values) * size).sum() / size.sum()
         return {"penalty": value, "mmd2": value.detach()}

@@ -46,11 +46,11 @@ class BernoulliActivation(nn.Module):
         theta = torch.sigmoid(self.temperature * z)
         self.theta = theta
         if self.training:
-            draws = torch.rand((self.samples, *theta.shape), generator=self.generator, dtype=theta.dtype)
+            draws = torch.rand((self.samples, *theta.shape), generator=self.generator, dtype=theta.dtype, device=theta.device)
             hard = (draws < theta).to(theta.dtype).mean(0)
             return straight_through(hard, theta)
         if self.inference == "stochastic":
-            draws = torch.rand(theta.shape, generator=self.generator, dtype=theta.dtype)
+            draws = torch.rand(theta.shape, generator=self.generator, dtype=theta.dtype, device=theta.device)
             return (draws < theta).to(theta.dtype)
         if self.inference == "mean":
             return theta

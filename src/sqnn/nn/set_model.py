@@ -256,7 +256,7 @@ class SetModel(StochasticModule):
                 key = values[..., self._leading].masked_fill(~present, -torch.inf)
                 leading = key.argmax(dim=1, keepdim=True)
             else:
-                leading = torch.zeros(len(objects), 1, dtype=torch.long)
+                leading = torch.zeros(len(objects), 1, dtype=torch.long, device=objects.device)
             delta = angle - angle.gather(1, leading)
             columns.append(torch.stack([torch.cos(delta), torch.sin(delta)], dim=-1))
         return torch.cat(columns, dim=-1)

@@ -8,6 +8,7 @@ is touched; nothing is ever unpickled.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from importlib import metadata
@@ -19,6 +20,7 @@ import torch
 
 from sqnn.data import ColumnSpec, Sample, Standardizer
 from sqnn.data.io import split_path
+from sqnn.devices import resolve_device
 from sqnn.errors import ModelFileError
 from sqnn.nn.layers import StochasticModule
 from sqnn.nn.model import SCORING_MODES
@@ -30,6 +32,7 @@ __all__ = [
     "MODEL_JSON",
     "MODEL_KINDS",
     "Run",
+    "file_fingerprint",
     "forward_in_batches",
     "input_fingerprint",
     "input_spec",
@@ -63,9 +66,14 @@ def versions() -> dict[str, str]:
 
 def input_fingerprint(sample: Sample) -> dict[str, Any]:
     """What identifies a training input: evaluation on the same file uses only its test split."""
-    path, _ = split_path(sample.source)
+    return file_fingerprint(sample.source, len(sample))
+
+
+def file_fingerprint(source: str, events: int) -> dict[str, Any]:
+    """The fingerprint of a file of ``events`` events (:func:`input_fingerprint` of a file not loaded whole)."""
+    path, _ = split_path(source)
     size = path.stat().st_size if path.exists() else None
-    return {"path": str(path.resolve()), "bytes": size, "events": len(sample)}
+    return {"path": str(path.resolve()), "bytes": size, "events": int(events)}
 
 
 def input_spec(meta: dict[str, Any], **roles: Any) -> ColumnSpec:
@@ -123,14 +131,20 @@ def forward_in_batches(
     *,
     representation: bool = False,
     batch_size: int = DEFAULT_BATCH,
+    device: str | torch.device | None = None,
 ) -> np.ndarray:
-    """The model's logits (or its penalised layer's θ) for raw features, in batches, without gradients."""
+    """The model's logits (or its penalised layer's θ) for raw features, in batches, without gradients.
+
+    With ``device`` (e.g. a GPU) the batches are scored there by a copy of the model.
+    """
     model.eval()
+    where = resolve_device(device)
+    scorer = model if where.type == "cpu" else copy.deepcopy(model).to(where)
     out = []
     with torch.no_grad():
         for start in range(0, len(features), batch_size):
-            x = torch.from_numpy(standardizer.transform(features[start : start + batch_size]))
-            out.append((model.representation(x) if representation else model(x)).numpy())
+            x = torch.from_numpy(standardizer.transform(features[start : start + batch_size])).to(where)
+            out.append((scorer.representation(x) if representation else scorer(x)).cpu().numpy())
     if out:
         return np.concatenate(out)
     return np.zeros((0, 0) if representation else 0, dtype=np.float32)
@@ -162,8 +176,11 @@ class Run:
         """How this network scores unless told otherwise (``network.inference``)."""
         return str(getattr(getattr(self.model, "config", None), "inference", "deterministic"))
 
-    def logit(self, features: np.ndarray, batch_size: int = DEFAULT_BATCH, inference: str | None = None) -> np.ndarray:
-        """Logits for raw (unstandardised) features.
+    def logit(
+        self, features: np.ndarray, batch_size: int = DEFAULT_BATCH, inference: str | None = None,
+        device: str | None = None,
+    ) -> np.ndarray:
+        """Logits for raw (unstandardised) features, scored on ``device`` (default the CPU).
 
         ``inference`` is ``mean`` or ``deterministic``; by default the network's own
         (``model.json``, ``network.inference``). Stochastic draws go through
@@ -176,21 +193,23 @@ class Run:
         assert self.standardizer is not None
         self.model.set_inference(mode)
         try:
-            return forward_in_batches(self.model, self.standardizer, features, batch_size=batch_size)
+            return forward_in_batches(self.model, self.standardizer, features, batch_size=batch_size, device=device)
         finally:
             self.model.set_inference(default)
 
-    def score(self, features: np.ndarray, inference: str | None = None) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logit(features, inference=inference).astype(np.float64)))
+    def score(self, features: np.ndarray, inference: str | None = None, device: str | None = None) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(features, inference=inference, device=device).astype(np.float64)))
 
     @property
     def n_params(self) -> int:
         return int(sum(p.numel() for p in self.model.parameters()))
 
-    def representation(self, features: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    def representation(self, features: np.ndarray, batch_size: int = DEFAULT_BATCH, device: str | None = None) -> np.ndarray:
         """θ of the penalised layer (or its activations when it is not stochastic)."""
         assert self.standardizer is not None
-        return forward_in_batches(self.model, self.standardizer, features, representation=True, batch_size=batch_size)
+        return forward_in_batches(
+            self.model, self.standardizer, features, representation=True, batch_size=batch_size, device=device
+        )
 
     @property
     def representation_is_stochastic(self) -> bool:

@@ -30,7 +30,7 @@ def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     for index, entries in state["state"].items():
         for key, value in entries.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optim.{index}.{key}"] = value.contiguous()
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars["state"].setdefault(str(index), {})[key] = value
     return tensors, scalars
@@ -48,7 +48,7 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
 
 
 def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().clone().contiguous() for k, v in state.items()}
+    return {f"{prefix}.{k}": v.detach().cpu().clone().contiguous() for k, v in state.items()}
 
 
 def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

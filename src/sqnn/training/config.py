@@ -20,6 +20,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     monitor_events: int = 2000
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.patience < 1:
@@ -28,6 +29,9 @@ class TrainConfig:
             raise ValueError("validation/test fractions must lie in (0, 1)")
         if self.validation_fraction + self.test_fraction >= 0.9:
             raise ValueError("validation + test fractions leave too little for training")
+        kind, _, index = str(self.device).partition(":")
+        if not (self.device in ("cpu", "cuda", "auto") or (kind == "cuda" and index.isdigit())):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from sqnn import info
-from sqnn.data import Sample, Splits, Standardizer, domain_labels, make_splits
+from sqnn.data import Sample, Splits, Standardizer
+from sqnn.devices import resolve_device
 from sqnn.methods import Batch, Objective
 from sqnn.metrics import roc_auc
 from sqnn.nn import NetworkConfig
@@ -33,7 +34,8 @@ from sqnn.nn.layers import StochasticModule
 from sqnn.runs import forward_in_batches
 from sqnn.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, unprefixed
 from sqnn.training.config import TrainConfig
-from sqnn.training.parallel import Context, all_reduce_sum, require_supported
+from sqnn.training.events import InMemoryEvents, StreamedEvents, StreamedInput, Tensors, TrainingEvents, splits_of
+from sqnn.training.parallel import Context, all_reduce_sum, local_rank, require_supported
 from sqnn.training.parallel import context as process_group
 
 __all__ = ["FitResult", "fit", "splits_for", "weighted_bce"]
@@ -41,7 +43,7 @@ __all__ = ["FitResult", "fit", "splits_for", "weighted_bce"]
 
 def splits_for(simulation: Sample, data: Sample, config: TrainConfig) -> Splits:
     """The train / validation / test splits that training with ``config`` uses."""
-    return make_splits(len(simulation), len(data), config.seed, config.validation_fraction, config.test_fraction)
+    return splits_of(len(simulation), len(data), config)
 
 
 def weighted_bce(logit: torch.Tensor, label: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -50,76 +52,7 @@ def weighted_bce(logit: torch.Tensor, label: torch.Tensor, weight: torch.Tensor)
     return (weight * per_event).mean()
 
 
-@dataclass
-class _Tensors:
-    x: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor | None
-    control: torch.Tensor | None
-
-    @classmethod
-    def of(cls, sample: Sample, index: np.ndarray, scaler: Standardizer, weight_scale: float) -> "_Tensors":
-        sub = sample.subset(index)
-        return cls(
-            x=torch.from_numpy(scaler.transform(sub.features)),
-            weight=torch.from_numpy((sub.weight / weight_scale).astype(np.float32)),
-            label=None if sub.label is None else torch.from_numpy(sub.label.astype(np.float32)),
-            control=None if sub.control is None else torch.from_numpy(sub.control.astype(np.float32)),
-        )
-
-    def take(self, index: torch.Tensor | slice) -> "_Tensors":
-        return _Tensors(
-            x=self.x[index],
-            weight=self.weight[index],
-            label=None if self.label is None else self.label[index],
-            control=None if self.control is None else self.control[index],
-        )
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
-@dataclass
-class _Prepared:
-    """What training reads: the splits, the standardisation and the events as tensors."""
-
-    splits: Splits
-    standardizer: Standardizer
-    train_sim: _Tensors
-    train_data: _Tensors
-    val_sim: _Tensors
-    val_data: _Tensors
-
-    @property
-    def sim_prior(self) -> float:
-        """Signal fraction of the weighted simulated training events."""
-        sim = self.train_sim
-        assert sim.label is not None
-        return float((sim.weight * sim.label).sum() / sim.weight.sum())
-
-
-def _prepare(simulation: Sample, data: Sample, config: TrainConfig) -> _Prepared:
-    splits = splits_for(simulation, data, config)
-    standardizer = Standardizer.fit(simulation.features[splits.simulation["train"]])
-    # normalise each domain's weights to mean 1 on its training events
-    sim_scale = float(np.mean(simulation.weight[splits.simulation["train"]]))
-    data_scale = float(np.mean(data.weight[splits.data["train"]])) or 1.0
-    sim_scale = sim_scale if sim_scale > 0 else 1.0
-    data_scale = data_scale if data_scale > 0 else 1.0
-    prepared = _Prepared(
-        splits=splits,
-        standardizer=standardizer,
-        train_sim=_Tensors.of(simulation, splits.simulation["train"], standardizer, sim_scale),
-        train_data=_Tensors.of(data, splits.data["train"], standardizer, data_scale),
-        val_sim=_Tensors.of(simulation, splits.simulation["validation"], standardizer, sim_scale),
-        val_data=_Tensors.of(data, splits.data["validation"], standardizer, data_scale),
-    )
-    if len(prepared.train_sim) < 2 or len(prepared.train_data) < 1:
-        raise ValueError("too few events to train: need at least 2 simulated and 1 data event in the training split")
-    return prepared
-
-
-def _batch(model: StochasticModule, sim: _Tensors, data: _Tensors, epoch: int, forward: torch.nn.Module | None = None) -> Batch:
+def _batch(model: StochasticModule, sim: Tensors, data: Tensors, epoch: int, forward: torch.nn.Module | None = None) -> Batch:
     """One forward pass over simulation and data together (through ``forward``, e.g. a DDP wrapper, if given)."""
     logit = (forward or model)(torch.cat([sim.x, data.x]))
     theta = model.representation_theta
@@ -162,7 +95,7 @@ class FitResult:
 
 
 def _monitor(
-    model: StochasticModule, objective: Objective, sim: _Tensors, data: _Tensors, epoch: int, monitor_events: int
+    model: StochasticModule, objective: Objective, sim: Tensors, data: Tensors, epoch: int, monitor_events: int
 ) -> dict[str, float]:
     """Validation objective and the information measures of the penalised layer."""
     model.eval()
@@ -180,7 +113,7 @@ def _monitor(
             "val_classification": classification,
             "val_penalty": penalty,
             "val_loss": classification + gamma * penalty,
-            "val_auc": roc_auc(batch.sim_logit.numpy(), sim.label.numpy(), sim.weight.numpy()),
+            "val_auc": roc_auc(batch.sim_logit.cpu().numpy(), sim.label.cpu().numpy(), sim.weight.cpu().numpy()),
             "mi_bits": float(info.factorized_mi(theta, domain, weight, n_values=2, prior="balanced")),
         }
         m = theta.shape[1]
@@ -202,12 +135,12 @@ def _monitor(
     return record
 
 
-def _data_probability(model: StochasticModule, data: _Tensors, max_events: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """P(signal|x) of the current model on (up to ``max_events``) data training events."""
+def _data_probability(model: StochasticModule, data: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
+    """P(signal|x) of the current model on the first data training events."""
     model.eval()
     with torch.no_grad():
-        probability = torch.sigmoid(model(data.x[:max_events]).double())
-    return probability, data.weight[:max_events].double()
+        probability = torch.sigmoid(model(data.x).double())
+    return probability, data.weight.double()
 
 
 @dataclass
@@ -264,62 +197,69 @@ def _train_epoch(
     objective: Objective,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
-    prepared: _Prepared,
+    events: TrainingEvents,
     epoch: int,
     batch_size: int,
     group: Context | None,
 ) -> dict[str, float]:
-    """One pass over the simulated training events; returns the mean loss terms."""
-    train_sim, train_data = prepared.train_sim, prepared.train_data
-    steps = max(1, math.ceil(len(train_sim) / batch_size))
+    """One pass over the simulated training events, block by block; returns the mean loss terms."""
     model.train()
     gamma = objective.gamma_at(epoch)
     # a distributed penalty is that of the global batch: its event sums are added over processes
     reduce = None if group is None else all_reduce_sum
-    sim_order = torch.randperm(len(train_sim), generator=generator)
-    data_order = torch.randint(len(train_data), (steps * batch_size,), generator=generator)
     sums = {"classification": 0.0, "penalty": 0.0}
-    for step in range(steps):
-        sim_batch = train_sim.take(sim_order[step * batch_size : (step + 1) * batch_size])
-        n = len(sim_batch)
-        data_batch = train_data.take(data_order[step * batch_size : step * batch_size + n])
-        if group is not None:
-            part = group.shard(n)
-            sim_batch, data_batch = sim_batch.take(part), data_batch.take(part)
-        assert sim_batch.label is not None
-        if objective.uses_data:
-            batch = _batch(model, sim_batch, data_batch, epoch, forward)
-        else:
-            logit = forward(sim_batch.x)
-            batch = Batch(logit, logit, sim_batch.label, sim_batch.weight, logit[:0], logit[:0], data_batch.weight[:0])
-        if group is None:
-            classification = weighted_bce(batch.sim_logit, sim_batch.label, sim_batch.weight)
-        else:
-            # this process's share of the global batch mean, times W: DDP averages over the W processes
-            per_event = torch.nn.functional.binary_cross_entropy_with_logits(batch.sim_logit, sim_batch.label, reduction="none")
-            classification = (sim_batch.weight * per_event).sum() * (group.world_size / n)
-        loss = classification
-        if objective.uses_data and gamma > 0:
-            penalty = objective.penalty(batch, reduce)["penalty"]
-            loss = loss + gamma * penalty
-            sums["penalty"] += float(penalty.detach())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        sums["classification"] += float(classification.detach())
+    steps_run = 0
+    for train_sim, train_data in events.blocks(generator):
+        steps = max(1, math.ceil(len(train_sim) / batch_size))
+        sim_order = torch.randperm(len(train_sim), generator=generator)
+        data_order = torch.randint(len(train_data), (steps * batch_size,), generator=generator)
+        for step in range(steps):
+            sim_batch = train_sim.take(sim_order[step * batch_size : (step + 1) * batch_size])
+            n = len(sim_batch)
+            data_batch = train_data.take(data_order[step * batch_size : step * batch_size + n])
+            if group is not None:
+                part = group.shard(n)
+                sim_batch, data_batch = sim_batch.take(part), data_batch.take(part)
+            assert sim_batch.label is not None
+            if objective.uses_data:
+                batch = _batch(model, sim_batch, data_batch, epoch, forward)
+            else:
+                logit = forward(sim_batch.x)
+                batch = Batch(logit, logit, sim_batch.label, sim_batch.weight, logit[:0], logit[:0], data_batch.weight[:0])
+            if group is None:
+                classification = weighted_bce(batch.sim_logit, sim_batch.label, sim_batch.weight)
+            else:
+                # this process's share of the global batch mean, times W: DDP averages over the W processes
+                per_event = torch.nn.functional.binary_cross_entropy_with_logits(batch.sim_logit, sim_batch.label, reduction="none")
+                classification = (sim_batch.weight * per_event).sum() * (group.world_size / n)
+            loss = classification
+            if objective.uses_data and gamma > 0:
+                penalty = objective.penalty(batch, reduce)["penalty"]
+                loss = loss + gamma * penalty
+                sums["penalty"] += float(penalty.detach())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums["classification"] += float(classification.detach())
+        steps_run += steps
     if group is not None:
         sums["classification"] = float(group.sum(torch.tensor(sums["classification"], dtype=torch.float64))) / group.world_size
     return {
         "epoch": epoch,
         "gamma": gamma,
-        "loss_classification": sums["classification"] / steps,
-        "loss_penalty": sums["penalty"] / steps,
+        "loss_classification": sums["classification"] / steps_run,
+        "loss_penalty": sums["penalty"] / steps_run,
     }
 
 
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the Bernoulli draws of ``epoch`` on a GPU: independent per epoch, resumable."""
+    return int(np.random.SeedSequence([int(seed), 7877, int(epoch)]).generate_state(1, np.uint64)[0] >> 1)
+
+
 def fit(
-    simulation: Sample,
-    data: Sample,
+    simulation: Sample | StreamedInput,
+    data: Sample | StreamedInput,
     objective: Objective,
     *,
     network: NetworkConfig | None = None,
@@ -332,36 +272,56 @@ def fit(
 ) -> FitResult:
     """Train ``objective`` on labelled ``simulation`` and unlabelled ``data``.
 
-    ``data.label`` is ignored: nothing here reads it. ``model`` is a network built
-    beforehand (a set model); otherwise the objective builds its own from ``network``.
-    ``distributed=True`` needs an initialised process group (see :mod:`sqnn.training.parallel`).
+    ``data.label`` is ignored: nothing here reads it. Samples in memory, or files read in
+    chunks (:class:`~sqnn.training.events.StreamedInput`) when they are larger than memory.
+    ``model`` is a network built beforehand (a set model); otherwise the objective builds
+    its own from ``network``. ``config.device`` says where the tensors live; the model that
+    is returned is on the CPU. ``distributed=True`` needs an initialised process group (see
+    :mod:`sqnn.training.parallel`).
     """
     config = config or TrainConfig()
-    if simulation.label is None:
-        raise ValueError("simulation needs labels")
+    device = resolve_device(config.device)
+    if distributed and device.type == "cuda":
+        device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    prepared = _prepare(simulation, data, config)
+    events: TrainingEvents
+    if isinstance(simulation, StreamedInput):
+        assert isinstance(data, StreamedInput)
+        events = StreamedEvents.of(simulation, data, config, device)
+        n_inputs = events.val_sim.x.shape[1]  # type: ignore[union-attr]
+    else:
+        assert isinstance(data, Sample)
+        if simulation.label is None:
+            raise ValueError("simulation needs labels")
+        events = InMemoryEvents.of(simulation, data, config, device)
+        n_inputs = simulation.features.shape[1]
 
     if model is None:
         network = network or objective.network_config()
-        model = objective.build(simulation.features.shape[1], network)
+        model = objective.build(n_inputs, network)
     else:
-        if model.n_inputs != simulation.features.shape[1]:
-            raise ValueError(f"the model reads {model.n_inputs} inputs, the sample has {simulation.features.shape[1]}")
+        if model.n_inputs != n_inputs:
+            raise ValueError(f"the model reads {model.n_inputs} inputs, the sample has {n_inputs}")
         objective.attach(model)
         network = model.config
-    modules = torch.nn.ModuleDict({"model": model, "extra": objective.extra})
+    modules = torch.nn.ModuleDict({"model": model, "extra": objective.extra}).to(device)
     optimizer = torch.optim.Adam(modules.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    # batch order always comes from a CPU generator: the same batches on every device
     generator = torch.Generator().manual_seed(config.seed)
     model.set_training_generator(generator)
     group, forward, sampling = None, model, None
+    if device.type == "cuda":
+        # Bernoulli draws of a GPU run come from a generator on the GPU, seeded per epoch
+        sampling = torch.Generator(device=device)
+        model.set_training_generator(sampling)
     if distributed:
         group = process_group()
         require_supported(objective)
-        forward = torch.nn.parallel.DistributedDataParallel(model)
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         # batch order stays on the shared generator; Bernoulli draws differ per process
-        sampling = torch.Generator()
+        sampling = torch.Generator(device=device)
         model.set_training_generator(sampling)
 
     state = _Progress()
@@ -372,7 +332,7 @@ def fit(
         if loaded is not None:
             tensors, saved = loaded
             modules.load_state_dict(unprefixed("current", tensors))
-            best_state = unprefixed("best", tensors)
+            best_state = {k: v.to(device) for k, v in unprefixed("best", tensors).items()}
             restore_optimizer(optimizer, tensors, saved["optimizer"])
             generator.set_state(tensors["rng.generator"])
             state = _Progress.from_state(saved)
@@ -383,20 +343,20 @@ def fit(
         from tqdm import tqdm
 
         bar = tqdm(total=config.epochs, initial=state.next_epoch, desc=objective.name, unit="epoch", leave=False)
-    sim_prior = prepared.sim_prior
+    sim_prior = events.sim_prior
     for epoch in epochs:
         started = time.process_time()
-        epoch_log = objective.start_epoch(
-            epoch, *_data_probability(model, prepared.train_data, config.monitor_events * 10), sim_prior
-        )
+        epoch_log = objective.start_epoch(epoch, *_data_probability(model, events.probe_data), sim_prior)
         if group is not None and sampling is not None:
             sampling.manual_seed(group.sampling_seed(config.seed, epoch))
+        elif sampling is not None:
+            sampling.manual_seed(_epoch_seed(config.seed, epoch))
         record: dict[str, Any] = _train_epoch(
-            model, forward, objective, optimizer, generator, prepared, epoch, config.batch_size, group
+            model, forward, objective, optimizer, generator, events, epoch, config.batch_size, group
         )
         record["loss_total"] = record["loss_classification"] + record["gamma"] * record["loss_penalty"]
         record.update(epoch_log)
-        record.update(_monitor(model, objective, prepared.val_sim, prepared.val_data, epoch, config.monitor_events))
+        record.update(_monitor(model, objective, events.val_sim, events.val_data, epoch, config.monitor_events))
         state.elapsed += time.process_time() - started
         record["cpu_seconds"] = state.elapsed
         if group is not None:
@@ -414,15 +374,18 @@ def fit(
     if bar is not None:
         bar.close()
     modules.load_state_dict(best_state)
+    modules.cpu()
+    model.set_training_generator(None)
     model.eval()
     return FitResult(
         model=model,
         objective=objective,
         network=network,
-        standardizer=prepared.standardizer,
-        splits=prepared.splits,
+        standardizer=events.standardizer,
+        splits=events.splits,
         history=state.history,
         train_seconds=state.elapsed,
         best_epoch=state.best_epoch,
         stopped_early=state.stopped,
+        extras={"device": device.type, "train_events": events.n_train_sim, "events": events.n_events},
     )

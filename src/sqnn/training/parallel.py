@@ -36,6 +36,7 @@ __all__ = [
     "backend_for",
     "context",
     "init_from_environment",
+    "local_rank",
     "require_supported",
     "shutdown",
 ]
@@ -75,6 +76,11 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return _AllReduceSum.apply(tensor)
 
 
+def local_rank() -> int:
+    """This process's index on its machine (torchrun's ``LOCAL_RANK``), the GPU it trains on."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def backend_for(device: torch.device | str = "cpu") -> str:
     """``nccl`` for tensors on a GPU, ``gloo`` for tensors on the CPU."""
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
@@ -108,10 +114,12 @@ class Context:
         return box[0]
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
-        """Sum of a (non-differentiated) tensor over processes."""
+        """Sum of a (non-differentiated) tensor over processes (on this process's GPU under nccl)."""
         total = values.detach().clone()
+        if dist.get_backend() == "nccl":
+            total = total.to(torch.device("cuda", local_rank()))
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total
+        return total.cpu()
 
     def barrier(self) -> None:
         dist.barrier()

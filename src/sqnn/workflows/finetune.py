@@ -54,6 +54,7 @@ def finetune(
     learning_rate: float | None = None,
     n_validation: int | None = None,
     columns: dict[str, str | None] | None = None,
+    device: str | None = None,
     progress: bool = False,
     on_fit: Callable[[FitResult], None] | None = None,
 ) -> tuple[Run, dict[str, Any]]:
@@ -74,7 +75,7 @@ def finetune(
     else:
         sim_full, data_full = load_inputs(simulation, data, spec)
 
-    train_config = train_config_from(source.meta, epochs=epochs, seed=seed, learning_rate=learning_rate)
+    train_config = train_config_from(source.meta, epochs=epochs, seed=seed, learning_rate=learning_rate, device=device)
     settings = Settings(columns=spec, method=method, gamma=gamma, method_options=dict(method_options or {}),
                         train=train_config, model="set")
     objective = settings.objective()

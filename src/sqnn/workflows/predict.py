@@ -178,7 +178,9 @@ def _write(out: Path, tables: Iterator[Any]) -> int:
     return output.events
 
 
-def _prepare(run_dir: PathLike, inputs: Sequence[PathLike], engine: str, passthrough: Sequence[str], chunk: int) -> tuple[Any, list[str], ColumnSpec, list[list[Piece]]]:
+def _prepare(
+    run_dir: PathLike, inputs: Sequence[PathLike], engine: str, passthrough: Sequence[str], chunk: int
+) -> tuple[Any, list[str], ColumnSpec, list[list[Piece]]]:
     """The run, the inputs and their pieces, all checked before any event is scored."""
     if engine not in ENGINES:
         raise SqnnError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
@@ -204,13 +206,15 @@ def predict_files(
     inference: str | None = None,
     samples: int = 1,
     lfsr_seed: int = 0,
+    device: str | None = None,
     progress: Callable[[ScoredFile], None] | None = None,
 ) -> list[ScoredFile]:
     """Score every input into ``OUT_DIR/<stem>.scores.parquet``; returns what was written, in input order.
 
     ``engine`` is one of :data:`sqnn.engines.scoring.ENGINES`. Stochastic inference
     (``inference="stochastic"``) draws one LFSR sequence over all events in order, so it
-    runs in this process only (``scheduler=None``). ``progress`` is called after each file.
+    runs in this process only (``scheduler=None``). ``device`` moves the torch engine's scoring in
+    this process (e.g. to a GPU). ``progress`` is called after each file.
     """
     if inference == "stochastic" and scheduler is not None:
         raise SqnnError("stochastic inference draws one LFSR sequence over all events in order; run it without --scheduler")
@@ -226,7 +230,7 @@ def predict_files(
     written: list[ScoredFile] = []
     with contextlib.ExitStack() as stack:
         if scheduler is None:
-            scorer = make_scorer(run, engine, inference, samples, lfsr_seed)
+            scorer = make_scorer(run, engine, inference, samples, lfsr_seed, device)
 
             def tables_of(pieces: list[Piece]) -> Iterator[Any]:
                 for piece in pieces:
@@ -263,10 +267,11 @@ def predict_to_file(
     inference: str | None = None,
     samples: int = 1,
     lfsr_seed: int = 0,
+    device: str | None = None,
 ) -> ScoredFile:
     """Score every input, in order, into one parquet file with an ``input`` column (the input's index)."""
     run, paths, spec, plans = _prepare(run_dir, inputs, engine, passthrough, chunk)
-    scorer = make_scorer(run, engine, inference, samples, lfsr_seed)
+    scorer = make_scorer(run, engine, inference, samples, lfsr_seed, device)
     tables = (
         table
         for index, pieces in enumerate(plans)

@@ -19,13 +19,17 @@ from typing import Any
 import torch.distributed as dist
 
 from sqnn.data import ColumnSpec, Sample, load_inputs
+from sqnn.data.chunks import DEFAULT_CHUNK, sample_rows
+from sqnn.data.sample import columns_of, require_same_columns
+from sqnn.devices import resolve_device
 from sqnn.errors import DataError, SqnnError
 from sqnn.evaluation import evaluate
 from sqnn.files import json_safe, write_json
 from sqnn.methods import Objective
-from sqnn.runs import MODEL_JSON, Run, input_fingerprint, load_run, write_run
+from sqnn.runs import MODEL_JSON, Run, file_fingerprint, input_fingerprint, load_run, write_run
 from sqnn.training import FitResult, TrainConfig, fit, splits_for
 from sqnn.training import parallel
+from sqnn.training.events import StreamedInput
 from sqnn.training.sets import fit_set_model, set_config_for
 from sqnn.workflows.settings import Settings
 
@@ -36,6 +40,8 @@ PathLike = str | os.PathLike[str]
 # below this the train/validation/test split leaves sets too small to fit or to stop on
 MIN_SIMULATION_EVENTS = 20
 MIN_DATA_EVENTS = 10
+# a streamed training is evaluated on at most this many held-out events of each file
+STREAMED_EVALUATION_EVENTS = 500_000
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Trained:
                 "epochs_run": len(result.history),
                 "stopped_early": result.stopped_early,
                 "n_params": int(sum(p.numel() for p in result.model.parameters())),
+                "trained_on": result.extras.get("device", "cpu"),
             },
             fit=result,
         )
@@ -222,14 +229,18 @@ def train_run(
     reuse: bool = False,
     progress: bool = False,
     distributed: bool = False,
+    stream: bool = False,
+    chunk: int = DEFAULT_CHUNK,
 ) -> tuple[Run | None, dict[str, Any] | None]:
     """Train one model into the run directory ``out`` and write its metrics.
 
     ``data_label`` reads the data's class column for the per-class metrics only; training
     never sees it. ``reuse`` keeps a finished run of the same settings and inputs instead
-    of training it again. With ``distributed`` every process of the ``torchrun`` group
-    trains; rank 0 writes the run directory and returns ``(run, metrics)``, the others
-    ``(None, None)`` (the run directory must be on a file system every process sees).
+    of training it again. ``stream`` reads both files in chunks of ``chunk`` events instead
+    of loading them (for inputs larger than memory; see :mod:`sqnn.training.events`). With
+    ``distributed`` every process of the ``torchrun`` group trains; rank 0 writes the run
+    directory and returns ``(run, metrics)``, the others ``(None, None)`` (the run directory
+    must be on a file system every process sees).
     """
     columns = settings.columns
     if settings.model == "set":
@@ -238,6 +249,9 @@ def train_run(
         if columns.features is None:
             settings = replace(settings, columns=replace(columns, features=()))
     objective = settings.objective()
+    if stream:
+        return _train_streamed(simulation, data, settings, Path(out), data_label=data_label, resume=resume,
+                               progress=progress, chunk=chunk)
     sim, labelled = load_inputs(simulation, data, settings.columns, domain_column=settings.domain_column, data_label=data_label)
     _check_inputs(settings, objective, sim, labelled)
     # the data labels are read for evaluation only: training sees data without them
@@ -253,7 +267,7 @@ def train_run(
         trained = fit_model(sim, dat, settings, run_dir=out, resume=resume, progress=progress)
         return record_run(out, trained, sim, labelled, settings)
     joined_here = not (dist.is_available() and dist.is_initialized())
-    group = parallel.init_from_environment()
+    group = parallel.init_from_environment(parallel.backend_for(resolve_device(settings.train.device)))
     try:
         parallel.require_supported(objective)
         if group.is_main:
@@ -272,6 +286,50 @@ def train_run(
             parallel.shutdown()
 
 
+def _train_streamed(
+    simulation: PathLike,
+    data: PathLike | None,
+    settings: Settings,
+    out: Path,
+    *,
+    data_label: str | None,
+    resume: bool,
+    progress: bool,
+    chunk: int,
+) -> tuple[Run, dict[str, Any]]:
+    """:func:`train_run` reading both files in chunks; evaluated on their first held-out events."""
+    objective = settings.objective()
+    if settings.model != "dense" or objective.own_trainer:
+        raise SqnnError("--stream trains dense networks in the shared loop; drop --model set, or use a network method")
+    if settings.domain_column is not None or data is None:
+        raise SqnnError("--stream reads simulation and data from two files: give --data FILE instead of --domain")
+    if chunk < 1:
+        raise SqnnError(f"--chunk must be at least 1, got {chunk}")
+    columns = settings.columns
+    if columns.label is None:
+        raise SqnnError(f"{simulation}: simulation needs a label column (--label COL)")
+    features, _ = columns_of(simulation, columns, require_label=True)
+    data_columns = replace(columns, label=None, features=tuple(features))
+    require_same_columns(str(simulation), features, str(data), columns_of(data, data_columns)[0])
+    sim_input = StreamedInput(str(simulation), replace(columns, features=tuple(features)), "simulation", chunk)
+    data_input = StreamedInput(str(data), data_columns, "data", chunk)
+    out.mkdir(parents=True, exist_ok=True)
+    result = fit(sim_input, data_input, objective, network=settings.network_config(objective), config=settings.train,
+                 run_dir=out, resume=resume, progress=progress)
+    n_sim, n_data = result.extras["events"]
+    # evaluation holds the first held-out events of each file, never a whole file
+    sim_test = sample_rows(sim_input.path, sim_input.columns, "simulation", result.splits.simulation["test"], chunk,
+                           STREAMED_EVALUATION_EVENTS)
+    data_test = sample_rows(data_input.path, replace(data_columns, label=data_label), "data", result.splits.data["test"],
+                            chunk, STREAMED_EVALUATION_EVENTS)
+    extra = {
+        "inputs": {"simulation": file_fingerprint(sim_input.path, n_sim), "data": file_fingerprint(data_input.path, n_data)},
+        "streamed": {"chunk": chunk, "train_events_simulation": result.extras.get("train_events"),
+                     "evaluated_events": {"simulation": len(sim_test), "data": len(data_test)}},
+    }
+    return record_run(out, Trained.of_network(result), sim_test, data_test, settings, extra=extra)
+
+
 def evaluate_run(
     run_dir: PathLike,
     simulation: PathLike,
@@ -282,19 +340,20 @@ def evaluate_run(
     domain_column: str | None = None,
     out: PathLike | None = None,
     inference: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a saved run on the given files (their test split if they are the training files).
 
     ``columns`` names role columns (label, weight, control, observer) that replace the
     run's own; ``inference`` overrides the network's own scoring mode (``mean`` or
-    ``deterministic``).
+    ``deterministic``); ``device`` scores on another device than the CPU.
     """
     run = load_run(run_dir)
     spec = run.input_spec(**run.meta.get("columns", {}))
     if columns is not None:
         spec = spec.with_roles(**columns.role_columns())
     sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column, data_label=data_label)
-    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference)
+    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference, device=device)
     if out is not None:
         write_json(out, json_safe(metrics))
     return metrics
