@@ -24,7 +24,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,7 +34,13 @@ from sqnn.nn import SQNN, BernoulliActivation, BinaryLinear
 from sqnn.nn.quant import FixedPoint
 from sqnn.run import Run
 
-__all__ = ["DeployedNetwork", "FirstLayer", "BinaryLayer", "GridLayer", "Reference", "unpack_bits", "pack_bits", "require_network", "FLOAT32_EXACT"]
+if TYPE_CHECKING:
+    from sqnn.engines.fixed_network import FixedNetwork
+
+__all__ = [
+    "DeployedNetwork", "FirstLayer", "BinaryLayer", "GridLayer", "Reference", "unpack_bits", "pack_bits", "require_network", "FLOAT32_EXACT",
+    "network_for", "load_network",
+]
 
 FLOAT32_EXACT = 1 << 24
 _GRID_MAX_FRACTIONAL = 40
@@ -153,6 +159,45 @@ def require_network(run: Run) -> SQNN:
     return run.model
 
 
+def network_for(run: Run, inference: str | None = None) -> "DeployedNetwork | FixedNetwork":
+    """The arithmetic the engines run for ``run`` scored ``inference`` (default: the run's own), or a one-line refusal.
+
+    A fixed-point network (``network.fixed_point``) is a :class:`~sqnn.engines.fixed_network.FixedNetwork`,
+    scored by its mean or thresholded. Any other network is a :class:`DeployedNetwork` of
+    step units, thresholded or drawn from LFSRs: the engines cannot compute the mean of its
+    float Bernoulli units, and never export a thresholded network in its place unless asked.
+    """
+    from sqnn.engines.fixed_network import FixedNetwork
+
+    model = require_network(run)
+    mode = run.default_inference if inference is None else inference
+    if model.config.fixed_point is not None:
+        if mode == "stochastic":
+            raise SqnnError(f"{run.path}: stochastic (LFSR) inference of a fixed-point network is not implemented; use --inference mean or deterministic")
+        return FixedNetwork.from_run(run, mode)
+    if mode == "mean":
+        raise SqnnError(
+            f"{run.path}: the model scores with the mean of its Bernoulli units (network.inference: mean), which the packed "
+            "engine and the firmware compute only for a fixed-point network: train with network: {fixed_point: {}}, "
+            "or pass --inference deterministic for the thresholded network"
+        )
+    return DeployedNetwork.from_run(run)
+
+
+def load_network(directory: str | Path) -> "DeployedNetwork | FixedNetwork":
+    """A packed export read back, whichever kind it is."""
+    from sqnn.engines.fixed_network import FORMAT as FIXED_FORMAT
+    from sqnn.engines.fixed_network import FixedNetwork
+
+    try:
+        meta = json.loads((Path(directory) / NETWORK_JSON).read_text())
+    except (OSError, ValueError):
+        meta = None  # DeployedNetwork.load names the problem
+    if isinstance(meta, dict) and meta.get("format") == FIXED_FORMAT:
+        return FixedNetwork.load(directory)
+    return DeployedNetwork.load(directory)
+
+
 def unpack_bits(words: np.ndarray, n: int) -> np.ndarray:
     """(N, n_words) uint64 → (N, n) bool, bit j of word j // 64."""
     words = np.ascontiguousarray(words, dtype=np.uint64)
@@ -215,6 +260,11 @@ class DeployedNetwork:
         """Extract the exact arithmetic of a run; hidden layers must be step (Bernoulli) layers."""
         model = require_network(run)
         config = model.config
+        if config.fixed_point is not None:
+            raise SqnnError(
+                f"{run.path}: a fixed-point network runs in the engines scored by its mean or thresholded; "
+                "stochastic (LFSR) inference of a fixed-point network is not implemented"
+            )
         for i, stochastic in enumerate(config.stochastic):
             if not stochastic:
                 raise SqnnError(

@@ -27,12 +27,16 @@ engine: one engine per thread for stochastic inference.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from sqnn.engines.network import BinaryLayer, DeployedNetwork, unpack_bits
+from sqnn.engines.network import BinaryLayer, DeployedNetwork, load_network, network_for, unpack_bits
 from sqnn.errors import SqnnError
+
+if TYPE_CHECKING:
+    from sqnn.engines.fixed_network import FixedNetwork
+    from sqnn.engines.packed_fixed import FixedPackedEngine
 
 try:
     from numba import njit
@@ -86,15 +90,32 @@ class PackedEngine:
         self.reset(0)
 
     @classmethod
-    def from_run(cls, run: "object") -> "PackedEngine":
+    def from_run(cls, run: "object", inference: str | None = None) -> "PackedEngine | FixedPackedEngine":
+        """The packed engine for a run scored ``inference`` (see :func:`network_for`).
+
+        A fixed-point network gets a :class:`~sqnn.engines.packed_fixed.FixedPackedEngine`
+        for ``inference`` (default: the run's own scoring). A step network gets this
+        engine, which thresholds or draws as each call asks; ``inference="mean"`` for a
+        float network is refused with a one-line error.
+        """
         from sqnn.run import Run
 
         assert isinstance(run, Run)
-        return cls(DeployedNetwork.from_run(run))
+        if inference is None and getattr(run.model, "config", None) is not None and run.model.config.fixed_point is None:
+            return cls(DeployedNetwork.from_run(run))
+        return cls._for(network_for(run, inference))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "PackedEngine":
-        return cls(DeployedNetwork.load(directory))
+    def load(cls, directory: str | Path) -> "PackedEngine | FixedPackedEngine":
+        return cls._for(load_network(directory))
+
+    @classmethod
+    def _for(cls, network: "DeployedNetwork | FixedNetwork") -> "PackedEngine | FixedPackedEngine":
+        if isinstance(network, DeployedNetwork):
+            return cls(network)
+        from sqnn.engines.packed_fixed import FixedPackedEngine
+
+        return FixedPackedEngine(network)
 
     def save(self, directory: str | Path) -> None:
         self.network.save(directory)
