@@ -70,7 +70,12 @@ def test_export_errors_are_one_line(args: tuple[object, ...], message: str, qat_
 
 
 def test_export_needs_step_layers_and_quantisation(toy_run: Path, step_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, _, err = run_cli(capsys, "export", toy_run, "--format", "packed", "--out", tmp_path)
+    # the float default (ReLU, then Bernoulli units scored by their mean): the bit engines cannot compute it
+    for fmt in ("packed", "hls4ml"):
+        code, _, err = run_cli(capsys, "export", toy_run, "--format", fmt, "--out", tmp_path / fmt)
+        assert code == 2 and "fixed_point" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / fmt).exists()  # nothing else was exported in its place
+    code, _, err = run_cli(capsys, "export", toy_run, "--format", "packed", "--inference", "deterministic", "--out", tmp_path)
     assert code == 2 and "ReLU" in err
     code, _, err = run_cli(capsys, "export", step_run, "--format", "hls4ml", "--out", tmp_path)
     assert code == 2 and "quantisation-aware" in err and len(err.strip().splitlines()) == 1
@@ -111,7 +116,7 @@ def test_predict_engines_and_stochastic_inference(qat_run: Path, toy_files: tupl
     assert code == 2 and "deterministic" in err
 
 
-def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_float_mean_model_asks_for_deterministic_on_the_packed_engine(toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from engine_helpers import TOY_FEATURES
 
     from sqnn.data import ColumnSpec
@@ -124,9 +129,11 @@ def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files:
               method="sqnn", gamma=0.5, network=network, train_config=TrainConfig(epochs=1, seed=0))
     run = load_run(tmp_path / "mean")
     assert run.default_inference == "mean"
-    for engine in ("packed", "onnx"):
-        code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / f"{engine}.parquet", "--engine", engine)
-        assert code == 2 and "--inference deterministic" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "packed.parquet", "--engine", "packed")
+    assert code == 2 and "--inference deterministic" in err and len(err.strip().splitlines()) == 1
+    # ONNX computes the float expectation as torch does
+    code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "onnx.parquet", "--engine", "onnx")
+    assert code == 0, err
     code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "d.parquet", "--engine", "packed",
                            "--inference", "deterministic")
     assert code == 0, err
@@ -134,3 +141,4 @@ def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files:
     assert code == 0, err
     mean, threshold = pd.read_parquet(tmp_path / "m.parquet"), pd.read_parquet(tmp_path / "d.parquet")
     assert not np.array_equal(mean.logit, threshold.logit)
+    assert np.array_equal(pd.read_parquet(tmp_path / "onnx.parquet").logit > 0, mean.logit > 0)
