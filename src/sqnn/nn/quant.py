@@ -193,22 +193,23 @@ def integer_bits_for(largest: float, signed: bool, headroom: float = 1.0) -> int
 
 # ------------------------------------------------------------------ the θ table
 def theta_thresholds(temperature: float, bits: int, z_fractional: int) -> np.ndarray:
-    """Integer thresholds T_1 ≤ … ≤ T_{2^B-1} (units 2^-F_z) of θ = σ(τz) rounded to ``bits`` bits.
+    """Integer thresholds T_1 ≤ … ≤ T_{2^B} (units 2^-F_z) of θ = σ(τz) rounded to ``bits`` fractional bits.
 
     round(2^B σ(τz)) ≥ k ⇔ σ(τz) ≥ (k - ½)/2^B ⇔ z ≥ t_k = σ⁻¹((k - ½)/2^B)/τ, and on the
     grid of z (multiples of 2^-F_z) ⇔ z_int ≥ T_k = ceil(t_k · 2^F_z). So θ_q(z) = m/2^B
-    with m = #{k : z_int ≥ T_k} (a tie at exactly (k - ½)/2^B rounds up). Every engine
-    reads these integers; none evaluates σ.
+    with m = #{k : z_int ≥ T_k} ∈ [0, 2^B] (a tie at exactly (k - ½)/2^B rounds up): 2^B
+    thresholds, so that θ_q reaches 1 as it reaches 0 and θ_q(-z) = 1 - θ_q(z) away from
+    ties. Every engine reads these integers; none evaluates σ.
 
     >>> theta_thresholds(6.0, 2, 4).tolist()
-    [-5, -1, 2]
+    [-5, -1, 2, 6]
     """
     if not (1 <= bits <= MAX_THETA_BITS):
         raise ValueError(f"theta_bits must lie in [1, {MAX_THETA_BITS}], got {bits}")
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     levels = 1 << bits
-    k = np.arange(1, levels, dtype=np.float64)
+    k = np.arange(1, levels + 1, dtype=np.float64)
     p = (k - 0.5) / levels
     t = np.log(p / (1.0 - p)) / float(temperature)
     return np.ceil(t * 2.0**z_fractional).astype(np.int64)
