@@ -91,6 +91,7 @@ def export(
                 decision_agreement=hls.decision_agreement, hidden_agreement=hls.hidden_agreement,
                 logit_max_abs_diff=hls.logit_max_abs_diff,
                 logit_reference="" if mode == "stochastic" else "exact fixed-point reference",
+                hidden="codes" if isinstance(network, FixedNetwork) else "bits",
             )
     if result is not None:
         write_json(out / "check.json", {**result.to_dict(), "inference": mode, "lfsr_seed": lfsr_seed})

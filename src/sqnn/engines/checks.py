@@ -32,6 +32,7 @@ class Parity:
     logit_max_abs_diff: float
     samples: int = 1
     logit_reference: str = ""  # what the logit difference is taken against, when not ``reference``
+    hidden: str = "bits"  # what hidden_agreement compares: step bits, or a fixed-point network's codes
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,7 +45,7 @@ class Parity:
         against = f" (vs {self.logit_reference})" if self.logit_reference else ""
         return (
             f"{self.format} vs {self.reference} on {self.events} events{samples}: decisions "
-            f"{100 * self.decision_agreement:.3f} % identical, hidden bits {bits}, max |Δlogit|{against} "
+            f"{100 * self.decision_agreement:.3f} % identical, hidden {self.hidden} {bits}, max |Δlogit|{against} "
             f"{self.logit_max_abs_diff:.3g} — {'PASS' if self.passed else 'FAIL'}"
         )
 
@@ -118,7 +119,7 @@ def check_packed(run: Run, directory: str | Path, features: np.ndarray, *, infer
         reference_logit, reference_codes = torch_outputs(run, features, engine.scoring)
         logit = engine.logit(features)
         return Parity(
-            format="packed", reference=f"torch ({engine.scoring})", events=len(features),
+            format="packed", reference=f"torch ({engine.scoring})", events=len(features), hidden="codes",
             decision_agreement=float(((logit > 0) == (reference_logit > 0)).mean()),
             hidden_agreement=_agreement(engine.hidden_codes(features), reference_codes),
             logit_max_abs_diff=float(np.abs(logit - reference_logit).max()) if len(logit) else 0.0,
@@ -164,6 +165,7 @@ def check_onnx(run: Run, path: str | Path, features: np.ndarray, inference: str 
         hidden = [h for h, step in zip(graph.hidden_bits(features), steps) if step]
     return Parity(
         format="onnx", reference="torch" if mode == "deterministic" else f"torch ({mode})", events=len(features),
+        hidden="codes" if model.config.fixed_point is not None else "bits",
         decision_agreement=float(((logit > 0) == (reference_logit > 0)).mean()),
         hidden_agreement=_agreement(hidden, reference_hidden),
         logit_max_abs_diff=float(np.abs(logit.astype(np.float64) - reference_logit).max()),
