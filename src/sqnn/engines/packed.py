@@ -1,5 +1,8 @@
 """The packed CPU engine: numba kernels for networks with binary (step) hidden layers.
 
+(Fixed-point networks — ReLU layers and Bernoulli units scored by their mean on grids —
+run in :mod:`sqnn.engines.packed_fixed`; :meth:`PackedEngine.from_run` picks the engine.)
+
 Events are processed 64 at a time:
 
 1. **Standardisation** in float64, then float32, as :class:`sqnn.data.Standardizer` does
