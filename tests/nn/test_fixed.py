@@ -208,3 +208,19 @@ def test_grids_that_disagree_with_the_tensors_are_a_model_file_error(tmp_path: P
     (tmp_path / "run" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="disagree"):
         load_run(tmp_path / "run")
+
+
+def test_an_interrupted_training_resumes_to_the_same_fixed_point_model(toy_files: tuple[Path, Path], tmp_path: Path) -> None:
+    from sqnn.data import ColumnSpec
+    from sqnn.pipeline import train_run
+    from sqnn.train import TrainConfig
+
+    spec = ColumnSpec(features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signal", weight="weight")
+    settings = dict(method="sqnn", gamma=0.5, network={"hidden": [16, 8], "fixed_point": {}})
+    full, _ = train_run(*toy_files, spec, tmp_path / "full", train_config=TrainConfig(epochs=3, seed=0, patience=9), **settings)
+    train_run(*toy_files, spec, tmp_path / "part", train_config=TrainConfig(epochs=1, seed=0, patience=9), **settings)
+    resumed, _ = train_run(*toy_files, spec, tmp_path / "part", train_config=TrainConfig(epochs=3, seed=0, patience=9), resume=True,
+                           **settings)
+    assert full.model.config.fixed_point.resolved
+    assert resumed.model.config.fixed_point == full.model.config.fixed_point
+    assert all(torch.equal(value, resumed.model.state_dict()[key]) for key, value in full.model.state_dict().items())
