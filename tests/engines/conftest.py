@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import QAT_NETWORK, TOY_FEATURES
+from engine_helpers import FIXED_NETWORK, QAT_NETWORK, TOY_FEATURES
 
 
 def _train(toy_files: tuple[Path, Path], out: Path, network: dict[str, Any]) -> Path:
@@ -31,3 +31,9 @@ def step_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFact
     """A trained float network whose hidden layers are all step layers."""
     network = {"hidden": [32, 16], "stochastic": [True, True], "binary_weights": [False, False], "inference": "deterministic"}
     return _train(toy_files, tmp_path_factory.mktemp("step") / "run", network)
+
+
+@pytest.fixture(scope="session")
+def fixed_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default network (ReLU, then Bernoulli units scored by their mean) trained on fixed-point grids chosen from the data."""
+    return _train(toy_files, tmp_path_factory.mktemp("fixed") / "run", FIXED_NETWORK)

@@ -17,6 +17,8 @@ QAT_NETWORK = {
     "hidden": [24, 16], "stochastic": [True, True], "binary_weights": [False, True],
     "input_fixed": [10, 4], "first_layer_fixed": [8, 2], "inference": "deterministic",
 }
+# the method's default network with every grid chosen from the data
+FIXED_NETWORK = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False], "samples": 4, "fixed_point": {}}
 
 
 def make_run(path: Path, n_inputs: int, network: dict[str, Any], seed: int = 0, weight_scale: float = 0.5) -> Run:

@@ -70,7 +70,12 @@ def test_export_errors_are_one_line(args: tuple[object, ...], message: str, qat_
 
 
 def test_export_needs_step_layers_and_quantisation(toy_run: Path, step_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, _, err = run_cli(capsys, "export", toy_run, "--format", "packed", "--out", tmp_path)
+    # the float default (ReLU, then Bernoulli units scored by their mean): the bit engines cannot compute it
+    for fmt in ("packed", "hls4ml"):
+        code, _, err = run_cli(capsys, "export", toy_run, "--format", fmt, "--out", tmp_path / fmt)
+        assert code == 2 and "fixed_point" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / fmt).exists()  # nothing else was exported in its place
+    code, _, err = run_cli(capsys, "export", toy_run, "--format", "packed", "--inference", "deterministic", "--out", tmp_path)
     assert code == 2 and "ReLU" in err
     code, _, err = run_cli(capsys, "export", step_run, "--format", "hls4ml", "--out", tmp_path)
     assert code == 2 and "quantisation-aware" in err and len(err.strip().splitlines()) == 1
@@ -111,7 +116,7 @@ def test_predict_engines_and_stochastic_inference(qat_run: Path, toy_files: tupl
     assert code == 2 and "deterministic" in err
 
 
-def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_float_mean_model_asks_for_deterministic_on_the_packed_engine(toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from engine_helpers import TOY_FEATURES
 
     from sqnn.data import ColumnSpec
@@ -126,9 +131,11 @@ def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files:
     train_run(*toy_files, settings, tmp_path / "mean")
     run = load_run(tmp_path / "mean")
     assert run.default_inference == "mean"
-    for engine in ("packed", "onnx"):
-        code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / f"{engine}.parquet", "--engine", engine)
-        assert code == 2 and "--inference deterministic" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "packed.parquet", "--engine", "packed")
+    assert code == 2 and "--inference deterministic" in err and len(err.strip().splitlines()) == 1
+    # ONNX computes the float expectation as torch does
+    code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "onnx.parquet", "--engine", "onnx")
+    assert code == 0, err
     code, _, err = run_cli(capsys, "predict", run.path, toy_files[1], "--out", tmp_path / "d.parquet", "--engine", "packed",
                            "--inference", "deterministic")
     assert code == 0, err
@@ -136,3 +143,53 @@ def test_mean_scoring_model_asks_for_deterministic_on_the_bit_engines(toy_files:
     assert code == 0, err
     mean, threshold = pd.read_parquet(tmp_path / "m.parquet"), pd.read_parquet(tmp_path / "d.parquet")
     assert not np.array_equal(mean.logit, threshold.logit)
+    assert np.array_equal(pd.read_parquet(tmp_path / "onnx.parquet").logit > 0, mean.logit > 0)
+
+
+@pytest.mark.parametrize("fmt", ["packed", "onnx"])
+def test_default_network_exports_as_trained(fmt: str, fixed_run: Path, toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The default network trained on fixed-point grids: exported as it scores (mean), checked at 100 %."""
+    code, out, err = run_cli(capsys, "export", fixed_run, "--format", fmt, "--out", tmp_path, "--check", 3000)
+    assert code == 0, err
+    assert f"{fmt} vs torch (mean) on 3000 events: decisions 100.000 % identical, hidden codes 100.000 %, 100.000 %" in out
+    check = json.loads((tmp_path / "check.json").read_text())
+    assert check["passed"] is True and check["inference"] == "mean" and check["logit_max_abs_diff"] == 0.0
+    code, out, err = run_cli(capsys, "export", fixed_run, "--format", fmt, "--out", tmp_path / "det", "--check", 2000,
+                             "--inference", "deterministic", "--events", toy_files[1])
+    assert code == 0 and "PASS" in out, err
+    code, _, err = run_cli(capsys, "export", fixed_run, "--format", fmt, "--out", tmp_path / "s", "--inference", "stochastic")
+    assert code == 2 and "stochastic" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_default_network_predict_and_bench(fixed_run: Path, toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    frames = {}
+    for engine in ("torch", "packed", "onnx"):
+        code, _, err = run_cli(capsys, "predict", fixed_run, toy_files[1], "--out", tmp_path / f"{engine}.parquet", "--engine", engine)
+        assert code == 0, err
+        frames[engine] = pd.read_parquet(tmp_path / f"{engine}.parquet")
+    for engine in ("packed", "onnx"):
+        assert np.array_equal(frames[engine].logit, frames["torch"].logit)  # the same numbers, not only the same decisions
+    code, out, err = run_cli(capsys, "bench", fixed_run, "--batch", "1,300", "--repeats", 1)
+    assert code == 0, err
+    assert '"torch": 0, "onnx": 0, "packed": 0' in out and "skipped" not in out
+
+
+def test_bench_skips_an_engine_that_cannot_score_the_model(toy_run: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(capsys, "bench", toy_run, "--batch", "1,100", "--repeats", 1)
+    assert code == 0, err
+    assert "packed: skipped" in out and "fixed_point" in out
+    assert '"torch": 0, "onnx": 0' in out
+
+
+@pytest.mark.slow
+def test_hls4ml_export_of_the_default_network(fixed_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    for inference in ("mean", "deterministic"):
+        out_dir = tmp_path / inference
+        code, out, err = run_cli(capsys, "export", fixed_run, "--format", "hls4ml", "--out", out_dir, "--check", 1000, "--inference", inference)
+        assert code == 0, err
+        assert f"hls4ml C simulation vs torch ({inference}) on 1000 events: decisions 100.000 % identical" in out or \
+            (inference == "deterministic" and "hls4ml C simulation vs torch on 1000 events: decisions 100.000 % identical" in out)
+        resources = json.loads((out_dir / "resources.json").read_text())
+        assert [layer["kind"] for layer in resources["layers"]] == ["dense", "relu", "dense", "theta_levels", "dense"]
+        assert resources["layers"][3]["thresholds"] == (16 if inference == "mean" else 1)

@@ -1,14 +1,16 @@
-"""hls4ml firmware: the generated project, and its C simulation against the Python model bit for bit."""
+"""hls4ml firmware: the generated project, and its C simulation against the Python model bit for bit (step and fixed-point networks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from engine_helpers import events, make_run
 
 from sqnn.engines import lfsr
 from sqnn.engines.checks import torch_outputs
+from sqnn.engines.fixed_network import FixedNetwork
 from sqnn.engines.hls import check_hls, export_hls
 from sqnn.engines.network import DeployedNetwork
 from sqnn.errors import SqnnError
@@ -60,3 +62,27 @@ def test_stochastic_firmware_draws_the_emulated_bits(run, tmp_path: Path) -> Non
     assert result.passed, result.summary()
     other = lfsr.emulate(network, x, seed=22, samples=3).hidden[0].reshape(3000, -1)
     assert (result.firmware_hidden[0] != other).mean() > 0.05  # the check would see a wrong seed
+
+
+# a fixed-point default network on coarse grids: z on the θ thresholds, ReLU rounding ties and saturation are common
+FIXED = {"hidden": [24, 8], "stochastic": [False, True], "binary_weights": [False, False],
+         "fixed_point": {"input": [6, 3], "weight": [[5, 2], [5, 1]], "activation": [[5, 1], None], "head": [7, 3], "theta_bits": 3}}
+
+
+def test_fixed_point_firmware_is_bit_exact(tmp_path: Path) -> None:
+    """ReLU codes, θ levels and logits of the C simulation equal the torch model's, on typical and on saturating inputs."""
+    run = make_run(tmp_path / "run", 6, FIXED, seed=5)
+    network = FixedNetwork.from_run(run)
+    x = np.concatenate([events(run, 2000), events(run, 1000, seed=3, spread=12.0)])
+    reference = network.reference(x)
+    assert (reference.codes[0] == network.layers[0].max_code).any() and (reference.codes[1] == 8).any()
+    exported = export_hls(network, tmp_path / "out", trace=True)
+    source = (tmp_path / "out" / "hls4ml" / "firmware" / "sqnn.cpp").read_text()
+    assert "nnet::relu<" in source and "nnet::theta_levels<" in source
+    assert "ap_ufixed<5,1,AP_RND_CONV,AP_SAT" in (tmp_path / "out" / "hls4ml" / "firmware" / "defines.h").read_text()
+    torch_logit, torch_codes = torch_outputs(run, x, "mean")
+    result = check_hls(exported, x, python_hidden=torch_codes, python_logit=torch_logit)
+    assert result.passed, result.summary()
+    assert result.logit_max_abs_diff == 0.0
+    assert result.firmware_codes is not None
+    assert all(np.array_equal(a, b) for a, b in zip(result.firmware_codes, reference.codes))

@@ -25,22 +25,26 @@ ARCHITECTURES: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
+@pytest.mark.parametrize("inference", ["deterministic", "mean"])
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
-def test_onnxruntime_matches_torch(name: str, tmp_path: Path) -> None:
+def test_onnxruntime_matches_torch(name: str, inference: str, tmp_path: Path) -> None:
+    """Step units thresholded, or (a float network scored by its mean) σ(τz) in float32 as torch computes it."""
     n_inputs, network = ARCHITECTURES[name]
     run = make_run(tmp_path / "run", n_inputs, network, seed=3)
-    path = export_onnx(run, tmp_path / "out" / "model.onnx")
+    path = export_onnx(run, tmp_path / "out" / "model.onnx", inference=inference)
     onnx.checker.check_model(str(path))
     x = events(run, 3000)
-    parity = check_onnx(run, path, x)
+    parity = check_onnx(run, path, x, inference)
     assert parity.passed, parity.summary()
     assert parity.logit_max_abs_diff < 1e-4
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert ("Sigmoid" in ops) == (inference == "mean")
 
 
 def test_dynamic_batch_and_raw_float64_input(tmp_path: Path) -> None:
     n_inputs, network = ARCHITECTURES["QAT"]
     run = make_run(tmp_path / "run", n_inputs, network)
-    engine = OnnxEngine(export_onnx(run, tmp_path / "model.onnx"))
+    engine = OnnxEngine(export_onnx(run, tmp_path / "model.onnx", inference="deterministic"))
     x = events(run, 257)
     whole = engine.logit(x)
     assert whole.shape == (257,)
@@ -59,7 +63,11 @@ def test_a_different_model_is_noticed(tmp_path: Path) -> None:
 
 
 def test_trained_relu_model(toy_run: Path) -> None:
+    """The float default (ReLU, then Bernoulli units scored by their mean) in its own scoring, or thresholded when asked."""
     run = load_run(toy_run)
+    assert run.default_inference == "mean"
     x = events(run, 2000)
-    logit, _ = torch_outputs(run, x)
-    assert np.array_equal(OnnxEngine.from_run(run).logit(x) > 0, logit > 0)
+    for inference in ("mean", "deterministic"):
+        logit, _ = torch_outputs(run, x, inference)
+        assert np.array_equal(OnnxEngine.from_run(run, inference=inference).logit(x) > 0, logit > 0)
+    assert np.abs(OnnxEngine.from_run(run).logit(x) - run.logit(x)).max() < 1e-5

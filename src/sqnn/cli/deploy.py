@@ -13,7 +13,7 @@ from sqnn.runs import load_run
 
 __all__ = ["export", "bench"]
 
-_INFERENCE = click.Choice(["deterministic", "stochastic"])
+_INFERENCE = click.Choice(["mean", "deterministic", "stochastic"])
 
 
 @click.command()
@@ -22,72 +22,79 @@ _INFERENCE = click.Choice(["deterministic", "stochastic"])
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
 @click.option("--check", "check_n", type=int, default=0, show_default=True, help="Prove agreement with the Python model on N events (0: no check).")
 @click.option("--events", "events_file", type=click.Path(dir_okay=False), help="Events for --check (default: random events over the preprocessing ranges).")
-@click.option("--inference", type=_INFERENCE, default="deterministic", show_default=True, help="Step units as thresholds, or LFSR draws.")
+@click.option("--inference", type=_INFERENCE, default=None,
+              help="How the Bernoulli units score: their expectation (mean), thresholds, or LFSR draws [default: the model's own, network.inference].")
 @click.option("--samples", type=int, default=1, show_default=True, help="Stochastic draws per event in --check.")
 @click.option("--lfsr-seed", type=int, default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
 @click.option("--part", default=None, help="FPGA part for the hls4ml project.")
 @click.option("--verbose", is_flag=True, help="Show hls4ml's own output.")
 def export(
-    run_dir: Path, fmt: str, out: Path, check_n: int, events_file: str | None, inference: str, samples: int,
+    run_dir: Path, fmt: str, out: Path, check_n: int, events_file: str | None, inference: str | None, samples: int,
     lfsr_seed: int, part: str | None, verbose: bool,
 ) -> None:
     """Write a deployment artefact of a trained run; --check N proves bit-level agreement.
 
     \b
-    onnx     OUT/model.onnx: raw float64 features in, logit out (deterministic)
+    onnx     OUT/model.onnx: raw float64 features in, logit out
     packed   OUT/network.safetensors + network.json for the packed CPU engine
-    hls4ml   OUT/hls4ml/: hls4ml project (needs a quantisation-aware model)
+    hls4ml   OUT/hls4ml/: hls4ml project (needs a quantisation-aware model),
+             OUT/resources.json: what the firmware computes, layer by layer
+
+    A model is exported as it scores (network.inference) unless --inference says
+    otherwise; a scoring the format cannot compute exactly is refused (exit 2).
     """
     from sqnn.files import write_json
     from sqnn.engines import checks
+    from sqnn.engines.arithmetic import network_for
 
     if samples < 1:
         raise SqnnError(f"--samples must be at least 1, got {samples}")
     run = load_run(run_dir)
     checks.require_network(run)
+    mode = run.default_inference if inference is None else inference
     events = checks.check_events(run, check_n, events_file) if check_n else None
-    out.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
-        if inference == "stochastic":
-            raise SqnnError("the ONNX export is deterministic; stochastic (LFSR) inference runs in the packed engine and the hls4ml firmware")
         from sqnn.engines.onnx_export import export_onnx
 
-        path = export_onnx(run, out / "model.onnx")
-        click.echo(f"wrote {path}")
-        result = checks.check_onnx(run, path, events) if events is not None else None
+        path = export_onnx(run, out / "model.onnx", inference=mode)
+        click.echo(f"wrote {path} ({mode})")
+        result = checks.check_onnx(run, path, events, mode) if events is not None else None
     elif fmt == "packed":
-        from sqnn.engines.network import DeployedNetwork
-
-        network = DeployedNetwork.from_run(run)
+        network = network_for(run, mode)
         network.save(out)
-        click.echo(f"wrote {out / 'network.safetensors'} and {out / 'network.json'}")
+        click.echo(f"wrote {out / 'network.safetensors'} and {out / 'network.json'} ({mode})")
         result = (
-            checks.check_packed(run, out, events, inference=inference, samples=samples, seed=lfsr_seed)
+            checks.check_packed(run, out, events, inference=mode, samples=samples, seed=lfsr_seed)
             if events is not None else None
         )
     else:
+        from sqnn.engines.fixed_network import FixedNetwork
         from sqnn.engines.hls import DEFAULT_PART, check_hls, export_hls
-        from sqnn.engines.network import DeployedNetwork
+        from sqnn.engines.resources import firmware_resources
 
-        network = DeployedNetwork.from_run(run)
+        network = network_for(run, mode)
         exported = export_hls(
-            network, out, inference=inference, seed=lfsr_seed, part=part or DEFAULT_PART, trace=events is not None, verbose=verbose,
+            network, out, inference=mode, seed=lfsr_seed, part=part or DEFAULT_PART, trace=events is not None, verbose=verbose,
         )
-        click.echo(f"wrote {exported.directory} ({inference} firmware)")
+        click.echo(f"wrote {exported.directory} ({mode} firmware)")
+        if isinstance(network, FixedNetwork):
+            write_json(out / "resources.json", firmware_resources(network))
+            click.echo(f"wrote {out / 'resources.json'}")
         result = None
         if events is not None:
-            python_logit, python_bits = (None, None) if inference == "stochastic" else checks.torch_outputs(run, events)
-            hls = check_hls(exported, events, samples=samples, python_hidden=python_bits, python_logit=python_logit, verbose=verbose)
+            python_logit, python_hidden = (None, None) if mode == "stochastic" else checks.torch_outputs(run, events, mode)
+            hls = check_hls(exported, events, samples=samples, python_hidden=python_hidden, python_logit=python_logit, verbose=verbose)
             result = checks.Parity(
                 format="hls4ml C simulation",
-                reference="LFSR emulation (numpy)" if inference == "stochastic" else "torch",
-                events=hls.events, samples=hls.samples if inference == "stochastic" else 1,
+                reference="LFSR emulation (numpy)" if mode == "stochastic" else ("torch" if mode == "deterministic" else f"torch ({mode})"),
+                events=hls.events, samples=hls.samples if mode == "stochastic" else 1,
                 decision_agreement=hls.decision_agreement, hidden_agreement=hls.hidden_agreement,
                 logit_max_abs_diff=hls.logit_max_abs_diff,
-                logit_reference="" if inference == "stochastic" else "exact fixed-point reference",
+                logit_reference="" if mode == "stochastic" else "exact fixed-point reference",
+                hidden="codes" if isinstance(network, FixedNetwork) else "bits",
             )
     if result is not None:
-        write_json(out / "check.json", {**result.to_dict(), "inference": inference, "lfsr_seed": lfsr_seed})
+        write_json(out / "check.json", {**result.to_dict(), "inference": mode, "lfsr_seed": lfsr_seed})
         click.echo(result.summary())
         if not result.passed:
             raise SqnnError(f"parity check failed ({fmt}); details in {out / 'check.json'}")
@@ -119,6 +126,8 @@ def bench(run_dir: Path, batches: str, threads: int, repeats: int, engines: str,
         others = [e for e in ("onnx", "torch") if e in engine_names]
         for name, per_batch in ratios(records, "packed", others).items():
             click.echo(f"{name}: " + ", ".join(f"batch {b}: {v:.2f}×" for b, v in per_batch.items()))
+    for name, reason in summary["skipped"].items():
+        click.echo(f"{name}: skipped ({reason})")
     click.echo(f"decision mismatches vs {summary['decision_reference']}: " + json.dumps(summary["decision_mismatches"]))
     if out is not None:
         write_json(out, [r.to_dict() for r in records])

@@ -14,7 +14,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["LANES", "f32x16", "vload", "vsplat", "vfma", "vmask_gt0", "vstore", "popcount", "prefetch", "binary_mask8"]
+__all__ = [
+    "LANES", "f32x16", "vload", "vsplat", "vfma", "vmask_gt0", "vstore", "popcount", "prefetch", "binary_mask8",
+    "vadd", "vmul", "vmin", "vmax", "vroundeven", "vge_one",
+]
 
 LANES = 16
 _VEC = ir.VectorType(ir.FloatType(), LANES)
@@ -183,3 +186,64 @@ def binary_mask8(typingctx, signs, thresholds, index, word, ones):  # type: igno
         return builder.zext(builder.bitcast(fires, ir.IntType(8)), ir.IntType(64))
 
     return types.uint64(signs, thresholds, index, word, ones), codegen
+
+
+def _binary_op(name: str, build):  # type: ignore[no-untyped-def]
+    """An intrinsic ``name(a, b)`` on two f32x16 vectors."""
+
+    def typer(typingctx, a, b):  # type: ignore[no-untyped-def]
+        if not (a == f32x16 and b == f32x16):
+            return None
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return build(builder, args[0], args[1])
+
+        return f32x16(a, b), codegen
+
+    typer.__name__ = name
+    return intrinsic(typer)
+
+
+def _min_max(which: str):  # type: ignore[no-untyped-def]
+    def build(builder, a, b):  # type: ignore[no-untyped-def]
+        # compare-and-select: for the integer-valued, NaN-free values of the kernels it is min/max
+        keep_a = builder.fcmp_ordered("<" if which == "min" else ">", a, b)
+        return builder.select(keep_a, a, b)
+
+    return build
+
+
+vadd = _binary_op("vadd", lambda builder, a, b: builder.fadd(a, b))
+vadd.__doc__ = "a + b lane by lane."
+vmul = _binary_op("vmul", lambda builder, a, b: builder.fmul(a, b))
+vmul.__doc__ = "a × b lane by lane."
+vmin = _binary_op("vmin", _min_max("min"))
+vmin.__doc__ = "The smaller of a and b lane by lane."
+vmax = _binary_op("vmax", _min_max("max"))
+vmax.__doc__ = "The larger of a and b lane by lane."
+
+
+@intrinsic
+def vge_one(typingctx, a, b):  # type: ignore[no-untyped-def]
+    """1.0 where a ≥ b, else 0.0, lane by lane (one compare and one blend)."""
+    if not (a == f32x16 and b == f32x16):
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        reached = builder.fcmp_ordered(">=", args[0], args[1])
+        return builder.select(reached, ir.Constant(_VEC, [1.0] * LANES), ir.Constant(_VEC, [0.0] * LANES))
+
+    return f32x16(a, b), codegen
+
+
+@intrinsic
+def vroundeven(typingctx, a):  # type: ignore[no-untyped-def]
+    """Round to the nearest integer, ties to even (``llvm.roundeven``: ``np.rint``, ``torch.round``, ``AP_RND_CONV``)."""
+    if a != f32x16:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), "llvm.roundeven.v16f32")
+        return builder.call(fn, args)
+
+    return f32x16(a), codegen

@@ -1,7 +1,8 @@
 """Throughput and latency of the torch, onnxruntime and packed engines, measured side by side.
 
 Every engine scores the same raw float64 events (standardisation included, as in
-``sqnn predict``). Within one repeat the engines take turns, so a machine shared with
+``sqnn predict``) in the run's own scoring (``network.inference``); an engine that
+cannot compute it is skipped, with the reason in the summary. Within one repeat the engines take turns, so a machine shared with
 other work slows them alike; the figure per engine and batch is the median over the
 repeats. With one thread the clock is the calling thread's CPU time (torch with
 ``set_num_threads(1)`` and onnxruntime with ``intra_op_num_threads=1`` compute in the
@@ -56,28 +57,38 @@ def random_events(run: Run, n: int, seed: int = 0) -> np.ndarray:
     return mean + scale * rng.normal(scale=1.5, size=(n, len(mean)))
 
 
-def _scorers(run: Run, engines: Sequence[str], threads: int) -> dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]]:
+def _scorers(run: Run, engines: Sequence[str], threads: int) -> tuple[dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]], dict[str, str]]:
+    """Each engine's scorer in the run's own scoring, and the engines that cannot compute it (with the reason)."""
     scorers: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {}
+    skipped: dict[str, str] = {}
+    mode = run.default_inference
     for name in engines:
-        if name == "torch":
-            torch_bytes = (run.path / MODEL_FILE).stat().st_size
-            scorers[name] = (run.logit, torch_bytes)
-        elif name == "onnx":
-            from sqnn.engines.onnx_export import OnnxEngine
+        try:
+            if name == "torch":
+                torch_bytes = (run.path / MODEL_FILE).stat().st_size
+                scorers[name] = (run.logit, torch_bytes)
+            elif name == "onnx":
+                from sqnn.engines.onnx_export import OnnxEngine
 
-            onnx = OnnxEngine.from_run(run, threads=threads)
-            scorers[name] = (onnx.logit, onnx.model_bytes)
-        elif name == "packed":
-            from sqnn.engines.packed import PackedEngine
+                onnx = OnnxEngine.from_run(run, threads=threads, inference=mode)
+                scorers[name] = (onnx.logit, onnx.model_bytes)
+            elif name == "packed":
+                from sqnn.engines.arithmetic import packed_engine
 
-            packed = PackedEngine.from_run(run)
-            if threads == 1:
-                scorers[name] = (packed.logit, packed.model_bytes)
+                packed = packed_engine(run, mode)
+                if threads == 1:
+                    scorers[name] = (packed.logit, packed.model_bytes)
+                else:
+                    scorers[name] = (lambda x, p=packed: p.logit(x, threads=threads), packed.model_bytes)
             else:
-                scorers[name] = (lambda x, p=packed: p.logit(x, threads=threads), packed.model_bytes)
-        else:
-            raise SqnnError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
-    return scorers
+                raise SqnnError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+        except SqnnError as exc:
+            if name not in ENGINES:
+                raise
+            skipped[name] = str(exc)
+    if not scorers:
+        raise SqnnError(f"{run.path}: no engine can score this model: " + "; ".join(skipped.values()))
+    return scorers, skipped
 
 
 def benchmark(
@@ -97,7 +108,7 @@ def benchmark(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        scorers = _scorers(run, engines, threads)
+        scorers, skipped = _scorers(run, engines, threads)
         events = random_events(run, max(max(batches), check_events), seed)
         decisions = {name: fn(events[:check_events]) > 0 for name, (fn, _) in scorers.items()}
         reference_name = "torch" if "torch" in decisions else next(iter(decisions))
@@ -128,6 +139,8 @@ def benchmark(
         torch.set_num_threads(previous_threads)
     summary = {
         "run": str(run.path),
+        "scoring": run.default_inference,
+        "skipped": skipped,
         "threads": threads,
         "repeats": repeats,
         "decision_reference": reference_name,

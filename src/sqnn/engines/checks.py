@@ -32,6 +32,7 @@ class Parity:
     logit_max_abs_diff: float
     samples: int = 1
     logit_reference: str = ""  # what the logit difference is taken against, when not ``reference``
+    hidden: str = "bits"  # what hidden_agreement compares: step bits, or a fixed-point network's codes
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,7 +45,7 @@ class Parity:
         against = f" (vs {self.logit_reference})" if self.logit_reference else ""
         return (
             f"{self.format} vs {self.reference} on {self.events} events{samples}: decisions "
-            f"{100 * self.decision_agreement:.3f} % identical, hidden bits {bits}, max |Δlogit|{against} "
+            f"{100 * self.decision_agreement:.3f} % identical, hidden {self.hidden} {bits}, max |Δlogit|{against} "
             f"{self.logit_max_abs_diff:.3g} — {'PASS' if self.passed else 'FAIL'}"
         )
 
@@ -52,22 +53,35 @@ class Parity:
         return {**asdict(self), "passed": self.passed}
 
 
-def torch_outputs(run: Run, features: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Deterministic logits and the bits of every step layer from the torch model itself."""
+def torch_outputs(run: Run, features: np.ndarray, inference: str = "deterministic") -> tuple[np.ndarray, list[np.ndarray]]:
+    """Logits and hidden outputs from the torch model itself, scored ``inference``.
+
+    A step network gives the bits of every step layer (bool). A fixed-point network gives
+    every hidden layer's codes (int64) as :mod:`sqnn.engines.fixed_network` defines them:
+    ReLU outputs in units of their lsb, θ levels m = 2^B θ_q (a thresholded unit: 2^B · bit).
+    """
     model = require_network(run)
-    captured: dict[int, list[np.ndarray]] = {i: [] for i in range(len(model.activations))}
+    fixed_point = model.config.fixed_point
+    if fixed_point is not None:
+        grids = fixed_point.grids()
+        scales = [2.0 ** (fixed_point.theta_bits if grid is None else grid.fractional) for grid in grids.activations]
+        convert = lambda i, out: np.rint(out.detach().double().numpy() * scales[i]).astype(np.int64)  # noqa: E731
+        watched = list(range(len(model.activations)))
+    else:
+        convert = lambda i, out: out.detach().numpy() > 0.5  # noqa: E731
+        watched = [i for i, a in enumerate(model.activations) if isinstance(a, BernoulliActivation)]
+    captured: dict[int, list[np.ndarray]] = {i: [] for i in watched}
     hooks = [
-        activation.register_forward_hook(lambda module, args, output, i=i: captured[i].append(output.detach().numpy() > 0.5))
-        for i, activation in enumerate(model.activations)
-        if isinstance(activation, BernoulliActivation)
+        model.activations[i].register_forward_hook(lambda module, args, output, i=i: captured[i].append(convert(i, output)))
+        for i in watched
     ]
     try:
-        logit = run.logit(features, inference="deterministic")
+        logit = run.logit(features, inference=inference)
     finally:
         for hook in hooks:
             hook.remove()
-    bits = [np.concatenate(v) if v else np.zeros((0, 0), dtype=bool) for i, v in captured.items() if isinstance(model.activations[i], BernoulliActivation)]
-    return logit, bits
+    outputs = [np.concatenate(captured[i]) if captured[i] else np.zeros((0, 0), dtype=bool) for i in watched]
+    return logit, outputs
 
 
 def check_events(run: Run, n: int, events_file: str | Path | None = None, seed: int = 0) -> np.ndarray:
@@ -92,11 +106,24 @@ def _agreement(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
 
 def check_packed(run: Run, directory: str | Path, features: np.ndarray, *, inference: str = "deterministic",
                  samples: int = 1, seed: int = 0) -> Parity:
-    """The packed export read back from ``directory`` against torch (deterministic) or the LFSR emulation."""
-    from sqnn.engines import lfsr
-    from sqnn.engines.packed import PackedEngine
+    """The packed export read back from ``directory`` against torch (or, stochastic, the LFSR emulation).
 
-    engine = PackedEngine.load(directory)
+    A fixed-point export is compared in its own scoring: decisions and every layer's codes.
+    """
+    from sqnn.engines import lfsr
+    from sqnn.engines.arithmetic import load_packed
+    from sqnn.engines.packed_fixed import FixedPackedEngine
+
+    engine = load_packed(directory)
+    if isinstance(engine, FixedPackedEngine):
+        reference_logit, reference_codes = torch_outputs(run, features, engine.scoring)
+        logit = engine.logit(features)
+        return Parity(
+            format="packed", reference=f"torch ({engine.scoring})", events=len(features), hidden="codes",
+            decision_agreement=float(((logit > 0) == (reference_logit > 0)).mean()),
+            hidden_agreement=_agreement(engine.hidden_codes(features), reference_codes),
+            logit_max_abs_diff=float(np.abs(logit - reference_logit).max()) if len(logit) else 0.0,
+        )
     if inference == "stochastic":
         logits, bits = engine.stochastic(features, samples, seed=seed)
         emulation = lfsr.emulate(engine.network, features, seed, samples)
@@ -116,18 +143,30 @@ def check_packed(run: Run, directory: str | Path, features: np.ndarray, *, infer
     )
 
 
-def check_onnx(run: Run, path: str | Path, features: np.ndarray) -> Parity:
-    """The written ONNX file's decisions, and the hidden outputs of the same graph, against torch."""
+def check_onnx(run: Run, path: str | Path, features: np.ndarray, inference: str | None = None) -> Parity:
+    """The written ONNX file's decisions, and the hidden outputs of the same graph, against torch.
+
+    Hidden outputs compared: a step network's bits, a fixed-point network's codes; the θ
+    of a float network scored by its mean are floats, so only its decisions are compared.
+    """
     from sqnn.engines.onnx_export import OnnxEngine
 
-    reference_logit, reference_bits = torch_outputs(run, features)
-    logit = OnnxEngine(path).logit(features)
+    mode = run.default_inference if inference is None else inference
     model = require_network(run)
-    steps = [isinstance(a, BernoulliActivation) for a in model.activations]
-    hidden = [h for h, step in zip(OnnxEngine.from_run(run, with_hidden=True).hidden_bits(features), steps) if step]
+    reference_logit, reference_hidden = torch_outputs(run, features, mode)
+    logit = OnnxEngine(path).logit(features)
+    graph = OnnxEngine.from_run(run, with_hidden=True, inference=mode)
+    if model.config.fixed_point is not None:
+        hidden = graph.hidden_codes(features)
+    elif mode == "mean":
+        hidden, reference_hidden = [], []
+    else:
+        steps = [isinstance(a, BernoulliActivation) for a in model.activations]
+        hidden = [h for h, step in zip(graph.hidden_bits(features), steps) if step]
     return Parity(
-        format="onnx", reference="torch", events=len(features),
+        format="onnx", reference="torch" if mode == "deterministic" else f"torch ({mode})", events=len(features),
+        hidden="codes" if model.config.fixed_point is not None else "bits",
         decision_agreement=float(((logit > 0) == (reference_logit > 0)).mean()),
-        hidden_agreement=_agreement(hidden, reference_bits),
+        hidden_agreement=_agreement(hidden, reference_hidden),
         logit_max_abs_diff=float(np.abs(logit.astype(np.float64) - reference_logit).max()),
     )

@@ -16,6 +16,14 @@ Everything in between is exact fixed-point arithmetic that equals the Python mod
 - float-weight step layers and the head use their weights on the fine grid of
   :class:`sqnn.engines.network.GridLayer`, exactly representable in ``ap_fixed``.
 
+A **fixed-point network** (:mod:`sqnn.engines.fixed_network`, e.g. the default ReLU →
+Bernoulli network trained with ``fixed_point``) becomes Dense → ReLU → … → Dense → θ
+levels → Dense head: weights on their grids, biases and accumulators on the exact grid
+of z, each ReLU with the result type ``ap_ufixed<W,I,AP_RND_CONV,AP_SAT>`` (round half
+to even and saturate, as the model does), and the Bernoulli units as the custom layer
+``ThetaLevels``: m = level · #{k : z ≥ T_k}, compared on the raw bits of z, written as
+θ_q = m / 2^B into ``ap_ufixed<B+1,1>``.
+
 Stochastic inference replaces each step by the custom layer ``BernoulliLFSR`` (hls4ml's
 extension API: a PyTorch handler, an IR layer, config and call templates and a C++
 header registered with the backend). It runs the LFSRs of :mod:`sqnn.engines.lfsr` and
@@ -39,6 +47,7 @@ import torch
 from torch import nn
 
 from sqnn.engines import lfsr
+from sqnn.engines.fixed_network import RELU, FixedNetwork
 from sqnn.engines.network import BinaryLayer, DeployedNetwork
 from sqnn.errors import SqnnError
 
@@ -53,7 +62,7 @@ try:
     import hls4ml
     from hls4ml.backends.template import FunctionCallTemplate, LayerConfigTemplate
     from hls4ml.model.layers import Layer
-    from hls4ml.model.types import IntegerPrecisionType
+    from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
     from hls4ml.utils.torch import HLS4MLModule
 except ImportError:  # pragma: no cover - exercised only without the deploy extra
     raise SqnnError("the hls4ml export needs hls4ml: pip install 'sqnn[deploy]'") from None
@@ -78,6 +87,22 @@ class LFSRStep(HLS4MLModule):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return (z > 0).to(z.dtype)
+
+
+class ThetaLevels(HLS4MLModule):
+    """θ levels of a fixed-point Bernoulli layer (becomes the custom hls4ml layer ``ThetaLevels``)."""
+
+    def __init__(self, thresholds: np.ndarray, level: int, theta_bits: int, z_fractional: int) -> None:
+        super().__init__()
+        self.thresholds = np.asarray(thresholds, dtype=np.int64)
+        self.level = int(level)
+        self.theta_bits = int(theta_bits)
+        self.z_fractional = int(z_fractional)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z_int = torch.round(z * 2.0**self.z_fractional)
+        thresholds = torch.from_numpy(self.thresholds.astype(np.float64)).to(z.dtype)
+        return (z_int.unsqueeze(-1) >= thresholds).sum(-1).to(z.dtype) * (self.level / 2.0**self.theta_bits)
 
 
 class _FirmwareNet(nn.Module):
@@ -186,6 +211,107 @@ void bernoulli_lfsr(data_T data[CONFIG_T::n_in], res_T res[CONFIG_T::n_in], cons
 """
 
 
+_THETA_CONFIG_TEMPLATE = """struct config{index} : nnet::theta_levels_config {{
+    static const unsigned n_in = {n_in};
+    static const unsigned n_thresholds = {n_thresholds};
+    static const unsigned level = {level};
+}};
+"""
+_THETA_FUNCTION_TEMPLATE = "nnet::theta_levels<{input_t}, {output_t}, {config}>({input}, {output}, {thresholds});"
+_THETA_HEADER_NAME = "nnet_theta_levels.h"
+_THETA_HEADER = r"""#ifndef NNET_THETA_LEVELS_H_
+#define NNET_THETA_LEVELS_H_
+
+// Bernoulli units of a fixed-point sqnn network scored by their expectation
+// (see sqnn.nn.quant.theta_thresholds): theta = sigmoid(tau z) rounded to B bits is
+// m / 2^B with m the number of thresholds T_k that z reaches, compared on the raw
+// bits of z (units of its lsb). A thresholded unit is one threshold (T = 1, z > 0)
+// with level 2^B. The result type is ap_ufixed<B+1,1>: its raw bits are m * level.
+
+#include "ap_fixed.h"
+#include "ap_int.h"
+
+namespace nnet {
+
+struct theta_levels_config {
+    static const unsigned n_in = 1;
+    static const unsigned n_thresholds = 1;
+    static const unsigned level = 1;
+};
+
+template <class data_T, class res_T, typename CONFIG_T, class threshold_T>
+void theta_levels(data_T data[CONFIG_T::n_in], res_T res[CONFIG_T::n_in], const threshold_T *thresholds) {
+    #pragma HLS PIPELINE
+    for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+        #pragma HLS UNROLL
+        ap_int<data_T::width> raw = data[i].range(data_T::width - 1, 0);
+        ap_uint<res_T::width> count = 0;
+        for (unsigned k = 0; k < CONFIG_T::n_thresholds; k++) {
+            #pragma HLS UNROLL
+            count += (raw >= thresholds[k]) ? 1 : 0;
+        }
+        res[i].range(res_T::width - 1, 0) = count * CONFIG_T::level;
+    }
+}
+
+} // namespace nnet
+
+#endif
+"""
+
+
+class ThetaLevelsLayer(Layer):
+    """hls4ml IR of :class:`ThetaLevels`: output ``ap_ufixed<B+1,1>``, thresholds as an integer weight array."""
+
+    def initialize(self) -> None:
+        shape = list(self.get_input_variable().shape)
+        bits = int(self.get_attr("theta_bits"))
+        self.add_output_variable(shape, precision=FixedPrecisionType(width=bits + 1, integer=1, signed=False))
+        self.add_weights_variable(
+            name="thresholds", var_name="theta_thresholds{index}",
+            precision=IntegerPrecisionType(width=int(self.get_attr("threshold_width")), signed=True),
+            data=self.get_attr("thresholds_data"),
+        )
+
+
+class _ThetaConfigTemplate(LayerConfigTemplate):
+    def __init__(self) -> None:
+        super().__init__(ThetaLevelsLayer)
+        self.template = _THETA_CONFIG_TEMPLATE
+
+    def format(self, node: Any) -> str:
+        params = self._default_config_params(node)
+        params["n_in"] = node.get_input_variable().size()
+        return self.template.format(**params)
+
+
+class _ThetaFunctionTemplate(FunctionCallTemplate):
+    def __init__(self) -> None:
+        super().__init__(ThetaLevelsLayer, include_header=[f"nnet_utils/{_THETA_HEADER_NAME}"])
+        self.template = _THETA_FUNCTION_TEMPLATE
+
+    def format(self, node: Any) -> str:
+        params = self._default_function_params(node)
+        params["thresholds"] = node.get_weights("thresholds").name
+        return self.template.format(**params)
+
+
+def _parse_theta(operation, layer_name, input_names, input_shapes, node, class_object, data_reader, config):  # type: ignore[no-untyped-def]
+    thresholds = class_object.thresholds
+    largest = int(np.abs(thresholds).max()) if thresholds.size else 0
+    layer = {
+        "class_name": "ThetaLevelsLayer",
+        "name": layer_name,
+        "inputs": input_names,
+        "n_thresholds": int(thresholds.size),
+        "level": class_object.level,
+        "theta_bits": class_object.theta_bits,
+        "threshold_width": max(2, largest.bit_length() + 1),
+        "thresholds_data": thresholds.astype(np.float64),
+    }
+    return layer, list(input_shapes[0])
+
+
 class BernoulliLFSR(Layer):
     """hls4ml IR of the stochastic step: output ``ap_uint<1>``, θ table and seeds as weights (matched by class name)."""
 
@@ -251,24 +377,25 @@ _registered = False
 
 
 def _register(source_dir: Path) -> None:
-    """Register the step handlers, the LFSR layer, its templates and its C++ header (once per process)."""
+    """Register the step handlers, the LFSR and θ-level layers, their templates and C++ headers (once per process)."""
     global _registered
-    header = source_dir / _HEADER_NAME
     source_dir.mkdir(parents=True, exist_ok=True)
-    header.write_text(_HEADER)
     backend = hls4ml.backends.get_backend("Vivado")
-    # the header path is per export directory; re-registering replaces the previous one
-    backend.register_source(header.resolve())
+    for name, text in ((_HEADER_NAME, _HEADER), (_THETA_HEADER_NAME, _THETA_HEADER)):
+        header = source_dir / name
+        header.write_text(text)
+        # the header path is per export directory; re-registering replaces the previous one
+        backend.register_source(header.resolve())
     if _registered:
         return
     supported = hls4ml.converters.get_supported_pytorch_layers()
-    if "BinaryStep" not in supported:
-        hls4ml.converters.register_pytorch_layer_handler("BinaryStep", _parse_step)
-    if "LFSRStep" not in supported:
-        hls4ml.converters.register_pytorch_layer_handler("LFSRStep", _parse_lfsr)
+    for module, handler in (("BinaryStep", _parse_step), ("LFSRStep", _parse_lfsr), ("ThetaLevels", _parse_theta)):
+        if module not in supported:
+            hls4ml.converters.register_pytorch_layer_handler(module, handler)
     hls4ml.model.layers.register_layer("BernoulliLFSR", BernoulliLFSR)
-    backend.register_template(_LFSRConfigTemplate)
-    backend.register_template(_LFSRFunctionTemplate)
+    hls4ml.model.layers.register_layer("ThetaLevelsLayer", ThetaLevelsLayer)
+    for template in (_LFSRConfigTemplate, _LFSRFunctionTemplate, _ThetaConfigTemplate, _ThetaFunctionTemplate):
+        backend.register_template(template)
     _registered = True
 
 
@@ -287,17 +414,48 @@ class HlsExport:
     """A written hls4ml project and what the parity check needs."""
 
     directory: Path
-    network: DeployedNetwork
-    inference: Inference
+    network: DeployedNetwork | FixedNetwork
+    inference: str
     seed: int
-    step_layers: list[str]
+    step_layers: list[str]  # traced activation layers, one per hidden layer
     model: Any  # hls4ml ModelGraph
 
     def inputs(self, features: np.ndarray) -> np.ndarray:
         """What the firmware reads: standardised inputs on the input grid (float64 holding grid values)."""
-        grid = self.network.first.input_grid
+        network = self.network
+        grid = network.input_grid if isinstance(network, FixedNetwork) else network.first.input_grid
         assert grid is not None
-        return grid.quantize_numpy(self.network.standardize(features)).astype(np.float64)
+        return grid.quantize_numpy(network.standardize(features)).astype(np.float64)
+
+
+def _fixed_firmware_layers(network: FixedNetwork) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[nn.Module], dict[str, dict[str, str]]]:
+    """Weights (grid values), activation modules and per-layer precisions of a fixed-point network's firmware."""
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    activations: list[nn.Module] = []
+    precision: dict[str, dict[str, str]] = {"x": {"result": network.input_grid.hls_type}}
+    bounds = network.bounds()
+    for i, (layer, bound) in enumerate(zip(network.layers, bounds)):
+        fz = layer.z_fractional
+        weight = layer.weight_int.astype(np.float64) * layer.weight_grid.lsb
+        bias = layer.bias_int.astype(np.float64) * 2.0**-fz
+        z_type = _fixed(_int_bits(bound * 2.0**-fz), fz)
+        precision[f"fc{i}"] = {"weight": layer.weight_grid.hls_type, "bias": _fixed(_int_bits(float(np.abs(bias).max())), fz),
+                               "accum": z_type, "result": z_type}
+        layers.append((weight, bias))
+        if layer.activation == RELU:
+            assert layer.output_grid is not None
+            activations.append(nn.ReLU())
+            precision[f"step{i}"] = {"result": layer.output_grid.hls_type_rounding}
+        else:
+            assert layer.thresholds is not None
+            activations.append(ThetaLevels(layer.thresholds, layer.level, layer.theta_bits, fz))
+    weight = network.head_weight_int[None, :].astype(np.float64) * network.head_grid.lsb
+    bias = np.array([network.head_bias_int * network.logit_lsb])
+    logit_type = _fixed(_int_bits(bounds[-1] * network.logit_lsb), network.logit_fractional)
+    precision["head"] = {"weight": network.head_grid.hls_type, "bias": _fixed(_int_bits(float(abs(bias[0]))), network.logit_fractional),
+                         "accum": logit_type, "result": logit_type}
+    layers.append((weight, bias))
+    return layers, activations, precision
 
 
 def _firmware_layers(network: DeployedNetwork, inference: Inference, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[nn.Module], dict[str, dict[str, str]]]:
@@ -370,28 +528,38 @@ def _quiet(verbose: bool):  # type: ignore[no-untyped-def]
 
 
 def export_hls(
-    network: DeployedNetwork,
+    network: DeployedNetwork | FixedNetwork,
     out: str | Path,
     *,
-    inference: Inference = "deterministic",
+    inference: str | None = None,
     seed: int = 0,
     part: str = DEFAULT_PART,
     trace: bool = False,
     verbose: bool = False,
 ) -> HlsExport:
-    """Write the hls4ml project (Vivado backend, io_parallel) to ``out/hls4ml``."""
-    first = network.first
-    if not first.is_integer:
-        raise SqnnError(
-            f"{network.source or 'this model'}: the hls4ml firmware needs a quantisation-aware model: train with "
-            "network: {input_fixed: [W, I], first_layer_fixed: [W, I]} in the config (e.g. [10, 4] and [8, 2])"
-        )
-    if inference not in ("deterministic", "stochastic"):
-        raise SqnnError(f"inference must be 'deterministic' or 'stochastic', got {inference!r}")
+    """Write the hls4ml project (Vivado backend, io_parallel) to ``out/hls4ml``.
+
+    A step network is exported ``deterministic`` (default) or ``stochastic``; a
+    fixed-point network in its own scoring (``inference`` must be that or ``None``).
+    """
+    if isinstance(network, FixedNetwork):
+        if inference not in (None, network.scoring):
+            raise SqnnError(f"this fixed-point network is built to score {network.scoring!r}, not {inference!r}")
+        inference = network.scoring
+        layers, activations, precision = _fixed_firmware_layers(network)
+    else:
+        inference = inference or "deterministic"
+        if not network.first.is_integer:
+            raise SqnnError(
+                f"{network.source or 'this model'}: the hls4ml firmware needs a quantisation-aware model: train with "
+                "network: {fixed_point: {}} (any network) or {input_fixed: [W, I], first_layer_fixed: [W, I]} (step networks)"
+            )
+        if inference not in ("deterministic", "stochastic"):
+            raise SqnnError(f"inference must be 'deterministic' or 'stochastic', got {inference!r}")
+        layers, activations, precision = _firmware_layers(network, inference, seed)  # type: ignore[arg-type]
     out = Path(out)
     directory = out / HLS_DIR
     _register(out / "hls4ml_src")
-    layers, activations, precision = _firmware_layers(network, inference, seed)
     module = _FirmwareNet(layers, activations).eval()
     step_layers = [step for _, step in module.names]
     with _quiet(verbose) as log:
@@ -423,6 +591,7 @@ class HlsCheck:
     passed: bool
     firmware_logit: np.ndarray  # (events × samples,)
     firmware_hidden: list[np.ndarray]  # bool (events × samples, units) per step layer
+    firmware_codes: list[np.ndarray] | None = None  # int64 (events, units) per layer of a fixed-point network
 
     def summary(self) -> str:
         bits = ", ".join(f"{100 * a:.3f} %" for a in self.hidden_agreement)
@@ -444,6 +613,8 @@ def check_hls(export: HlsExport, features: np.ndarray, *, samples: int = 1, pyth
     """
     network = export.network
     x = export.inputs(features)
+    if isinstance(network, FixedNetwork):
+        return _check_fixed(export, network, features, x, python_hidden, python_logit, verbose)
     if export.inference == "stochastic":
         x = np.repeat(x, samples, axis=0)
     else:
@@ -471,3 +642,28 @@ def check_hls(export: HlsExport, features: np.ndarray, *, samples: int = 1, pyth
     passed = decisions == 1.0 and all(h == 1.0 for h in hidden)
     return HlsCheck(events=len(features), samples=samples if export.inference == "stochastic" else 1, hidden_agreement=hidden,
                     decision_agreement=decisions, logit_max_abs_diff=diff, passed=passed, firmware_logit=logits, firmware_hidden=firmware_bits)
+
+
+def _check_fixed(export: HlsExport, network: FixedNetwork, features: np.ndarray, x: np.ndarray, python_codes: list[np.ndarray] | None,
+                 python_logit: np.ndarray | None, verbose: bool) -> HlsCheck:
+    """A fixed-point firmware's codes of every layer and its decisions against the Python model; its logits against the reference."""
+    with _quiet(verbose) as log:
+        try:
+            logits, traces = export.model.trace(np.ascontiguousarray(x))
+        except Exception as exc:
+            raise SqnnError(f"hls4ml C simulation failed to compile or run: {exc} ({' '.join(log.getvalue().split()[-40:])})") from None
+    logits = np.asarray(logits, dtype=np.float64).reshape(-1)
+    codes = [
+        np.rint(np.asarray(traces[name], dtype=np.float64).reshape(len(x), -1) * 2.0**layer.output_fractional).astype(np.int64)
+        for name, layer in zip(export.step_layers, network.layers)
+    ]
+    reference = network.reference(features)
+    expected_codes = python_codes if python_codes is not None else reference.codes
+    expected_decision = (python_logit if python_logit is not None else reference.logit) > 0
+    hidden = [float((a == b).mean()) for a, b in zip(codes, expected_codes)]
+    decisions = float(((logits > 0) == expected_decision).mean())
+    diff = float(np.abs(logits - reference.logit).max()) if len(logits) else 0.0
+    passed = decisions == 1.0 and all(h == 1.0 for h in hidden)
+    return HlsCheck(events=len(x), samples=1, hidden_agreement=hidden, decision_agreement=decisions, logit_max_abs_diff=diff,
+                    passed=passed, firmware_logit=logits, firmware_hidden=[c > 0 for c in codes], firmware_codes=codes)
+

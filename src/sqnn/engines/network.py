@@ -34,7 +34,9 @@ from sqnn.nn import SQNN, BernoulliActivation, BinaryLinear
 from sqnn.nn.quant import FixedPoint
 from sqnn.runs import Run
 
-__all__ = ["DeployedNetwork", "FirstLayer", "BinaryLayer", "GridLayer", "Reference", "unpack_bits", "pack_bits", "require_network", "FLOAT32_EXACT"]
+__all__ = [
+    "DeployedNetwork", "FirstLayer", "BinaryLayer", "GridLayer", "Reference", "unpack_bits", "pack_bits", "require_network", "FLOAT32_EXACT",
+]
 
 FLOAT32_EXACT = 1 << 24
 _GRID_MAX_FRACTIONAL = 40
@@ -215,6 +217,11 @@ class DeployedNetwork:
         """Extract the exact arithmetic of a run; hidden layers must be step (Bernoulli) layers."""
         model = require_network(run)
         config = model.config
+        if config.fixed_point is not None:
+            raise SqnnError(
+                f"{run.path}: a fixed-point network runs in the engines scored by its mean or thresholded; "
+                "stochastic (LFSR) inference of a fixed-point network is not implemented"
+            )
         for i, stochastic in enumerate(config.stochastic):
             if not stochastic:
                 raise SqnnError(

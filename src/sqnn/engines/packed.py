@@ -1,5 +1,8 @@
 """The packed CPU engine: numba kernels for networks with binary (step) hidden layers.
 
+(Fixed-point networks — ReLU layers and Bernoulli units scored by their mean on grids —
+run in :mod:`sqnn.engines.packed_fixed`; :func:`sqnn.engines.arithmetic.packed_engine` picks the engine.)
+
 Events are processed 64 at a time:
 
 1. **Standardisation** in float64, then float32, as :class:`sqnn.data.Standardizer` does
@@ -34,20 +37,22 @@ import numpy as np
 from sqnn.engines.network import BinaryLayer, DeployedNetwork, unpack_bits
 from sqnn.errors import SqnnError
 
-try:
-    from numba import njit
-except ImportError as _exc:  # pragma: no cover - exercised only without the deploy extra
-    raise SqnnError("the packed engine needs numba: pip install 'sqnn[deploy]'") from _exc
-
 from sqnn.engines import lfsr
-from sqnn.engines._simd import binary_mask8, popcount, prefetch, vfma, vload, vmask_gt0, vsplat
+from sqnn.engines._simd import LANES, binary_mask8, popcount, prefetch, vfma, vload, vmask_gt0, vsplat
+from sqnn.engines.staging import (
+    CHUNK,
+    INPUT_FLOAT,
+    INPUT_GRID_INTEGERS,
+    INPUT_GRID_VALUES,
+    TILE,
+    _inline,
+    _jit,
+    _stage,
+)
 
 __all__ = ["PackedEngine"]
 
-TILE = 4
-CHUNK = 64
 BLOCK = 64
-LANES = 16
 Inference = Literal["deterministic", "stochastic"]
 
 # meta: fixed header, then one record per layer after the first
@@ -59,7 +64,6 @@ RECORD = 8
 (L_KIND, L_N_IN, L_N_OUT, L_IN_OFF, L_OUT_OFF, L_PARAM_A, L_PARAM_B, L_UNIT_OFF) = range(RECORD)
 KIND_BINARY, KIND_GRID = 0, 1
 FIRST_FLOAT32, FIRST_INT64 = 0, 2
-INPUT_FLOAT, INPUT_GRID_VALUES, INPUT_GRID_INTEGERS = 0, 1, 2
 # stochastic tables: per step layer (first layer first) a record in `theta_meta`
 (T_SHIFT, T_ZFRAC, T_OFFSET, T_LENGTH, T_ROWS, T_VALUES) = range(6)
 T_RECORD = 6
@@ -87,6 +91,7 @@ class PackedEngine:
 
     @classmethod
     def from_run(cls, run: "object") -> "PackedEngine":
+        """The engine of a step network (:func:`sqnn.engines.arithmetic.packed_engine` picks the engine for any network)."""
         from sqnn.runs import Run
 
         assert isinstance(run, Run)
@@ -94,6 +99,7 @@ class PackedEngine:
 
     @classmethod
     def load(cls, directory: str | Path) -> "PackedEngine":
+        """A step network's export read back (:func:`sqnn.engines.arithmetic.load_packed` reads either kind)."""
         return cls(DeployedNetwork.load(directory))
 
     def save(self, directory: str | Path) -> None:
@@ -322,38 +328,6 @@ _FLOAT32 = np.dtype(np.float32)
 # and indexed by loop counters, so numba knows indices are non-negative (no wraparound
 # selects, no gathers) and creates no array views (reference counting) per event.
 # Events are staged CHUNK at a time; the first-layer kernel takes them TILE by TILE.
-_jit = njit(cache=True, boundscheck=False, nogil=True)
-_inline = njit(cache=True, boundscheck=False, nogil=True, inline="always")
-
-
-@_inline
-def _stage(x, base, count, mean, rscale, mode, qscale, qlo, qhi, xt):  # type: ignore[no-untyped-def]
-    """Standardised (and quantised) float32 inputs of events base … base + count into xt rows; zero rows after.
-
-    (x − mean) · (1/scale) in float64, then float32: the same float32 as the division of
-    :class:`sqnn.data.Standardizer` except when the quotient lies within a float64 ulp of
-    a float32 rounding boundary (about 1e-9 of values); the division would cost as much
-    as the first layer. One loop per mode, so that each vectorises.
-    """
-    n_in = mean.size
-    if mode == INPUT_FLOAT:
-        for e in range(count):
-            for k in range(n_in):
-                xt[e, k] = np.float32((np.float64(x[base + e, k]) - mean[k]) * rscale[k])
-    elif mode == INPUT_GRID_INTEGERS:
-        for e in range(count):
-            for k in range(n_in):
-                v = np.float32((np.float64(x[base + e, k]) - mean[k]) * rscale[k])
-                xt[e, k] = min(max(np.rint(v * qscale), qlo), qhi)
-    else:
-        lsb = np.float32(1.0) / qscale
-        for e in range(count):
-            for k in range(n_in):
-                v = np.float32((np.float64(x[base + e, k]) - mean[k]) * rscale[k])
-                xt[e, k] = min(max(np.rint(v * qscale), qlo), qhi) * lsb
-    for e in range(count, -(-count // TILE) * TILE):
-        for k in range(n_in):
-            xt[e, k] = np.float32(0.0)
 
 
 @_inline

@@ -39,10 +39,10 @@ def make_scorer(
     """features → {"logit", "score"} (and "vote" for stochastic inference), calls in file order.
 
     ``inference`` defaults to the network's own mode (``network.inference`` in
-    ``model.json``). ``mean`` (the expected logit over the Bernoulli code) runs on the
-    torch engine only: the packed engine and the ONNX graph compute the thresholded
-    network, so a mean-scoring model asks for ``--inference deterministic`` there rather
-    than silently giving different scores.
+    ``model.json``). ``mean`` (the expected logit over the Bernoulli code) runs on every
+    engine for a fixed-point network (``network.fixed_point``), bit for bit; for a float
+    network on torch and ONNX only: the packed engine computes step units, so it asks for
+    ``--inference deterministic`` rather than silently giving different scores.
 
     Stochastic inference draws from the LFSRs of :mod:`sqnn.engines.lfsr`; the sequence
     continues from call to call, so the result does not depend on how the events are
@@ -57,27 +57,20 @@ def make_scorer(
         raise SqnnError(f"inference must be one of {', '.join(INFERENCE)}, got {mode!r}")
     if samples < 1:
         raise SqnnError(f"--samples must be at least 1, got {samples}")
-    if mode == "mean":
-        if engine != "torch":
-            raise SqnnError(
-                f"{run.path}: the model scores with the mean of its Bernoulli units (network.inference: mean), which the "
-                f"{engine} engine does not compute; use --engine torch, or --inference deterministic for thresholded units"
-            )
-        return lambda features: _columns(run.logit(features, inference="mean", device=device))
-    if mode == "deterministic":
+    if mode in ("mean", "deterministic"):
         if engine == "torch":
-            return lambda features: _columns(run.logit(features, inference="deterministic", device=device))
+            return lambda features: _columns(run.logit(features, inference=mode, device=device))
         if engine == "packed":
-            from sqnn.engines.packed import PackedEngine
+            from sqnn.engines.arithmetic import packed_engine
 
-            packed = PackedEngine.from_run(run)
+            packed = packed_engine(run, mode)
             return lambda features: _columns(packed.logit(features))
         from sqnn.engines.onnx_export import OnnxEngine
 
-        onnx = OnnxEngine.from_run(run)
+        onnx = OnnxEngine.from_run(run, inference=mode)
         return lambda features: _columns(onnx.logit(features))
     if engine == "onnx":
-        raise SqnnError("the ONNX graph is deterministic; use --engine packed (or torch) for --inference stochastic")
+        raise SqnnError("the ONNX graph is deterministic or the expectation (mean); use --engine packed (or torch) for --inference stochastic")
     from sqnn.engines import lfsr
     from sqnn.engines.network import DeployedNetwork
 

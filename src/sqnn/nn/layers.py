@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
+
+from sqnn.nn.quant import straight_through, theta_levels, theta_thresholds
 
 __all__ = ["BernoulliActivation", "BinaryLinear", "INFERENCE_MODES", "Inference", "StochasticModule", "straight_through"]
 
 Inference = Literal["deterministic", "stochastic", "mean"]
 INFERENCE_MODES = ("deterministic", "stochastic", "mean")
-
-
-def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
-    """Forward the value of ``hard``, backpropagate as if it were ``soft``."""
-    return soft + (hard - soft).detach()
 
 
 class BernoulliActivation(nn.Module):
@@ -28,6 +26,11 @@ class BernoulliActivation(nn.Module):
     expectation θ (``mean``): a linear layer after the last Bernoulli layer then gives the
     exact expected logit E_T[logit | x], the limit of averaging many stochastic passes.
     The last θ is kept in ``self.theta`` for the information penalty.
+
+    In a fixed-point network (:mod:`sqnn.nn.fixed`) ``levels`` = B and ``z_fractional``
+    (the grid of z) are set: θ is then θ_q = m / 2^B, σ(τz) rounded to B bits through the
+    thresholds of :func:`sqnn.nn.quant.theta_thresholds`, everywhere — draws, expectation
+    and penalty — with the gradient of σ(τz) (straight-through).
     """
 
     def __init__(self, temperature: float = 6.0, samples: int = 1) -> None:
@@ -41,9 +44,23 @@ class BernoulliActivation(nn.Module):
         self.inference: Inference = "deterministic"
         self.generator: torch.Generator | None = None
         self.theta: torch.Tensor | None = None
+        self.levels: int | None = None
+        self.z_fractional: int | None = None
+        self._thresholds: dict[tuple[float, int, int], torch.Tensor] = {}
+
+    def thresholds(self) -> torch.Tensor:
+        """T_k of the θ table for the current temperature (float64, units of z's lsb)."""
+        assert self.levels is not None and self.z_fractional is not None
+        key = (self.temperature, self.levels, self.z_fractional)
+        if key not in self._thresholds:
+            self._thresholds[key] = torch.from_numpy(theta_thresholds(*key).astype(np.float64))
+        return self._thresholds[key]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         theta = torch.sigmoid(self.temperature * z)
+        if self.levels is not None and self.z_fractional is not None:
+            quantized = theta_levels(z, self.thresholds(), self.z_fractional) / float(1 << self.levels)
+            theta = straight_through(quantized, theta)
         self.theta = theta
         if self.training:
             draws = torch.rand((self.samples, *theta.shape), generator=self.generator, dtype=theta.dtype, device=theta.device)
@@ -57,7 +74,8 @@ class BernoulliActivation(nn.Module):
         return (z > 0).to(theta.dtype)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, samples={self.samples}"
+        levels = "" if self.levels is None else f", theta_bits={self.levels}"
+        return f"temperature={self.temperature}, samples={self.samples}{levels}"
 
 
 class BinaryLinear(nn.Linear):

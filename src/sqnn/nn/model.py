@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from sqnn.errors import ModelFileError
+from sqnn.nn.fixed import UNRESOLVED, FixedLinear, FixedPointConfig, FixedReLU, choose_integer_bits
 from sqnn.nn.layers import BernoulliActivation, BinaryLinear, StochasticModule
-from sqnn.nn.quant import FixedPoint
+from sqnn.nn.quant import FixedPoint, RangeObserver
 
 __all__ = ["NetworkConfig", "SQNN", "SCORING_MODES", "build_network"]
 
@@ -37,6 +39,13 @@ class NetworkConfig:
     default) leaves them in float. With both set, the first layer is exact integer
     arithmetic, which the packed engine and the hls4ml firmware reproduce bit for bit.
 
+    ``fixed_point`` (a :class:`~sqnn.nn.fixed.FixedPointConfig`, from a mapping) puts the
+    whole network on fixed-point grids — inputs, every layer's weights and bias, ReLU
+    outputs, θ of the Bernoulli units (a B-bit table) and the head — so that a network
+    with ReLU layers, scored by the expectation of its Bernoulli units, runs in every
+    engine as trained; see :mod:`sqnn.nn.fixed`. It excludes ``input_fixed``,
+    ``first_layer_fixed`` and binary weights.
+
     >>> NetworkConfig(hidden=(64, 16), stochastic=(False, True)).representation_index()
     1
     """
@@ -50,6 +59,7 @@ class NetworkConfig:
     input_fixed: tuple[int, int] | None = None
     first_layer_fixed: tuple[int, int] | None = None
     inference: str = "mean"
+    fixed_point: FixedPointConfig | None = None
 
     def __post_init__(self) -> None:
         n = len(self.hidden)
@@ -70,6 +80,12 @@ class NetworkConfig:
             raise ValueError(f"inference must be one of {', '.join(SCORING_MODES)}, got {self.inference!r}")
         if self.first_layer_fixed is not None and self.binary_weights[0]:
             raise ValueError("first_layer_fixed and binary_weights[0] exclude each other: the first layer is either on a fixed-point grid or binary")
+        if self.fixed_point is not None:
+            object.__setattr__(self, "fixed_point", FixedPointConfig.parse(self.fixed_point, self.stochastic))
+            if self.input_fixed is not None or self.first_layer_fixed is not None:
+                raise ValueError("fixed_point sets every grid; it excludes input_fixed and first_layer_fixed")
+            if any(self.binary_weights):
+                raise ValueError("fixed_point and binary_weights exclude each other: weights are either on a fixed-point grid or binary")
 
     def input_grid(self) -> FixedPoint | None:
         return None if self.input_fixed is None else FixedPoint(*self.input_fixed)
@@ -91,6 +107,10 @@ class NetworkConfig:
             d[k] = list(d[k])
         for k in ("input_fixed", "first_layer_fixed"):
             d[k] = None if d[k] is None else list(d[k])
+        # absent rather than null: runs without it read as before, also by older versions
+        d.pop("fixed_point")
+        if self.fixed_point is not None:
+            d["fixed_point"] = self.fixed_point.to_dict()
         return d
 
     @classmethod
@@ -99,7 +119,7 @@ class NetworkConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown network settings: {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return cls(**{k: tuple(v) if isinstance(v, list) and k != "fixed_point" else v for k, v in d.items()})
 
 
 class SQNN(StochasticModule):
@@ -108,31 +128,113 @@ class SQNN(StochasticModule):
     After each forward pass ``self.representation_theta`` holds θ of the penalised
     layer (or its activations if that layer is not stochastic) and
     ``self.representation_output`` what the layer passed on.
+
+    A ``fixed_point`` network whose grids are not all chosen yet trains in float and
+    records the ranges of its inputs and ReLU outputs; the first switch to eval mode
+    after training passes (the end of the first epoch) chooses the grids from them
+    (:meth:`choose_grids`), and from then on every pass is on the grids. The chosen
+    integer bits also live in the buffer ``fixed_point_integer_bits``, so checkpoints
+    and resumed trainings keep them.
     """
 
     def __init__(self, n_inputs: int, config: NetworkConfig) -> None:
         super().__init__()
         self.config = config
         self.n_inputs = int(n_inputs)
+        fixed = config.fixed_point is not None
         layers: list[nn.Module] = []
         activations: list[nn.Module] = []
         width = self.n_inputs
         for size, stochastic, binary in zip(config.hidden, config.stochastic, config.binary_weights):
-            layers.append((BinaryLinear if binary else nn.Linear)(width, size))
-            activations.append(
-                BernoulliActivation(config.temperature, config.samples) if stochastic else nn.ReLU()
-            )
+            layers.append((FixedLinear if fixed else BinaryLinear if binary else nn.Linear)(width, size))
+            if stochastic:
+                activations.append(BernoulliActivation(config.temperature, config.samples))
+            else:
+                activations.append(FixedReLU() if fixed else nn.ReLU())
             width = size
         self.layers = nn.ModuleList(layers)
         self.activations = nn.ModuleList(activations)
-        self.head = nn.Linear(width, 1)
+        self.head = (FixedLinear if fixed else nn.Linear)(width, 1)
         self.representation_index = config.representation_index()
         self.representation_theta: torch.Tensor | None = None
         self.representation_output: torch.Tensor | None = None
         self.input_grid = config.input_grid()
         self.first_layer_grid = config.first_layer_grid()
+        self.input_observer: RangeObserver | None = None
+        if config.fixed_point is not None:
+            bits = torch.tensor(config.fixed_point.integer_bits(), dtype=torch.int64)
+            self.register_buffer("fixed_point_integer_bits", bits)
+            self.register_load_state_dict_post_hook(_sync_fixed_point)
+            self._apply_fixed_point(config.fixed_point)
         self.set_inference(config.inference)  # type: ignore[arg-type]
 
+    # ---------------------------------------------------------- fixed point
+    @property
+    def grids_pending(self) -> bool:
+        """A fixed-point network whose grids are still to be chosen from the data."""
+        return self.config.fixed_point is not None and not self.config.fixed_point.resolved
+
+    def _apply_fixed_point(self, fixed_point: FixedPointConfig) -> None:
+        """Put every layer on its grid (or, while grids are pending, attach the range observers)."""
+        resolved = fixed_point.resolved
+        grids = fixed_point.grids() if resolved else None
+        self.input_grid = grids.input if grids is not None else None
+        self.input_observer = None if resolved else RangeObserver()
+        for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
+            assert isinstance(layer, FixedLinear)
+            layer.weight_grid = None if grids is None else grids.weights[i]
+            layer.bias_fractional = None if grids is None else grids.z_fractional(i)
+            if isinstance(activation, FixedReLU):
+                activation.grid = None if grids is None else grids.activations[i]
+                activation.observer = None if resolved else RangeObserver()
+            else:
+                assert isinstance(activation, BernoulliActivation)
+                activation.levels = fixed_point.theta_bits
+                activation.z_fractional = None if grids is None else grids.z_fractional(i)
+        assert isinstance(self.head, FixedLinear)
+        self.head.weight_grid = None if grids is None else grids.head
+        self.head.bias_fractional = None if grids is None else grids.logit_fractional
+
+    def _set_fixed_point(self, fixed_point: FixedPointConfig) -> None:
+        self.config = replace(self.config, fixed_point=fixed_point)
+        self.fixed_point_integer_bits.copy_(torch.tensor(fixed_point.integer_bits(), dtype=torch.int64))
+        self._apply_fixed_point(fixed_point)
+
+    def choose_grids(self) -> None:
+        """Choose the pending grids' integer bits from the ranges observed so far and the current weights."""
+        fixed_point = self.config.fixed_point
+        if fixed_point is None or fixed_point.resolved:
+            return
+        assert self.input_observer is not None
+        observers = [a.observer if isinstance(a, FixedReLU) else None for a in self.activations]
+        with torch.no_grad():
+            weights = [layer.weight.detach().numpy() for layer in self.layers]
+            head = self.head.weight.detach().numpy()
+        self._set_fixed_point(choose_integer_bits(fixed_point, self.input_observer, observers, weights, head))
+
+    def calibrate(self, standardized: torch.Tensor) -> None:
+        """Choose the pending grids from these (standardised) events with the current weights, in one float pass."""
+        if not self.grids_pending:
+            return
+        mode = self.training
+        generator = [layer.generator for layer in self.bernoulli_layers()]
+        super().train(True)
+        try:
+            with torch.no_grad():
+                self.forward(standardized)
+        finally:
+            super().train(mode)
+            for layer, g in zip(self.bernoulli_layers(), generator):
+                layer.generator = g
+        self.choose_grids()
+
+    def train(self, mode: bool = True) -> "SQNN":
+        # the end of the first training epoch (its validation pass) is where pending grids get chosen
+        if not mode and self.grids_pending and self.input_observer is not None and self.input_observer.total > 0:
+            self.choose_grids()
+        return super().train(mode)
+
+    # -------------------------------------------------------------- forward
     def first_layer(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-activation of the first layer, on the fixed-point grids when they are set.
 
@@ -152,6 +254,8 @@ class SQNN(StochasticModule):
         return nn.functional.linear(x.double(), weight.double(), bias.double()).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.fixed_point is not None:
+            return self._forward_fixed(x)
         h = x
         for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
             h = activation(self.first_layer(h) if i == 0 else layer(h))
@@ -161,6 +265,23 @@ class SQNN(StochasticModule):
                 self.representation_theta = theta if theta is not None else h
         return self.head(h).squeeze(-1)
 
+    def _forward_fixed(self, x: torch.Tensor) -> torch.Tensor:
+        """The fixed-point network; in eval mode in float64, where every value and sum on the grids is exact."""
+        dtype = x.dtype
+        if self.input_observer is not None and self.training:
+            self.input_observer.observe(x)
+        h = x if self.input_grid is None else self.input_grid.quantize(x)
+        if not self.training and not self.grids_pending:
+            h = h.double()
+        for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
+            h = activation(layer(h))
+            if i == self.representation_index:
+                self.representation_output = h.to(dtype)
+                theta = getattr(activation, "theta", None)
+                self.representation_theta = (theta if theta is not None else h).to(dtype)
+        # a float64 logit on the grid keeps its sign (and zero) when it becomes float32
+        return self.head(h).squeeze(-1).to(dtype)
+
     @property
     def representation_is_stochastic(self) -> bool:
         return self.config.stochastic[self.representation_index]
@@ -168,6 +289,22 @@ class SQNN(StochasticModule):
     @property
     def representation_width(self) -> int:
         return self.config.hidden[self.representation_index]
+
+
+def _sync_fixed_point(module: nn.Module, incompatible: Any) -> None:
+    """After loading a state: grids chosen in the loaded buffer become the config's (a resumed training)."""
+    assert isinstance(module, SQNN) and module.config.fixed_point is not None
+    loaded = [int(b) for b in module.fixed_point_integer_bits.tolist()]
+    current = module.config.fixed_point.integer_bits()
+    if loaded == current or UNRESOLVED in loaded:
+        if UNRESOLVED in loaded and loaded != current:
+            module.fixed_point_integer_bits.copy_(torch.tensor(current, dtype=torch.int64))
+        return
+    if module.config.fixed_point.resolved:
+        raise ModelFileError(
+            f"the fixed-point integer bits in the tensors ({loaded}) disagree with the network's fixed_point grids ({current})"
+        )
+    module._set_fixed_point(module.config.fixed_point.with_integer_bits(loaded))
 
 
 def build_network(n_inputs: int, config: NetworkConfig | dict[str, Any] | None = None) -> SQNN:

@@ -380,7 +380,8 @@ def fit(
     return FitResult(
         model=model,
         objective=objective,
-        network=network,
+        # the fitted network's own config: fixed-point grids chosen in training are part of it
+        network=getattr(model, "config", network),
         standardizer=events.standardizer,
         splits=events.splits,
         history=state.history,
