@@ -1049,6 +1049,9 @@ def _metadata(stream: Stream, output: Output, seeds: dict[str, Any], events: dic
         "chunk_events": CHUNK_EVENTS,
         "versions": _pythia.versions(),
     }
+    if not stream.lanes:
+        # a chunk stream's files do not depend on how many workers made them
+        del metadata["workers"]
     if output.sample is not None:
         metadata["sample"] = output.sample
     return metadata
@@ -1161,8 +1164,8 @@ def _plan(stream: Stream, needs: Sequence[dict[str, int]], process: Process) -> 
                     rows += per_chunk
                     wanted.setdefault((which, chunk), set()).add(index)
                 chunk += 1
-    return [(which, chunk, tuple(sorted(indices))) for (which, chunk), indices in
-            sorted(wanted.items(), key=lambda item: (item[0][1], item[0][0]))]
+    # by class, then chunk: dealt round-robin, a worker's chunks are not consecutive
+    return [(which, chunk, tuple(sorted(indices))) for (which, chunk), indices in sorted(wanted.items())]
 
 
 def produce(stream: Stream, outputs: Sequence[Output], *, progress: bool = True,

@@ -19,7 +19,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqnn.cli import compare, demo, deploy, generate, run_commands, stream, transfer
+    from sqnn.cli import compare, demo, deploy, generate, run_commands, stream, suite, transfer
 
     cli.add_command(generate.generate)
     cli.add_command(run_commands.train)
@@ -31,6 +31,7 @@ def _register() -> None:
     cli.add_command(deploy.bench)
     cli.add_command(compare.compare)
     cli.add_command(stream.stream)
+    cli.add_command(suite.suite)
 
 
 _register()
