@@ -216,7 +216,7 @@ def test_chunk_stream_file_does_not_depend_on_workers(tmp_path, sequential):
     _same_file(sequential, out)
     metadata = json.loads(pq.read_schema(out).metadata[b"sqnn"])
     assert len(metadata["seeds"]["chunks"]["signal"]) == 2
-    assert (pd.read_parquet(out)["event"] >> 45 == 5).all()
+    assert (pd.read_parquet(out)["event"].to_numpy() >> 45 == 5).all()
 
 
 @pytest.mark.physics
@@ -251,3 +251,49 @@ def test_a_smaller_file_of_the_same_reconstruction_takes_the_first_jets(tmp_path
     boosted.produce(_stream(tmp_path / "other", seed=4), [Output(other_seed, Reconstruction(), 30, 0, "sim", 1.0)],
                     progress=False)
     assert not np.isin(pd.read_parquet(other_seed)["pt"], large["pt"]).any()
+
+
+# ---------------------------------------------------------------- generator knobs move the physics
+
+
+def _event_multiplicity(generator, seed=3, events=100):
+    from sqnn.cases import _pythia
+
+    pythia = _pythia.new_pythia(generator.lines(W, "background"), seed)
+    particles = _pythia.final_state(pythia.nextBatch(events), _pythia.ChargeTable(pythia.particleData))
+    return len(particles["px"]) / events
+
+
+@pytest.mark.physics
+@pytest.mark.parametrize(
+    ("knob", "low", "high", "more_particles_when_high"),
+    [
+        # more initial-state radiation
+        ("isr_alpha_s", 0.10, 0.20, True),
+        # softer Lund fragmentation: more, softer hadrons
+        ("lund_a", 0.3, 1.5, True),
+        # wider pT kicks in string breaks: each hadron costs more energy
+        ("string_pt_sigma", 0.25, 0.5, False),
+        # a higher regulator means fewer multiple interactions
+        ("mpi_pt0_ref", 1.8, 2.8, False),
+    ],
+)
+def test_generator_knobs_move_the_event_multiplicity(knob, low, high, more_particles_when_high):
+    low_count = _event_multiplicity(GeneratorSettings(**{knob: low}))
+    high_count = _event_multiplicity(GeneratorSettings(**{knob: high}))
+    ratio = high_count / low_count
+    assert (ratio > 1.08) if more_particles_when_high else (ratio < 1 / 1.08), (low_count, high_count)
+
+
+@pytest.mark.physics
+def test_more_final_state_radiation_fills_and_widens_the_jets(tmp_path):
+    def qcd_jets(alpha_s):
+        return pd.read_parquet(wjets.generate("sim", 120, 5, tmp_path / f"fsr{alpha_s}.parquet", signal_fraction=0.0,
+                                              progress=False, fsr_alpha_s=alpha_s))
+
+    low, high = qcd_jets(0.10), qcd_jets(0.20)
+    assert high["n_constituents"].mean() > low["n_constituents"].mean() + 10
+    assert high["girth"].mean() > low["girth"].mean()
+    assert high["mass"].mean() > low["mass"].mean()
+    metadata = json.loads(pq.read_schema(tmp_path / "fsr0.2.parquet").metadata[b"sqnn"])
+    assert "TimeShower:alphaSvalue = 0.2" in metadata["pythia_settings"]["background"]

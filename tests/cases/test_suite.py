@@ -128,7 +128,11 @@ def test_estimate_counts_each_stream_once_and_scales_with_size():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
-    folders = suite.make(["w-jes", "w-fraction", "w-null"], out, n_train=20, n_eval=30, seed=1, progress=False)
+    # chunks of 50 events: one chunk per class and stream is enough for these sizes
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(boosted, "CHUNK_EVENTS", 50)
+        folders = suite.make(["w-jes", "w-fraction", "w-null"], out, n_train=20, n_eval=30, seed=1,
+                             progress=False)
     return out, folders
 
 

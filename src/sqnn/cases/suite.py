@@ -11,7 +11,8 @@ factor             what the data side changes
 ``tune``           ``Tune:pp = 21`` (ATLAS A14) instead of 14 (Monash)
 ``fsr``            ``TimeShower:alphaSvalue`` 0.1365 → 0.150
 ``isr``            ``SpaceShower:alphaSvalue`` 0.1365 → 0.150
-``hadronisation``  ``StringZ:aLund`` 0.68 → 0.85 and ``StringPT:sigma`` 0.335 → 0.38
+``hadronisation``  ``StringZ:aLund`` 0.68 → 0.85 and ``StringPT:sigma`` 0.335 → 0.30
+                   (softer fragmentation, narrower string breaks: both raise the multiplicity)
 ``mpi``            ``MultipartonInteractions:pT0Ref`` 2.28 → 2.0 (more underlying event)
 ``detector``       tracking efficiency and every resolution of the shifted detector,
                    jet energy scale kept at 1
@@ -88,7 +89,7 @@ FACTORS = ("tune", "fsr", "isr", "hadronisation", "mpi", "detector", "jes", "pil
 
 # jets per file: the evaluation size keeps the statistical error of the background scale
 # factor at the 50 % signal-efficiency working point at or below 0.05 (see docs/suite.md)
-RECOMMENDED_SIZES = {"wjets": {"train": 50_000, "eval": 110_000}, "topjets": {"train": 40_000, "eval": 60_000}}
+RECOMMENDED_SIZES = {"wjets": {"train": 50_000, "eval": 110_000}, "topjets": {"train": 40_000, "eval": 200_000}}
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,11 @@ SETTINGS: dict[str, Setting] = {
     "tune": Setting(1, GeneratorSettings(tune=21), "ATLAS A14 tune"),
     "fsr": Setting(2, GeneratorSettings(tune=14, fsr_alpha_s=0.150), "Monash, TimeShower:alphaSvalue = 0.150"),
     "isr": Setting(3, GeneratorSettings(tune=14, isr_alpha_s=0.150), "Monash, SpaceShower:alphaSvalue = 0.150"),
-    "hadronisation": Setting(4, GeneratorSettings(tune=14, lund_a=0.85, string_pt_sigma=0.38),
-                             "Monash, StringZ:aLund = 0.85, StringPT:sigma = 0.38"),
+    "hadronisation": Setting(4, GeneratorSettings(tune=14, lund_a=0.85, string_pt_sigma=0.30),
+                             "Monash, StringZ:aLund = 0.85, StringPT:sigma = 0.30"),
     "mpi": Setting(5, GeneratorSettings(tune=14, mpi_pt0_ref=2.0), "Monash, MultipartonInteractions:pT0Ref = 2.0"),
     "modelling": Setting(6, GeneratorSettings(tune=14, fsr_alpha_s=0.150, isr_alpha_s=0.150, lund_a=0.85,
-                                              string_pt_sigma=0.38, mpi_pt0_ref=2.0),
+                                              string_pt_sigma=0.30, mpi_pt0_ref=2.0),
                          "Monash with the fsr, isr, hadronisation and mpi shifts together"),
 }
 

@@ -35,7 +35,7 @@ def _sizes(func):  # type: ignore[no-untyped-def]
         click.option("--n-train", type=int, default=None,
                      help="Jets per training file (default: recommended, wjets 50000, topjets 40000)."),
         click.option("--n-eval", type=int, default=None,
-                     help="Jets per evaluation file (default: recommended, wjets 110000, topjets 60000)."),
+                     help="Jets per evaluation file (default: recommended, wjets 110000, topjets 200000)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of every stream of the suite."),
     ]):
         func = option(func)
