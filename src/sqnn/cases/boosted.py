@@ -28,6 +28,7 @@ share an id.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import queue as queue_module
@@ -68,6 +69,7 @@ __all__ = [
     "generate_file",
     "make_stream",
     "process_named",
+    "produce",
     "resolve",
 ]
 
@@ -1000,8 +1002,8 @@ def _metadata(stream: Stream, output: Output, seeds: dict[str, Any], events: dic
             "mu": reco.pileup_mu,
             pool_key: PILEUP_POOL_EVENTS,
             "process": PILEUP_PROCESS,
-            "distribution": "Poisson, drawn with replacement from the worker's pool, "
-                            "each copy rotated in azimuth and mirrored in z at random",
+            "distribution": f"Poisson, drawn with replacement from the {'worker' if stream.lanes else 'stream'}'s "
+                            "pool, each copy rotated in azimuth and mirrored in z at random",
             "subtraction": subtraction,
             "seeds": pileup_seeds,
         }
@@ -1092,10 +1094,10 @@ def generate_file(
         max_workers=MAX_WORKERS,
     )
     process = process_named(process_name)
-    try:
-        generator, reco = resolve(process, domain, **knobs)
-    except TypeError as error:
-        raise SqnnError(f"{process_name}: {error}") from None
+    unknown = sorted(set(knobs) - set(inspect.signature(resolve).parameters) - {"process", "domain"})
+    if unknown:
+        raise SqnnError(f"{process_name} has no knob {', '.join(unknown)}; see sqnn.cases.boosted.resolve")
+    generator, reco = resolve(process, domain, **knobs)
     fraction = DOMAIN_DEFAULTS[domain]["signal_fraction"] if signal_fraction is None else float(signal_fraction)
     out = Path(out)
     n_signal = int(round(n * fraction))
@@ -1155,7 +1157,9 @@ def _plan(stream: Stream, needs: Sequence[dict[str, int]], process: Process) -> 
                                     "check the jet pT window and radius")
                 per_chunk = max(sum(chunks.values()) / len(chunks), 1.0)
             else:
-                per_chunk = max(process.jets_per_event[which] * CHUNK_EVENTS, 1.0)
+                # a new variant's first pass aims a little short, so that chunks made at the
+                # typical yield are never wasted; the next pass counts at the measured yield
+                per_chunk = max(1.15 * process.jets_per_event[which] * CHUNK_EVENTS, 1.0)
             rows, chunk = 0.0, 0
             while rows < need[which]:
                 if chunk in chunks:

@@ -131,7 +131,7 @@ PROCESS = Process(
                                 "its b and both quarks of its W"),
     truth=top_decays,
     matched=_matched,
-    jets_per_event={"signal": 0.3, "background": 0.5},
+    jets_per_event={"signal": 0.33, "background": 0.50},
 )
 
 

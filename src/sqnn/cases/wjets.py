@@ -117,7 +117,7 @@ PROCESS = Process(
     truth_match=lambda radius: f"dR(jet, last W copy) < {TRUTH_MATCH_DR} in rapidity-azimuth",
     truth=_truth,
     matched=_matched,
-    jets_per_event={"signal": 0.44, "background": 0.73},
+    jets_per_event={"signal": 0.42, "background": 0.71},
 )
 
 
