@@ -104,6 +104,19 @@ def test_cli_pt_window_keeps_the_other_end_and_tunes_have_names():
     assert knobs == {"pt_range": (600.0, 650.0), "tune": 21, "chs": False}
 
 
+def test_calorimeter_knob_scales_the_neutral_hadron_resolution():
+    n = 20_000
+    neutrons = {"px": np.full(n, 50.0), "py": np.zeros(n), "pz": np.zeros(n), "e": np.full(n, 50.0),
+                "pid": np.full(n, 2112), "charge": np.zeros(n)}
+    spread = {}
+    for factor in (1.0, 3.0):
+        detector = resolve(W, "sim", calo_resolution=factor)[1].detector
+        measured = detector.apply(neutrons, np.random.default_rng(5))["e"]
+        spread[factor] = np.std(measured / 50.0)
+    assert spread[1.0] == pytest.approx(np.hypot(0.5 / np.sqrt(50.0), 0.05), rel=0.03)
+    assert spread[3.0] / spread[1.0] == pytest.approx(3.0, rel=0.05)
+
+
 @pytest.mark.physics
 def test_pythia_takes_every_generator_knob():
     import pythia8mc

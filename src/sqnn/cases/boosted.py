@@ -392,7 +392,7 @@ class Stream:
     workers: int = 1
     constituents: bool = False
     variants: tuple[Reconstruction, ...] = ()
-    # per variant: jets per class needed; per lane for lane streams
+    # lane streams: the jets of each class that each lane makes
     needs: tuple[dict[str, list[int]], ...] = ()
     # chunk streams: the (class, chunk, variant indices) each worker makes in this pass
     tasks: tuple[tuple[tuple[str, int, tuple[int, ...]], ...], ...] = ()
