@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sqnn.cases import wjets
+from sqnn.cases import boosted, wjets
 from sqnn.cases.detector import Detector
 from sqnn.errors import SqnnError
 
@@ -169,7 +169,7 @@ def test_constituents_are_jagged_and_at_most_thirty(tmp_path):
 def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch):
     out = tmp_path / "resume.parquet"
     parts = tmp_path / "resume.parquet.parts"
-    report = wjets._Progress.__call__
+    report = boosted._Progress.__call__
     sent = []
 
     def report_then_terminate(self, jets, events):
@@ -178,14 +178,14 @@ def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch
             sent.append(True)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(wjets._Progress, "__call__", report_then_terminate)
+    monkeypatch.setattr(boosted._Progress, "__call__", report_then_terminate)
     with pytest.raises(wjets.GenerationInterrupted, match="rerun"):
         wjets.generate("sim", 300, seed=3, out=out, progress=False)
     assert not out.exists()
     kept = sorted(path.name for path in parts.glob("*.parquet"))
     assert kept == ["signal-w000-c000000.parquet"]
 
-    monkeypatch.setattr(wjets._Progress, "__call__", report)
+    monkeypatch.setattr(boosted._Progress, "__call__", report)
     with pytest.raises(SqnnError, match="other arguments"):
         wjets.generate("sim", 300, seed=4, out=out, progress=False)
     wjets.generate("sim", 300, seed=3, out=out, progress=False)
@@ -196,6 +196,23 @@ def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch
     runs = _metadata(out)["seeds"]["runs"]
     signal_runs = [run for run in runs if run["class"] == "signal"]
     assert [run["first_chunk"] for run in signal_runs] == [0, 1]
+
+
+@pytest.mark.physics
+@pytest.mark.parametrize(("domain", "n", "seed"), [("sim", 4, 1), ("data", 7, 2)])
+def test_default_options_reproduce_the_shipped_jets_and_metadata(tmp_path, domain, n, seed):
+    # the shipped files were made with 2 workers; the first jets of each (class, worker)
+    # stream come from its chunk 0, which a tiny run with the same seed regenerates
+    out = wjets.generate(domain, n, seed=seed, out=tmp_path / "slice.parquet", workers=2, progress=False)
+    regenerated = pd.read_parquet(out)
+    shipped = _shipped(domain)
+    for _, jet in regenerated.iterrows():
+        same_event = shipped[shipped["event"] == jet["event"]]
+        assert any((same_event.iloc[k] == jet).all() for k in range(len(same_event))), jet["event"]
+    metadata, shipped_metadata = _metadata(out), _metadata(SHIPPED[domain])
+    for key in ("n", "n_signal", "n_background", "events_generated", "versions"):
+        metadata.pop(key), shipped_metadata.pop(key)
+    assert metadata == shipped_metadata
 
 
 # ---------------------------------------------------------------- the shipped datasets

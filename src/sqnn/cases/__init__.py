@@ -1,4 +1,5 @@
-"""Case studies that `sqnn generate` writes: a fast toy and Pythia 8 + FastJet physics.
+"""Case studies that `sqnn generate` writes: a fast toy and Pythia 8 + FastJet physics
+(boosted W and top jets against QCD, and multi-channel events).
 
 Every generator has the signature ``generate(domain, n, seed, out, **options) -> Path``
 and writes one parquet file atomically with the columns ``is_signal``, ``weight``,
@@ -17,6 +18,7 @@ __all__ = ["CASES", "get_generator"]
 CASES: dict[str, str] = {
     "toy": "sqnn.cases.toy",
     "wjets": "sqnn.cases.wjets",
+    "topjets": "sqnn.cases.topjets",
     "events": "sqnn.cases.events",
 }
 

@@ -19,7 +19,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sqnn.cli import compare, demo, deploy, evaluate, finetune, generate, predict, stream, train
+    from sqnn.cli import compare, demo, deploy, evaluate, finetune, generate, predict, stream, suite, train
 
     cli.add_command(generate.generate)
     cli.add_command(train.train)
@@ -31,6 +31,7 @@ def _register() -> None:
     cli.add_command(deploy.bench)
     cli.add_command(compare.compare)
     cli.add_command(stream.stream)
+    cli.add_command(suite.suite)
 
 
 _register()

@@ -1,0 +1,202 @@
+"""The simulation/data suite: the registry, the plan's honesty and a tiny suite end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from sqnn.cases import boosted, suite
+from sqnn.cli import main
+from sqnn.errors import SqnnError
+
+PROCESSES = ("wjets", "topjets")
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@pytest.mark.parametrize("process", PROCESSES)
+def test_every_process_has_single_factor_and_combined_pairs(process):
+    cases = [case for case in suite.CASES.values() if case.process == process]
+    single = [case for case in cases if len(case.factors) == 1]
+    combined = [case for case in cases if len(case.factors) > 1]
+    assert len(single) >= 6 and len(combined) >= 2
+    assert {factor for case in single for factor in case.factors} == set(suite.FACTORS)
+    prefix = suite.PREFIX[process]
+    for name in ("tune", "fsr", "isr", "hadronisation", "mpi", "detector", "jes", "pileup", "pileup-nochs",
+                 "fraction", "combined"):
+        assert f"{prefix}-{name}" in suite.CASES
+
+
+@pytest.mark.parametrize("case", list(suite.CASES.values()), ids=list(suite.CASES))
+def test_each_case_names_exactly_what_its_data_side_changes(case):
+    assert case.sim == suite.SIMULATION
+    assert case.factors == suite.changed_factors(case.sim, case.data)
+    if len(case.factors) == 1:
+        assert case.name.split("-", 1)[1].startswith(case.factors[0])
+    if not case.factors:
+        assert case.data.reconstruction(case.process) == case.sim.reconstruction(case.process)
+        assert case.data.setting == case.sim.setting and case.data.signal_fraction == case.sim.signal_fraction
+
+
+def test_changed_factors_sees_each_kind_of_difference():
+    base = suite.SIMULATION
+    assert suite.changed_factors(base, base) == ()
+    assert suite.changed_factors(base, suite.Side(setting="modelling")) == ("fsr", "isr", "hadronisation", "mpi")
+    assert suite.changed_factors(base, suite.Side(detector=suite.JES_DETECTOR)) == ("jes",)
+    assert suite.changed_factors(base, suite.Side(detector=suite.RESOLUTION_DETECTOR)) == ("detector",)
+    # without pileup, subtraction changes nothing
+    assert suite.changed_factors(base, suite.Side(chs=False)) == ()
+    assert suite.changed_factors(suite.Side(pileup_mu=15.0), suite.Side(pileup_mu=15.0, chs=False)) == ("pileup",)
+
+
+def test_select_expands_groups_and_refuses_unknown_names():
+    assert [case.name for case in suite.select(["topjets"])] == list(suite.GROUPS["topjets"])
+    assert len(suite.select(["all", "w-fsr"])) == len(suite.CASES)
+    with pytest.raises(SqnnError, match="w-nothing"):
+        suite.select(["w-nothing"])
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def test_simulation_data_training_and_evaluation_never_share_a_stream(tmp_path):
+    planned = suite.plan(suite.select(["all"]), tmp_path, n_train=100, n_eval=200)
+    roles_of: dict[str, set[str]] = {}
+    codes: dict[int, str] = {}
+    for case, files in planned.items():
+        names = {role: item.stream_name for role, item in files.items()}
+        assert len(set(names.values())) == 4, case
+        for role, item in files.items():
+            roles_of.setdefault(item.stream_name, set()).add(role)
+            assert codes.setdefault(item.stream.code, item.stream_name) == item.stream_name
+            assert item.output.domain == role.split("_")[0]
+            if role.startswith("sim"):
+                assert item.stream_name.split("-")[1] == "nominal"
+    # a stream serves one role only, whichever case asks for it
+    assert all(len(roles) == 1 for roles in roles_of.values())
+    keys = {item.stream.keys for files in planned.values() for item in files.values()}
+    assert len(keys) == len(roles_of)
+
+
+def test_single_factor_pairs_share_one_simulation_and_data_variants_share_streams(tmp_path):
+    planned = suite.plan(suite.select(["w-fsr", "w-jes", "w-fraction", "w-null"]), tmp_path)
+    sims = {planned[name]["sim_eval"].output.path for name in planned}
+    assert len(sims) == 1
+    fraction, null, jes = (planned[name]["data_eval"] for name in ("w-fraction", "w-null", "w-jes"))
+    assert fraction.stream_name == null.stream_name == jes.stream_name
+    assert fraction.output.reconstruction == null.output.reconstruction != jes.output.reconstruction
+    assert fraction.output.path != null.output.path
+    assert (fraction.output.n, fraction.output.n_signal) == (110_000, 22_000)
+    assert planned["w-fsr"]["sim_train"].output.n == suite.RECOMMENDED_SIZES["wjets"]["train"]
+
+
+def test_sizes_and_seed_are_checked(tmp_path):
+    with pytest.raises(SqnnError, match="--n-eval"):
+        suite.plan(suite.select(["w-fsr"]), tmp_path, n_eval=0)
+    with pytest.raises(SqnnError, match="--seed"):
+        suite.plan(suite.select(["w-fsr"]), tmp_path, seed=-1)
+
+
+def test_suite_list_prints_every_case(capsys):
+    assert main(["suite", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == list(suite.CASES)
+    assert main(["suite", "make", "w-nothing", "--out", "x"]) == 2
+    assert "unknown suite case" in capsys.readouterr().err
+
+
+def test_estimate_counts_each_stream_once_and_scales_with_size():
+    small = suite.estimate(["w-fsr", "w-jes"], n_train=1000, n_eval=2000)
+    large = suite.estimate(["w-fsr", "w-jes"], n_train=2000, n_eval=4000)
+    assert sorted(small["streams"]) == sorted([
+        "wjets-nominal-sim_train", "wjets-nominal-sim_eval", "wjets-fsr-data_train", "wjets-fsr-data_eval",
+        "wjets-nominal-data_train", "wjets-nominal-data_eval"])
+    assert large["cpu_seconds"] == pytest.approx(2 * small["cpu_seconds"], rel=0.01)
+    both = suite.estimate(["w-fsr", "w-jes", "w-null", "w-fraction"], n_train=1000, n_eval=2000)
+    # the null and fraction pairs add a reconstruction, not a Pythia run
+    assert small["cpu_seconds"] < both["cpu_seconds"] < 1.2 * small["cpu_seconds"]
+
+
+# ---------------------------------------------------------------- a tiny suite end to end
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite")
+    # chunks of 50 events: one chunk per class and stream is enough for these sizes
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(boosted, "CHUNK_EVENTS", 50)
+        folders = suite.make(["w-jes", "w-fraction", "w-null"], out, n_train=20, n_eval=30, seed=1,
+                             progress=False)
+    return out, folders
+
+
+def _events(path):
+    return set(pq.read_table(path, columns=["event"]).column("event").to_pylist())
+
+
+def _metadata(path):
+    return json.loads(pq.read_schema(path).metadata[b"sqnn"])
+
+
+@pytest.mark.physics
+def test_tiny_suite_files_share_no_event_or_seed_across_roles(tiny):
+    out, folders = tiny
+    files = {(name, role): folder / f"{role}.parquet" for name, folder in folders.items() for role in suite.ROLES}
+    for (name_a, role_a), path_a in files.items():
+        for (name_b, role_b), path_b in files.items():
+            if role_a != role_b:
+                assert not _events(path_a) & _events(path_b), (name_a, role_a, name_b, role_b)
+                assert not suite._pythia_seeds(_metadata(path_a)) & suite._pythia_seeds(_metadata(path_b))
+    for folder in folders.values():
+        suite.verify(folder)
+        description = json.loads((folder / "case.json").read_text())
+        assert description["factors"] == list(suite.CASES[folder.name].factors)
+        assert description["command"].startswith(f"sqnn suite make {folder.name} --n-train 20 --n-eval 30")
+
+
+@pytest.mark.physics
+def test_tiny_suite_sizes_fractions_and_subsampling(tiny):
+    _, folders = tiny
+    for name, folder in folders.items():
+        for role in suite.ROLES:
+            table = pd.read_parquet(folder / f"{role}.parquet")
+            assert len(table) == (20 if role.endswith("train") else 30)
+            fraction = 0.2 if (name == "w-fraction" and role.startswith("data")) else 0.5
+            assert table["is_signal"].sum() == round(len(table) * fraction)
+            assert _metadata(folder / f"{role}.parquet")["sample"]["role"] == role
+    fraction = pd.read_parquet(folders["w-fraction"] / "data_eval.parquet")
+    null = pd.read_parquet(folders["w-null"] / "data_eval.parquet")
+    # the same reconstruction of the same stream: the smaller signal sample is the first part of the larger
+    assert set(fraction.loc[fraction["is_signal"] == 1, "event"]) <= set(null.loc[null["is_signal"] == 1, "event"])
+    jes = pd.read_parquet(folders["w-jes"] / "data_eval.parquet")
+    assert _metadata(folders["w-jes"] / "data_eval.parquet")["detector"]["energy_scale"] == 1.03
+    assert os.readlink(folders["w-jes"] / "sim_eval.parquet") == os.readlink(folders["w-null"] / "sim_eval.parquet")
+    assert len(jes) == 30
+
+
+@pytest.mark.physics
+def test_rerun_keeps_finished_files_and_verify_catches_shared_events(tiny, monkeypatch, tmp_path):
+    out, folders = tiny
+    before = {path: path.stat().st_mtime_ns for path in (out / "files").iterdir()}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished file was made again")
+
+    monkeypatch.setattr(boosted, "produce", refuse)
+    assert suite.make(["w-jes", "w-fraction", "w-null"], out, n_train=20, n_eval=30, seed=1,
+                      progress=False) == folders
+    assert {path: path.stat().st_mtime_ns for path in (out / "files").iterdir()} == before
+
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    for role in suite.ROLES:
+        source = "sim_train" if role == "data_train" else role
+        (forged / f"{role}.parquet").symlink_to(os.path.realpath(folders["w-null"] / f"{source}.parquet"))
+    with pytest.raises(SqnnError, match="sim_train and data_train share"):
+        suite.verify(forged)
