@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sqnn.cli.options import data_options, device_option
+from sqnn.cli.options import data_options, device_option, engine_option
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
 from sqnn.workflows.compare import format_markdown, parse_gammas, run_compare
@@ -51,6 +51,7 @@ def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[st
     help="Label-free disagreement the selection rule minimises [default: ks_control when a control column is given, else domain_auc].",
 )
 @device_option
+@engine_option
 @click.option("--jobs", type=int, default=1, show_default=True, help="Fits run in parallel processes (Dask workers with --scheduler local).")
 @click.option("--scheduler", default=None, help="Spread the fits over Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config: columns, train, per-method method_options and network.")
@@ -75,6 +76,7 @@ def compare(
     delta: float,
     select_by: str | None,
     device: str | None,
+    engine: str,
     jobs: int,
     scheduler: str | None,
     config_path: str | None,
@@ -113,6 +115,7 @@ def compare(
         scheduler=scheduler,
         progress=not quiet,
         echo=None if quiet else click.echo,
+        engine=engine,
     )
     if not no_report:
         try:

@@ -164,13 +164,14 @@ def record_run(
     *,
     extra: dict[str, Any] | None = None,
     metrics_of: Callable[[Run], dict[str, Any]] | None = None,
+    engine: str = "torch",
 ) -> tuple[Run, dict[str, Any]]:
     """Write the run directory of a fit, then its ``metrics.json``; return the loaded run and the metrics.
 
     The metrics are those of :func:`sqnn.evaluation.evaluate` on ``simulation`` and ``data``
     (their test splits when they are the training files; ``data.label``, when present, only
-    for the per-class metrics) unless ``metrics_of`` computes them otherwise.
-    ``extra`` adds (or replaces) keys of ``model.json``.
+    for the per-class metrics), scored by ``engine``, unless ``metrics_of`` computes them
+    otherwise. ``extra`` adds (or replaces) keys of ``model.json``.
     """
     out = Path(out)
     objective = trained.objective
@@ -191,7 +192,10 @@ def record_run(
     write_run(out, trained.kind, trained.model, meta)
     write_json(out / "history.json", json_safe(trained.history))
     run = load_run(out)
-    metrics = metrics_of(run) if metrics_of is not None else evaluate(run, simulation, data, seed=settings.train.seed)
+    if metrics_of is not None:
+        metrics = metrics_of(run)
+    else:
+        metrics = evaluate(run, simulation, data, seed=settings.train.seed, engine=engine)
     write_json(out / "metrics.json", json_safe(metrics))
     return run, metrics
 
@@ -231,11 +235,13 @@ def train_run(
     distributed: bool = False,
     stream: bool = False,
     chunk: int = DEFAULT_CHUNK,
+    engine: str = "torch",
 ) -> tuple[Run | None, dict[str, Any] | None]:
     """Train one model into the run directory ``out`` and write its metrics.
 
     ``data_label`` reads the data's class column for the per-class metrics only; training
-    never sees it. ``reuse`` keeps a finished run of the same settings and inputs instead
+    never sees it; ``engine`` computes the metrics' scores (torch, or the deployed arithmetic
+    of packed, onnx or hls4ml). ``reuse`` keeps a finished run of the same settings and inputs instead
     of training it again. ``stream`` reads both files in chunks of ``chunk`` events instead
     of loading them (for inputs larger than memory; see :mod:`sqnn.training.events`). With
     ``distributed`` every process of the ``torchrun`` group trains; rank 0 writes the run
@@ -251,7 +257,7 @@ def train_run(
     objective = settings.objective()
     if stream:
         return _train_streamed(simulation, data, settings, Path(out), data_label=data_label, resume=resume,
-                               progress=progress, chunk=chunk)
+                               progress=progress, chunk=chunk, engine=engine)
     sim, labelled = load_inputs(simulation, data, settings.columns, domain_column=settings.domain_column, data_label=data_label)
     _check_inputs(settings, objective, sim, labelled)
     # the data labels are read for evaluation only: training sees data without them
@@ -259,13 +265,13 @@ def train_run(
     out = Path(out)
     if reuse and finished_run(out, settings, sim, dat):
         run = load_run(out)
-        metrics = evaluate(run, sim, labelled, seed=settings.train.seed)
+        metrics = evaluate(run, sim, labelled, seed=settings.train.seed, engine=engine)
         write_json(out / "metrics.json", json_safe(metrics))
         return run, metrics
     if not distributed:
         out.mkdir(parents=True, exist_ok=True)
         trained = fit_model(sim, dat, settings, run_dir=out, resume=resume, progress=progress)
-        return record_run(out, trained, sim, labelled, settings)
+        return record_run(out, trained, sim, labelled, settings, engine=engine)
     joined_here = not (dist.is_available() and dist.is_initialized())
     group = parallel.init_from_environment(parallel.backend_for(resolve_device(settings.train.device)))
     try:
@@ -278,7 +284,7 @@ def train_run(
         run, metrics = None, None
         if group.is_main:
             extra = {"distributed": {"world_size": group.world_size, "backend": dist.get_backend()}}
-            run, metrics = record_run(out, trained, sim, labelled, settings, extra=extra)
+            run, metrics = record_run(out, trained, sim, labelled, settings, extra=extra, engine=engine)
         group.barrier()
         return run, metrics
     finally:
@@ -296,6 +302,7 @@ def _train_streamed(
     resume: bool,
     progress: bool,
     chunk: int,
+    engine: str,
 ) -> tuple[Run, dict[str, Any]]:
     """:func:`train_run` reading both files in chunks; evaluated on their first held-out events."""
     objective = settings.objective()
@@ -327,7 +334,7 @@ def _train_streamed(
         "streamed": {"chunk": chunk, "train_events_simulation": result.extras.get("train_events"),
                      "evaluated_events": {"simulation": len(sim_test), "data": len(data_test)}},
     }
-    return record_run(out, Trained.of_network(result), sim_test, data_test, settings, extra=extra)
+    return record_run(out, Trained.of_network(result), sim_test, data_test, settings, extra=extra, engine=engine)
 
 
 def evaluate_run(
@@ -341,19 +348,24 @@ def evaluate_run(
     out: PathLike | None = None,
     inference: str | None = None,
     device: str | None = None,
+    engine: str = "torch",
+    draws: int = 1,
 ) -> dict[str, Any]:
     """Metrics of a saved run on the given files (their test split if they are the training files).
 
     ``columns`` names role columns (label, weight, control, observer) that replace the
     run's own; ``inference`` overrides the network's own scoring mode (``mean`` or
-    ``deterministic``); ``device`` scores on another device than the CPU.
+    ``deterministic``, or ``stochastic`` averaging ``draws`` draws per unit); ``engine`` scores with
+    a deployment engine's arithmetic (packed, onnx, hls4ml); ``device`` scores on another device
+    than the CPU.
     """
     run = load_run(run_dir)
     spec = run.input_spec(**run.meta.get("columns", {}))
     if columns is not None:
         spec = spec.with_roles(**columns.role_columns())
     sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column, data_label=data_label)
-    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference, device=device)
+    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference, device=device,
+                       engine=engine, draws=draws)
     if out is not None:
         write_json(out, json_safe(metrics))
     return metrics
