@@ -13,6 +13,7 @@ from sqnn.errors import SqnnError
 from sqnn.data import DATA, SIMULATION, Sample, domain_labels, split_indices
 from sqnn.priors import estimate_prior
 from sqnn.runs import Run, input_fingerprint
+from sqnn.training.reweight import load_reweighter, reweighted
 
 __all__ = ["METRIC_KEYS", "evaluate", "evaluate_simulation", "held_out", "scorer_of"]
 
@@ -102,6 +103,8 @@ def evaluate(
     dat = held_out(run, data, "data")
     if sim.label is None:
         raise ValueError("evaluation needs labelled simulation")
+    # a run trained on reweighted simulation is compared with the reweighted simulation, as an analysis using it would
+    sim = reweighted(sim, load_reweighter(run.path, run.meta))
     score = scorer_of(run, inference=inference, engine=engine, device=device, draws=draws, seed=seed)
     sim_score, data_score = score(sim.features), score(dat.features)
     result: dict[str, Any] = {key: None for key in METRIC_KEYS}

@@ -92,6 +92,8 @@ class Objective:
         self.reads = str(self.options.get("reads", "scored"))
         if self.reads not in ("scored", "drawn"):
             raise ValueError(f"reads must be 'scored' or 'drawn', got {self.reads!r}")
+        # simulation reweighted to data before training ({"region", "clip"}), or None
+        self.reweighting: dict[str, Any] | None = None
         # the trained network's config and Bernoulli layers (for schedules), known once attached
         self.network: NetworkConfig | None = None
         self.bernoulli_layers: list[BernoulliActivation] = []

@@ -30,6 +30,7 @@ from sqnn.runs import MODEL_JSON, Run, file_fingerprint, input_fingerprint, load
 from sqnn.training import FitResult, TrainConfig, fit, splits_for
 from sqnn.training import parallel
 from sqnn.training.events import StreamedInput
+from sqnn.training.reweight import Reweighter, fit_reweighter, reweighted, save_reweighter
 from sqnn.training.sets import fit_set_model, set_config_for
 from sqnn.workflows.settings import Settings
 
@@ -56,6 +57,8 @@ class Trained:
     # the model.json fields of this kind of model (architecture, preprocessing, early stopping)
     description: dict[str, Any]
     fit: FitResult | None = None
+    # simulation reweighted to data before training, when the method asks for it
+    reweighter: Reweighter | None = None
 
     @classmethod
     def of_network(cls, result: FitResult, kind: str = "network") -> "Trained":
@@ -103,22 +106,37 @@ def fit_model(
     progress: bool = False,
     distributed: bool = False,
 ) -> Trained:
-    """Train the model ``settings`` describe on labelled simulation and unlabelled ``data``."""
+    """Train the model ``settings`` describe on labelled simulation and unlabelled ``data``.
+
+    A method that reweights simulation to data first learns the density ratio on the same
+    training splits, then trains on the reweighted simulation.
+    """
     objective = settings.objective()
     loop = {"run_dir": run_dir, "resume": resume, "progress": progress}
+    reweighter, reweight_seconds = None, 0.0
+    if objective.reweighting is not None:
+        reweighter, reweight_seconds = fit_reweighter(
+            simulation, data, splits_for(simulation, data, settings.train), seed=settings.train.seed,
+            threads=settings.train.threads, **objective.reweighting,
+        )
+        simulation = reweighted(simulation, reweighter)
     if objective.own_trainer:
         if distributed:
             raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
-        return _fit_own(objective, simulation, data, settings.train)
-    if settings.model == "set":
+        trained = _fit_own(objective, simulation, data, settings.train)
+    elif settings.model == "set":
         if distributed:
             raise SqnnError("--distributed trains dense networks; drop --model set")
         result = fit_set_model(simulation, data, objective, set_config_for(simulation, dict(settings.network or {})),
                                settings.train, **loop)
-        return Trained.of_network(result, kind="set")
-    result = fit(simulation, data, objective, network=settings.network_config(objective), config=settings.train,
-                 distributed=distributed, **loop)
-    return Trained.of_network(result)
+        trained = Trained.of_network(result, kind="set")
+    else:
+        result = fit(simulation, data, objective, network=settings.network_config(objective), config=settings.train,
+                     distributed=distributed, **loop)
+        trained = Trained.of_network(result)
+    trained.reweighter = reweighter
+    trained.train_seconds += reweight_seconds
+    return trained
 
 
 def _fit_own(objective: Objective, simulation: Sample, data: Sample, config: TrainConfig) -> Trained:
@@ -188,6 +206,10 @@ def record_run(
     }
     if trained.kind == "set":
         meta.update(set_model_meta(settings.columns, simulation))
+    if trained.reweighter is not None:
+        # the reweighter travels with the run: evaluation weights the held-out simulation with it
+        save_reweighter(out, trained.reweighter, simulation.feature_names)
+        meta["reweight"] = trained.reweighter.describe(simulation)
     meta.update(extra or {})
     write_run(out, trained.kind, trained.model, meta)
     write_json(out / "history.json", json_safe(trained.history))
@@ -308,6 +330,8 @@ def _train_streamed(
     objective = settings.objective()
     if settings.model != "dense" or objective.own_trainer:
         raise SqnnError("--stream trains dense networks in the shared loop; drop --model set, or use a network method")
+    if objective.reweighting is not None:
+        raise SqnnError("--stream does not reweight simulation (the density ratio is learnt on events in memory)")
     if settings.domain_column is not None or data is None:
         raise SqnnError("--stream reads simulation and data from two files: give --data FILE instead of --domain")
     if chunk < 1:
