@@ -125,3 +125,23 @@ def test_domain_probe_bins_as_the_trees_do_so_the_probe_is_unchanged() -> None:
         probe.fit(features[train], y[train], sample_weight=weight[train])
         scores.append(probe.predict_proba(features[test])[:, 1])
     np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_domain_probe_trees_are_scikit_learns_histogram_gradient_boosting() -> None:
+    """The probe's own boosted trees predict what HistGradientBoostingClassifier(max_iter=60,
+    max_leaf_nodes=15) predicts on the same bins and weights, with interactions to learn."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = np.column_stack([rng.normal(size=n), rng.uniform(size=n) ** 3, rng.integers(0, 5, n), rng.normal(size=n)])
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-x[:, 0] - 2 * x[:, 1] * x[:, 3]))).astype(float)
+    weight = rng.exponential(1.0, n)
+    train, test = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
+    codes = metrics._binned(x.astype(np.float32), train, weight)
+    reference = HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=15, random_state=0)
+    reference.fit(codes[train], y[train], sample_weight=weight[train])
+    start, trees = metrics._boosted_trees(codes[train], y[train], weight[train])
+    assert len(trees) == 60 and max(len(t.feature) for t in trees) == 2 * 15 - 1
+    raw = start + sum(tree.predict(codes[test]) for tree in trees)
+    np.testing.assert_allclose(1 / (1 + np.exp(-raw)), reference.predict_proba(codes[test])[:, 1], rtol=0, atol=1e-9)
