@@ -102,9 +102,11 @@ class SQNNObjective(Objective):
 
     def penalty(self, batch: Batch) -> dict[str, torch.Tensor]:
         theta = torch.cat([batch.sim_theta, batch.data_theta])
-        domain = torch.cat(
-            [torch.zeros(len(batch.sim_theta), dtype=torch.long), torch.ones(len(batch.data_theta), dtype=torch.long)]
-        )
+        # on θ's device, so that the penalty runs where the network does
+        domain = torch.cat([
+            torch.zeros(len(batch.sim_theta), dtype=torch.long, device=theta.device),
+            torch.ones(len(batch.data_theta), dtype=torch.long, device=theta.device),
+        ])
         weight = torch.cat([batch.sim_weight, batch.data_weight])
         joint = self.estimator == "joint"
         if self.region == "control":
