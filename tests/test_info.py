@@ -350,3 +350,50 @@ def brute_force_joint_mi_entropy(theta: np.ndarray) -> float:
     codes = list(itertools.product((0, 1), repeat=theta.shape[1]))
     p_t = np.array([[np.prod([t if c else 1 - t for t, c in zip(row, code)]) for code in codes] for row in theta]).mean(0)
     return entropy_bits(p_t)
+
+
+# --- the sampled gradient of the exact joint ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("soft_domain", [False, True])
+def test_sampled_gradient_is_unbiased_and_the_value_exact(soft_domain: bool) -> None:
+    generator = torch.Generator().manual_seed(0)
+    n, m = 30, 5
+    theta = (0.05 + 0.9 * torch.rand(n, m, generator=generator, dtype=torch.float64)).requires_grad_(True)
+    domain = torch.randint(0, 2, (n,), generator=generator)
+    if soft_domain:
+        share = torch.rand(n, generator=generator, dtype=torch.float64)
+        domain = torch.stack([share, 1 - share], 1)
+    signal = torch.rand(n, generator=generator, dtype=torch.float64)
+    condition = torch.stack([1 - signal, signal], 1)
+    weight = torch.rand(n, generator=generator, dtype=torch.float64) - 0.2  # some negative
+
+    def measure(**sampled) -> tuple[float, torch.Tensor]:  # noqa: ANN003
+        theta.grad = None
+        value = info.conditional_mi(theta, domain, condition, weight, joint=True, n_values=2, prior="balanced", **sampled)
+        value.backward()
+        return float(value.detach()), theta.grad.clone()
+
+    exact_value, exact_gradient = measure()
+    assert exact_value > 1e-2
+    draws = 2000
+    values, gradients = zip(*(measure(gradient_samples=1, generator=generator) for _ in range(draws)))
+    assert set(values) == {exact_value}
+    gradients = torch.stack(gradients)
+    assert (gradients[0] - exact_gradient).norm() > 0.05 * exact_gradient.norm()  # it is sampled
+    # every component of the mean is within 5 standard errors of the exact gradient
+    standard_error = gradients.std(0) / draws**0.5
+    assert ((gradients.mean(0) - exact_gradient).abs() <= 5 * standard_error + 1e-12).all()
+
+
+def test_sampled_gradient_draws_nothing_without_a_gradient_and_refuses_weight_gradients() -> None:
+    generator = torch.Generator().manual_seed(1)
+    theta = torch.rand(20, 4, dtype=torch.float64)
+    domain = torch.arange(20) % 2
+    state = generator.get_state()
+    value = info.joint_mi(theta, domain, n_values=2, gradient_samples=4, generator=generator)
+    assert value == info.joint_mi(theta, domain, n_values=2)
+    assert torch.equal(generator.get_state(), state)
+    with pytest.raises(ValueError, match="weights"):
+        info.joint_mi(theta.requires_grad_(True), domain, torch.ones(20, dtype=torch.float64, requires_grad=True),
+                      n_values=2, gradient_samples=4)
