@@ -312,10 +312,9 @@ def _per_class_mi(
     totals, sums = totals.T, sums.transpose(0, 1)  # (Y, S) and (Y, S, ·)
     p_s = _prior(totals, prior)
     safe = torch.where(totals.abs() > _EPS, totals, torch.ones_like(totals))
-    averages = sums / safe.unsqueeze(-1)
     if joint:
-        return p_y, _JointInformation.apply(averages, p_s)
-    mean_given_s = averages.clamp(0.0, 1.0)
+        return p_y, _JointInformation.apply(sums, safe, p_s)
+    mean_given_s = (sums / safe.unsqueeze(-1)).clamp(0.0, 1.0)
     mean = (p_s.unsqueeze(-1) * mean_given_s).sum(1)
     h_marginal = binary_entropy(mean).sum(-1)
     h_conditional = (p_s * binary_entropy(mean_given_s).sum(-1)).sum(-1)
@@ -350,40 +349,55 @@ _BITS_PER_NAT = 1.0 / math.log(2.0)
 
 
 class _JointInformation(torch.autograd.Function):
-    """H(T|y) − Σ_s p(s|y) H(T|s, y) per class y from the code distributions, with its gradient in one pass.
+    """H(T|y) − Σ_s p(s|y) H(T|s, y) per class y from the code sums, with its gradient written out.
 
-    Input: ``averages`` (Y, S, 2^m), Σ_x w_xsy p(t|x) / Σ_x w_xsy (negative entries, from
-    negative weights, count as 0), and ``p_s`` (Y, S). The same value as autograd through
-    :func:`_entropy` of the clamped averages and of their p(s|y)-mixture, with one log per
-    entry kept from the forward pass for the backward (d(−p log2 p)/dp = −log2 p − 1/ln 2).
+    Inputs: ``sums`` (Y, S, 2^m), Σ_x w_xsy p(t|x); ``totals`` (Y, S), Σ_x w_xsy (0 read as 1);
+    ``p_s`` (Y, S). p(t|s, y) = sums / totals, negative entries (from negative weights)
+    counted as 0. The same value and gradient as autograd through :func:`_entropy` of the
+    clamped averages and of their p(s|y)-mixture, in a few passes over the tables (what
+    costs here): the logs are kept from the forward pass for the backward
+    (d(−p log2 p)/dp = −log2 p − 1/ln 2), products and logs in place.
     """
 
     @staticmethod
-    def forward(ctx, averages: torch.Tensor, p_s: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        tiny = torch.finfo(averages.dtype).tiny
-        p_t_given_s = averages.clamp(min=0.0)
-        p_t = (p_s.unsqueeze(-1) * p_t_given_s).sum(1)
-        log_given_s = torch.log2(p_t_given_s.clamp(min=tiny))
-        log_t = torch.log2(p_t.clamp(min=tiny))
-        h_given_s = -(p_t_given_s * log_given_s).sum(-1)  # (Y, S); the clamp makes 0 · log2(tiny) = 0
+    def forward(ctx, sums: torch.Tensor, totals: torch.Tensor, p_s: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        tiny = torch.finfo(sums.dtype).tiny
+        inverse = (1.0 / totals).unsqueeze(-1)
+        p_t_given_s = sums * inverse
+        negative = p_t_given_s < 0
+        p_t_given_s.clamp_(min=0.0)
+        p_t = torch.bmm(p_s.unsqueeze(1), p_t_given_s).squeeze(1)  # (Y, 2^m): the p(s|y) mixture
+        log_given_s = p_t_given_s.clamp(min=tiny).log2_()  # 0 · log2(tiny) = 0 where p = 0
+        log_t = p_t.clamp(min=tiny).log2_()
+        # sums (not dot products): their pairwise summation keeps float32 at ~1e-6 over 2^16 codes
+        h_given_s = -(p_t_given_s * log_given_s).sum(-1)  # (Y, S)
         h_t = -(p_t * log_t).sum(-1)  # (Y,)
-        ctx.save_for_backward(averages, p_s, p_t_given_s, p_t, log_given_s, log_t, h_given_s)
+        ctx.save_for_backward(sums, inverse, negative, p_s, p_t_given_s, p_t, log_given_s, log_t, h_given_s)
         return h_t - (p_s * h_given_s).sum(-1)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # noqa: ANN001
-        averages, p_s, p_t_given_s, p_t, log_given_s, log_t, h_given_s = ctx.saved_tensors
-        zero = averages.new_zeros(())
-        # ∂H/∂p = −(log2 p + 1/ln 2) where p > 0, 0 where p = 0 (the limit of the where() form)
-        d_t = torch.where(p_t > 0, -(log_t + _BITS_PER_NAT), zero)  # (Y, 2^m)
-        d_given_s = torch.where(p_t_given_s > 0, -(log_given_s + _BITS_PER_NAT), zero)  # (Y, S, 2^m)
-        grad_averages = grad_p_s = None
-        if ctx.needs_input_grad[0]:
-            scale = (grad.unsqueeze(-1) * p_s).unsqueeze(-1)  # (Y, S, 1)
-            grad_averages = torch.where(averages >= 0, scale * (d_t.unsqueeze(1) - d_given_s), zero)
-        if ctx.needs_input_grad[1]:
-            grad_p_s = grad.unsqueeze(-1) * ((d_t.unsqueeze(1) * p_t_given_s).sum(-1) - h_given_s)
-        return grad_averages, grad_p_s
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
+        sums, inverse, negative, p_s, p_t_given_s, p_t, log_given_s, log_t, h_given_s = ctx.saved_tensors
+        # ∂H/∂p = −(log2 p + 1/ln 2) where p > 0, 0 where p = 0 (the limit of the where() form);
+        # minus_d_t = −∂H(T|y)/∂p(t|y)
+        minus_d_t = (log_t + _BITS_PER_NAT).masked_fill_(p_t <= 0, 0.0)  # (Y, 2^m)
+        grad_sums = grad_totals = grad_p_s = None
+        if ctx.needs_input_grad[2]:
+            # ∂I/∂p(s|y) = Σ_t ∂H(T|y)/∂p(t|y) · p(t|s, y) − H(T|s, y)
+            mixed = (p_t_given_s * minus_d_t.unsqueeze(1)).sum(-1)  # (Y, S)
+            grad_p_s = grad.unsqueeze(-1) * (-mixed - h_given_s)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            # ∂I/∂p(t|s, y) = p(s|y) · (log2 p(t|s, y) − log2 p(t|y)), each term where its p > 0;
+            # the clamp of negative averages passes no gradient
+            grad_averages = (log_given_s + _BITS_PER_NAT).masked_fill_(p_t_given_s <= 0, 0.0)
+            grad_averages.sub_(minus_d_t.unsqueeze(1)).mul_((grad.unsqueeze(-1) * p_s).unsqueeze(-1))
+            grad_averages.masked_fill_(negative, 0.0)
+            if ctx.needs_input_grad[1]:
+                # ∂(sums / totals)/∂totals = −sums / totals²
+                grad_totals = -(grad_averages * sums).sum(-1) * inverse.squeeze(-1) ** 2
+            if ctx.needs_input_grad[0]:
+                grad_sums = grad_averages.mul_(inverse)
+        return grad_sums, grad_totals, grad_p_s
 
 
 def joint_mi(
