@@ -122,67 +122,81 @@ def _split(m: int) -> int:
 
 
 class _CodeTable(torch.autograd.Function):
-    """Σ_x c_xk p(t|x) for every column k of ``columns`` (n, K), as a (2^b, K·2^a) table.
+    """Σ_x c_xk p(t|x) over the events of each group, for every column k of ``columns`` (n, K).
 
-    Units are independent given x, so p(t|x) = p(t_low|x) · p(t_high|x) with the code value
-    t = t_low + 2^a · t_high: 2·2^(m/2) numbers per event describe all 2^m codes, and the sum
-    over events is one matrix product (2^b, n) @ (n, K·2^a), row t_high, column (k, t_low),
-    the half-code probabilities computed once for all columns. The backward is the same
-    arithmetic as autograd through the log-space half codes, written out so that it holds
-    two matrix products and no (n, 2^m)-sized intermediate beyond the forward's.
+    The events come ordered by group, ``counts`` events in each; the result has shape
+    (groups, K, 2^m). Units are independent given x, so p(t|x) = p(t_low|x) · p(t_high|x)
+    with the code value t = t_low + 2^a · t_high: 2·2^(m/2) numbers per event describe all
+    2^m codes, and the sum over a block of events is one matrix product
+    (2^b, n) @ (n, K·2^a), row t_high, column (k, t_low), the half-code probabilities
+    computed once for all columns. Blocks of :data:`_EVENTS_PER_BLOCK` events keep the
+    operands in cache when N is large (evaluation); a training batch is one block per group.
+    The backward is the same arithmetic as autograd through the log-space half codes,
+    written out: two matrix products per block and no (n, 2^m)-sized intermediate.
     """
 
     @staticmethod
-    def forward(ctx, th: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        n, k = columns.shape
+    def forward(ctx, th: torch.Tensor, columns: torch.Tensor, counts: tuple[int, ...]) -> torch.Tensor:  # noqa: ANN001
+        k = columns.shape[1]
         low_bits = _split(th.shape[1])
+        high_bits = th.shape[1] - low_bits
         low_codes = _codes(low_bits, th.dtype, th.device)
-        high_codes = _codes(th.shape[1] - low_bits, th.dtype, th.device)
-        low = _code_probabilities(th[:, :low_bits], low_codes)
-        high = _code_probabilities(th[:, low_bits:], high_codes)
-        weighted_low = (columns.unsqueeze(2) * low.unsqueeze(1)).reshape(n, k * low.shape[1])
-        ctx.save_for_backward(th, columns, low, high, weighted_low, low_codes, high_codes)
-        return high.T @ weighted_low
+        high_codes = _codes(high_bits, th.dtype, th.device)
+        out = th.new_zeros((len(counts), k, 1 << th.shape[1]))
+        blocks = []
+        start = 0
+        for group, count in enumerate(counts):
+            # this group's table, seen as (t_high, k, t_low): the layout of the products
+            table = out[group].view(k, 1 << high_bits, 1 << low_bits).transpose(0, 1)
+            for first in range(start, start + count, _EVENTS_PER_BLOCK):
+                last = min(first + _EVENTS_PER_BLOCK, start + count)
+                low = _code_probabilities(th[first:last, :low_bits], low_codes)
+                high = _code_probabilities(th[first:last, low_bits:], high_codes)
+                weighted_low = (columns[first:last].unsqueeze(2) * low.unsqueeze(1)).reshape(last - first, -1)
+                table += (high.T @ weighted_low).view(1 << high_bits, k, 1 << low_bits)
+                if any(ctx.needs_input_grad):
+                    blocks.append((group, first, last, low, high, weighted_low))
+            start += count
+        ctx.blocks = blocks
+        ctx.save_for_backward(th, columns, low_codes, high_codes)
+        return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # noqa: ANN001
-        th, columns, low, high, weighted_low, low_codes, high_codes = ctx.saved_tensors
-        n, k = columns.shape
-        # ∂/∂(weighted low) = high @ grad, per event (n, K, 2^a)
-        per_column = (high @ grad).reshape(n, k, low.shape[1])
-        grad_th = grad_columns = None
-        if ctx.needs_input_grad[1]:
-            grad_columns = (per_column * low.unsqueeze(1)).sum(-1)
-        if ctx.needs_input_grad[0]:
-            # ∂/∂p(t_low|x) and ∂/∂p(t_high|x), times p (the exponential's derivative)
-            low_part = (per_column * columns.unsqueeze(2)).sum(1) * low
-            high_part = (weighted_low @ grad.T) * high
-            on = torch.cat([low_part @ low_codes, high_part @ high_codes], dim=1)
-            off = torch.cat([low_part @ (1.0 - low_codes), high_part @ (1.0 - high_codes)], dim=1)
-            # d log(clamp(θ, ε, 1))/dθ: 1/θ inside the clamp's range, 0 outside (and so for 1 − θ)
-            zero = th.new_zeros(())
-            inside_on = (th >= _EPS) & (th <= 1.0)
-            inside_off = (1.0 - th >= _EPS) & (1.0 - th <= 1.0)
-            grad_th = torch.where(inside_on, on / th.clamp(min=_EPS), zero) - torch.where(
-                inside_off, off / (1.0 - th).clamp(min=_EPS), zero
-            )
-        return grad_th, grad_columns
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
+        th, columns, low_codes, high_codes = ctx.saved_tensors
+        k = columns.shape[1]
+        grad_th = torch.zeros_like(th) if ctx.needs_input_grad[0] else None
+        grad_columns = torch.zeros_like(columns) if ctx.needs_input_grad[1] else None
+        low_size, high_size = low_codes.shape[0], high_codes.shape[0]
+        per_group: dict[int, torch.Tensor] = {}
+        for group, first, last, low, high, weighted_low in ctx.blocks:
+            if group not in per_group:  # the gradient of this group's table as (t_high, (k, t_low))
+                per_group[group] = grad[group].reshape(k, high_size, low_size).transpose(0, 1).reshape(high_size, -1)
+            table_grad = per_group[group]
+            # ∂/∂(weighted low) = high @ grad, per event (n, K, 2^a)
+            per_column = (high @ table_grad).view(last - first, k, low_size)
+            if grad_columns is not None:
+                grad_columns[first:last] = (per_column * low.unsqueeze(1)).sum(-1)
+            if grad_th is not None:
+                # ∂/∂p(t_low|x) and ∂/∂p(t_high|x), times p (the exponential's derivative)
+                low_part = (per_column * columns[first:last].unsqueeze(2)).sum(1) * low
+                high_part = (weighted_low @ table_grad.T) * high
+                on = torch.cat([low_part @ low_codes, high_part @ high_codes], dim=1)
+                off = torch.cat([low_part @ (1.0 - low_codes), high_part @ (1.0 - high_codes)], dim=1)
+                # d log(clamp(θ, ε, 1))/dθ: 1/θ inside the clamp's range, 0 outside (and so for 1 − θ)
+                block = th[first:last]
+                zero = th.new_zeros(())
+                inside_on = (block >= _EPS) & (block <= 1.0)
+                inside_off = (1.0 - block >= _EPS) & (1.0 - block <= 1.0)
+                grad_th[first:last] = torch.where(inside_on, on / block.clamp(min=_EPS), zero) - torch.where(
+                    inside_off, off / (1.0 - block).clamp(min=_EPS), zero
+                )
+        return grad_th, grad_columns, None
 
 
 def _code_sums(th: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """Σ_x c_xk p(t|x) for every column k of ``columns`` (N, K) at once, shape (K, 2^m).
-
-    Blocks of :data:`_EVENTS_PER_BLOCK` events keep the operands in cache when N is large
-    (evaluation); a training batch is one block.
-    """
-    n, k = columns.shape
-    low_bits = _split(th.shape[1])
-    total = None
-    for start in range(0, max(n, 1), _EVENTS_PER_BLOCK):
-        block = _CodeTable.apply(th[start : start + _EVENTS_PER_BLOCK], columns[start : start + _EVENTS_PER_BLOCK])
-        total = block if total is None else total + block
-    assert total is not None
-    return total.reshape(-1, k, 1 << low_bits).transpose(0, 1).reshape(k, -1)
+    """Σ_x c_xk p(t|x) for every column k of ``columns`` (N, K) at once, shape (K, 2^m)."""
+    return _CodeTable.apply(th, columns, (len(th),))[0]
 
 
 def _joint_sums(th: torch.Tensor, codes: torch.Tensor | None, member: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -196,13 +210,8 @@ def _joint_sums(th: torch.Tensor, codes: torch.Tensor | None, member: torch.Tens
         columns = (member.unsqueeze(2) * condition.unsqueeze(1)).reshape(len(th), n_values * n_classes)
         return _code_sums(th, columns).reshape(n_values, n_classes, -1)
     order = torch.argsort(codes, stable=True)
-    counts = torch.bincount(codes, minlength=n_values).tolist()
-    th, columns = th[order], condition[order]
-    parts, start = [], 0
-    for count in counts:
-        parts.append(_code_sums(th[start : start + count], columns[start : start + count]))
-        start += count
-    return torch.stack(parts)
+    counts = tuple(torch.bincount(codes, minlength=n_values).tolist())
+    return _CodeTable.apply(th[order], condition[order], counts)
 
 
 class _SampledGradientSums(torch.autograd.Function):
@@ -222,7 +231,7 @@ class _SampledGradientSums(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, th, codes, member, condition, samples, generator):  # noqa: ANN001, ANN205
-        sums = _joint_sums(th, codes, member, condition)
+        sums = _joint_sums(th.detach(), codes, member, condition)
         bits = torch.rand((samples, *th.shape), generator=generator, dtype=th.dtype, device=th.device) < th
         powers = 1 << torch.arange(th.shape[1], device=th.device)
         drawn = (bits.long() * powers).sum(-1)  # (samples, N): code values t = Σ t_i 2^i
