@@ -101,7 +101,7 @@ def evaluate_against_predict(workdir: Path, epochs: int, repeats: int) -> dict[s
     return result
 
 
-def gpu_training_steps(batches: tuple[int, ...] = GPU_BATCHES, steps: int = 20) -> dict[str, Any] | None:
+def gpu_training_steps(batches: tuple[int, ...] = GPU_BATCHES, steps: int = 20, device: str = "cuda") -> dict[str, Any] | None:
     """Steps per second of the SQNN training arithmetic on the GPU; None without one.
 
     The default network's shape (inputs → 64 ReLU → 16 units θ = σ(6z) → linear head),
@@ -110,12 +110,12 @@ def gpu_training_steps(batches: tuple[int, ...] = GPU_BATCHES, steps: int = 20) 
     inputs, half simulation and half data; timed after two warm-up steps, synchronised.
     The Bernoulli draws are left out: the package's layer draws them on the CPU.
     """
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         return None
     from sqnn.methods import Batch
 
-    device = torch.device("cuda")
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name(device)}
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    results: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device == "cuda" else device}
     for batch in batches:
         objective = make_objective("sqnn")
         objective.sim_prior, objective.data_prior = 0.5, 0.3
@@ -139,11 +139,11 @@ def gpu_training_steps(batches: tuple[int, ...] = GPU_BATCHES, steps: int = 20) 
 
         for _ in range(2):
             step()
-        torch.cuda.synchronize()
+        synchronize()
         started = time.perf_counter()
         for _ in range(steps):
             step()
-        torch.cuda.synchronize()
+        synchronize()
         seconds = (time.perf_counter() - started) / steps
         results[str(batch)] = {"steps_per_second": 1 / seconds, "events_per_second": batch / seconds}
     return results
