@@ -110,7 +110,11 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     "disco": [(f"disco λ={g:g}", "disco", g, {}, None) for g in (1.0, 3.0, 10.0)],
     "mmd": [(f"mmd λ={g:g}", "mmd", g, {}, None) for g in (0.1, 1.0, 10.0)],
     # deployable variants of the default (predicted-class joint penalty, K = 4)
+    # the penalty on one step in k (scaled by k): the cost of training
+    "sqnn-ccjp-k4-every4": [(f"ccjp-K4-every4 γ={g:g}", "sqnn", g, {**CCJP, "every": 4}, FP16_K4, {}) for g in DEPLOY_GAMMAS],
+    "sqnn-ccjp-k4-every8": [(f"ccjp-K4-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8}, FP16_K4, {}) for g in DEPLOY_GAMMAS],
     "sqnn-fixed": [(f"fixed γ={g:g}", "sqnn", g, CCJP, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
+    "sqnn-fixed-every4": [(f"fixed-every4 γ={g:g}", "sqnn", g, {**CCJP, "every": 4}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
     "all-binary": [(f"all-binary γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_K4, {}) for g in DEPLOY_GAMMAS],
     "all-binary-32": [(f"all-binary-32 γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_F32, {}) for g in DEPLOY_GAMMAS],
     "source-only-fixed": [("source-only fixed", "source-only", None, {}, FIXED_K4, {})],
@@ -121,6 +125,8 @@ GRID.update({
     "sqnn-fixed-draws-1": scored("K=1", "sqnn-fixed", {"inference": "stochastic", "draws": 1}),
     "sqnn-fixed-draws-4": scored("K=4", "sqnn-fixed", {"inference": "stochastic", "draws": 4}),
     "sqnn-fixed-draws-16": scored("K=16", "sqnn-fixed", {"inference": "stochastic", "draws": 16}),
+    "sqnn-fixed-every4-packed": scored("packed", "sqnn-fixed-every4", {"engine": "packed"}),
+    "sqnn-fixed-every4-threshold": scored("threshold", "sqnn-fixed-every4", {"inference": "deterministic"}),
     "sqnn-float-threshold": scored("threshold", "sqnn-ccjp-k4", {"inference": "deterministic"}),
 })
 
