@@ -5,8 +5,8 @@ Writes JSON with, per method, the training CPU seconds of ``sqnn.training.fit`` 
 per CPU-second at the default batch (256 simulated + 256 data events per step); the ratio
 of each method's ``train_seconds`` to source-only's; the wall time of ``sqnn evaluate``
 against ``sqnn predict`` on the same files (each the median of ``--repeats`` runs of the
-command line, alternating); and, where a GPU is present, SQNN training steps per second at
-batches of 512, 8192 and 131 072 events.
+command line, alternating); and, where a GPU is present, the default SQNN's training rate
+with ``--device cuda`` at batches of 512, 8192 and 131 072 events (simulation + data).
 
     OMP_NUM_THREADS=1 python benchmarks/train_speed.py --out train_speed.json
     OMP_NUM_THREADS=1 python benchmarks/train_speed.py --methods source-only,sqnn --epochs 3 --out quick.json
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from sqnn.files import json_safe, write_json
@@ -101,51 +102,38 @@ def evaluate_against_predict(workdir: Path, epochs: int, repeats: int) -> dict[s
     return result
 
 
-def gpu_training_steps(batches: tuple[int, ...] = GPU_BATCHES, steps: int = 20, device: str = "cuda") -> dict[str, Any] | None:
-    """Steps per second of the SQNN training arithmetic on the GPU; None without one.
+def device_training(batches: tuple[int, ...] = GPU_BATCHES, device: str = "cuda", events: int = 1_000_000,
+                    epochs: int = 2) -> dict[str, Any] | None:
+    """Training rate of the default SQNN on ``device`` (a GPU; None without one), per batch of sim + data events.
 
-    The default network's shape (inputs → 64 ReLU → 16 units θ = σ(6z) → linear head),
-    the weighted cross-entropy and the default penalty (``SQNNObjective.penalty``: the exact
-    I(T;S|Y) over 2^16 codes), its backward and an Adam step, on random standardised
-    inputs, half simulation and half data; timed after two warm-up steps, synchronised.
-    The Bernoulli draws are left out: the package's layer draws them on the CPU.
+    The package's own loop (:func:`sqnn.training.fit` with ``device``) on a toy sample of
+    ``events`` simulated and as many data events, ``epochs`` epochs; the rate is simulated
+    training events per wall-clock second of the whole fit (steps, validation, the prior).
     """
     if device == "cuda" and not torch.cuda.is_available():
         return None
-    from sqnn.methods import Batch
+    from sqnn.cases.toy import make_toy
+    from sqnn.data import Sample
 
-    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device == "cuda" else device}
+    def toy(domain: str, seed: int) -> Sample:
+        columns = make_toy(domain, events, seed)
+        names = ["x0", "x1", "x2", "x3", "x4", "x5"]
+        return Sample(features=np.column_stack([columns[c] for c in names]), feature_names=names,
+                      weight=columns["weight"].astype(np.float64), domain="simulation" if domain == "sim" else "data",
+                      source=f"<toy {domain}>", label=columns["is_signal"] if domain == "sim" else None)
+
+    simulation, data = toy("sim", 1), toy("data", 2)
+    results: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device == "cuda" else device,
+                               "events": events, "epochs": epochs}
     for batch in batches:
-        objective = make_objective("sqnn")
-        objective.sim_prior, objective.data_prior = 0.5, 0.3
-        extractor = torch.nn.Sequential(torch.nn.Linear(len(FEATURES), 64), torch.nn.ReLU(), torch.nn.Linear(64, 16)).to(device)
-        head = torch.nn.Linear(16, 1).to(device)
-        optimizer = torch.optim.Adam([*extractor.parameters(), *head.parameters()], lr=3e-3)
-        half = batch // 2
-        x = torch.randn(batch, len(FEATURES), device=device)
-        label = (torch.rand(half, device=device) < 0.5).float()
-        weight = torch.ones(half, device=device)
-
-        def step() -> None:
-            theta = torch.sigmoid(6.0 * extractor(x))
-            logit = head(theta).squeeze(-1)
-            terms = Batch(logit[:half], theta[:half], label, weight, logit[half:], theta[half:], weight)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit[:half], label)
-            loss = loss + objective.gamma * objective.penalty(terms)["penalty"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        for _ in range(2):
-            step()
-        synchronize()
+        config = TrainConfig(epochs=epochs, seed=0, batch_size=batch // 2, patience=epochs, device=device)
         started = time.perf_counter()
-        for _ in range(steps):
-            step()
-        synchronize()
-        seconds = (time.perf_counter() - started) / steps
-        results[str(batch)] = {"steps_per_second": 1 / seconds, "events_per_second": batch / seconds}
+        result = fit(simulation, data, make_objective("sqnn"), config=config)
+        seconds = time.perf_counter() - started
+        trained = result.extras["train_events"] * len(result.history)
+        results[str(batch)] = {"wall_seconds": seconds, "simulated_events_per_second": trained / seconds,
+                               "steps_per_second": len(result.history) * -(-result.extras["train_events"] // (batch // 2)) / seconds}
+        print(f"{device} batch {batch}: {trained / seconds:,.0f} simulated training events/s", flush=True)
     return results
 
 
@@ -175,7 +163,7 @@ def main() -> None:
     if not args.no_evaluate:
         with tempfile.TemporaryDirectory() as workdir:
             result["evaluate_vs_predict"] = evaluate_against_predict(Path(workdir), args.epochs, args.repeats)
-    result["gpu"] = gpu_training_steps()
+    result["gpu"] = device_training()
     result["machine"]["load_average_after"] = os.getloadavg()
     write_json(args.out, json_safe(result))
 
