@@ -213,6 +213,9 @@ def _cases_of(process: str) -> list[SuiteCase]:
               label="shifted-pu10")),
         ("combined-modelling", ("fsr", "isr", "hadronisation", "mpi", "jes", "fraction"),
          Side(setting="modelling", detector=JES_DETECTOR, signal_fraction=0.3, label="jes1.03")),
+        # a harder shower, the energy scale and pileup together: one more reconstruction of the fsr stream
+        ("combined-shower", ("fsr", "jes", "pileup", "fraction"),
+         Side(setting="fsr", detector=JES_DETECTOR, pileup_mu=10.0, signal_fraction=0.3, label="jes1.03-pu10")),
         # differs in nothing but the seeds: what a method reports when there is no shift
         ("null", (), Side()),
     ]
