@@ -111,9 +111,9 @@ def test_wrong_file_type_and_corrupt_file(tmp_path: Path) -> None:
 
 
 def test_mixed_file_splits_by_domain_column(tmp_path: Path) -> None:
-    path = write(tmp_path / "mixed.parquet", {**COLUMNS, "dom": np.array([0, 1, 0, 1])})
+    path = write(tmp_path / "mixed.parquet", {**COLUMNS, "dom": np.array([0, 0, 1, 1])})
     sim, data = load_mixed(path, SPEC, "dom")
-    assert len(sim) == 2 and len(data) == 2
+    assert len(sim) == 2 and len(data) == 2 and sim.label.tolist() == [1, 0]
     assert data.label is None and data.domain == "data"
     assert sim.feature_names == ["a", "b"]
 
