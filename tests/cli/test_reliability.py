@@ -161,7 +161,7 @@ def edit_model_json(run: Path, change: Callable[[dict], None]) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda m: m["network"].update(hidden=[10**9, 16]), "exceeds the limit"),
+        (lambda m: m["network"].update(hidden=[10**9, 16]), r"network.hidden\[0\] must be an integer in \[1, 65536\]"),
         (lambda m: m["network"].update(hidden=[64]), "one entry per hidden layer"),
         (lambda m: m["network"].update(evil="__import__('os')"), "unknown network settings"),
         (lambda m: m.update(features=m["features"][:-1]), "preprocessing"),
