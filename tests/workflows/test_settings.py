@@ -25,7 +25,7 @@ def test_settings_merge_method_options_and_check_them() -> None:
     settings = Settings.from_config(config, columns=ColumnSpec(label="y"), method_options={"region": "control"})
     assert settings.method == "sqnn" and settings.gamma == 2.0
     assert dict(settings.method_options) == {"region": "control", "warmup": 2}
-    with pytest.raises(SqnnError, match="invalid training settings: method_options.region must be one of"):
+    with pytest.raises(SqnnError, match="invalid settings for sqnn: method_options.region must be one of"):
         Settings.from_config({"method_options": {"region": "nowhere"}}, columns=ColumnSpec(label="y"))
     with pytest.raises(SqnnError, match="unknown method"):
         Settings(method="forest").objective()

@@ -237,7 +237,7 @@ class Settings:
             object.__setattr__(self, "domain_column", check(self.domain_column, Nullable(Name()), "domain"))
             self.columns.check_roles(domain=self.domain_column)
         except (SchemaError, ValueError) as exc:
-            raise SqnnError(f"invalid training settings: {exc}") from None
+            raise SqnnError(f"invalid settings for {self.method}: {exc}") from None
 
     @classmethod
     def from_config(
