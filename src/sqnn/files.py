@@ -83,7 +83,10 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
     ...     tmp.write_text("{}")
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise SqnnError(f"{target}: cannot be written, a file is in the way of its folder {target.parent}") from None
     # a writer killed with SIGKILL cannot clean up: the next write to the same target does
     _remove_stale(target)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.{_writer_tag()}.", suffix=".part", dir=target.parent)
