@@ -243,3 +243,64 @@ def test_model_files_are_readable_as_the_umask_allows(tmp_path: Path) -> None:
         os.umask(previous)
     for name in (MODEL_FILE, MODEL_JSON):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644
+
+
+# ---- property test: any value in any field of model.json ------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e-300, 1e300, -1e300, 0.0, 1e-12, 6.0]),
+    st.text(max_size=6),
+    st.lists(st.one_of(st.integers(-3, 70000), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=2)),
+             max_size=4),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+_FIELDS = [
+    ("features",), ("gamma",), ("format_version",), ("model_kind",), ("columns",), ("train",), ("train", "seed"),
+    ("network", "hidden"), ("network", "stochastic"), ("network", "binary_weights"), ("network", "temperature"),
+    ("network", "samples"), ("network", "representation"), ("network", "inference"), ("network", "input_fixed"),
+    ("network", "fixed_point"), ("preprocessing", "mean"), ("preprocessing", "scale"), ("preprocessing", "kind"),
+    ("preprocessing",), ("network",), ("inputs",), ("model_bytes",),
+]
+
+
+@pytest.fixture(scope="module")
+def written_run(tmp_path_factory) -> Path:
+    model, meta = _network(tmp_path_factory.mktemp("fuzz"))
+    run = tmp_path_factory.mktemp("fuzz") / "run"
+    write_run(run, "network", model, meta)
+    return run
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+          deadline=None)
+@given(where=st.sampled_from(_FIELDS), value=_VALUES)
+def test_any_value_in_any_field_of_model_json_is_refused_or_scores_finite(written_run: Path, tmp_path: Path, where,
+                                                                          value) -> None:
+    """Even with a fresh self-digest, a changed model.json loads to finite scores or fails with one ModelFileError."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(written_run, run)
+
+    def change(meta: dict) -> None:
+        target = meta
+        for key in where[:-1]:
+            target = target.setdefault(key, {})
+        target[where[-1]] = value
+
+    _rewrite(run, change)
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32) * 1e3
+    try:
+        logits = load_run(run).logit(x)
+    except ModelFileError as error:
+        assert "\n" not in str(error)
+        return
+    assert not np.isnan(logits).any()
