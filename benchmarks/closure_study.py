@@ -37,6 +37,22 @@ CCP = {"region": "class-conditional", "estimator": "factorized", "condition": "p
 HEAD = {"hidden": [64, 16, 32], "stochastic": [False, True, False], "binary_weights": [False, False, False], "representation": 1,
         "samples": 4}
 EXPLORE = (0.6, 1.0)
+# the deployable networks: the default network on fixed-point grids (scored by its mean
+# through the θ table), and an all-binary one (step units; sign weights in the second layer)
+FIXED_K4 = {**FP16_K4, "fixed_point": {}}
+ALL_BINARY_K4 = {"hidden": [64, 16], "stochastic": [True, True], "binary_weights": [False, True], "input_fixed": [10, 4],
+                 "first_layer_fixed": [8, 2], "inference": "deterministic", "samples": 4}
+ALL_BINARY_F32 = {"hidden": [64, 32], "stochastic": [True, True], "binary_weights": [False, True], "input_fixed": [10, 4],
+                  "first_layer_fixed": [8, 2], "inference": "deterministic", "samples": 4, "representation": 1}
+DEPLOY_GAMMAS = (0.6, 1.0, 2.0)
+
+
+def scored(family: str, base: str, evaluation: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The runs of another family, scored another way (``evaluate_run`` options): no new training."""
+    variants = []
+    for name, method, gamma, options, network, *rest in GRID[base]:
+        variants.append((f"{name} [{family}]", method, gamma, options, network, rest[0] if rest else {}, {"from": name, **evaluation}))
+    return variants
 
 # family -> list of (setting name, method, gamma, method options, network[, training overrides]);
 # every sqnn network names its K (samples), since the method's default is K = 4
@@ -93,7 +109,26 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     "dann-threshold": [(f"dann-threshold λ={g:g}", "dann", g, {}, {**FP16, "inference": "deterministic"}) for g in (0.3, 1.0)],
     "disco": [(f"disco λ={g:g}", "disco", g, {}, None) for g in (1.0, 3.0, 10.0)],
     "mmd": [(f"mmd λ={g:g}", "mmd", g, {}, None) for g in (0.1, 1.0, 10.0)],
+    # deployable variants of the default (predicted-class joint penalty, K = 4)
+    # the penalty on one step in k (scaled by k): the cost of training
+    "sqnn-ccjp-k4-every4": [(f"ccjp-K4-every4 γ={g:g}", "sqnn", g, {**CCJP, "every": 4}, FP16_K4, {}) for g in DEPLOY_GAMMAS],
+    "sqnn-ccjp-k4-every8": [(f"ccjp-K4-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8}, FP16_K4, {}) for g in DEPLOY_GAMMAS],
+    "sqnn-fixed": [(f"fixed γ={g:g}", "sqnn", g, CCJP, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
+    "sqnn-fixed-every4": [(f"fixed-every4 γ={g:g}", "sqnn", g, {**CCJP, "every": 4}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
+    "all-binary": [(f"all-binary γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_K4, {}) for g in DEPLOY_GAMMAS],
+    "all-binary-32": [(f"all-binary-32 γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_F32, {}) for g in DEPLOY_GAMMAS],
+    "source-only-fixed": [("source-only fixed", "source-only", None, {}, FIXED_K4, {})],
 }
+GRID.update({
+    "sqnn-fixed-packed": scored("packed", "sqnn-fixed", {"engine": "packed"}),
+    "sqnn-fixed-threshold": scored("threshold", "sqnn-fixed", {"inference": "deterministic"}),
+    "sqnn-fixed-draws-1": scored("K=1", "sqnn-fixed", {"inference": "stochastic", "draws": 1}),
+    "sqnn-fixed-draws-4": scored("K=4", "sqnn-fixed", {"inference": "stochastic", "draws": 4}),
+    "sqnn-fixed-draws-16": scored("K=16", "sqnn-fixed", {"inference": "stochastic", "draws": 16}),
+    "sqnn-fixed-every4-packed": scored("packed", "sqnn-fixed-every4", {"engine": "packed"}),
+    "sqnn-fixed-every4-threshold": scored("threshold", "sqnn-fixed-every4", {"inference": "deterministic"}),
+    "sqnn-float-threshold": scored("threshold", "sqnn-ccjp-k4", {"inference": "deterministic"}),
+})
 
 
 # the families the report's figure shows (the table has them all)
@@ -127,20 +162,23 @@ def main() -> None:
     for family in [] if args.no_train else families:
         for name, method, gamma, options, network, *rest in GRID[family]:
             train = rest[0] if rest else {}
+            evaluation = dict(rest[1]) if len(rest) > 1 else {}
+            trained = evaluation.pop("from", name)
             for seed in range(args.seeds):
                 if (name, seed, args.epochs) in done:
                     continue
-                run_dir = args.workdir / name.replace(" ", "_") / f"seed{seed}"
+                run_dir = args.workdir / trained.replace(" ", "_") / f"seed{seed}"
                 started = time.process_time()
                 settings = Settings(
                     columns=spec, method=method, gamma=gamma, method_options=options, network=network,
                     train=TrainConfig(epochs=args.epochs, seed=seed, **train),
                 )
-                train_run(sim, data, settings, run_dir)
-                metrics = evaluate_run(run_dir, sim, data, data_label="is_signal")
+                # a scoring variant reuses the trained run of its base setting
+                train_run(sim, data, settings, run_dir, reuse=True)
+                metrics = evaluate_run(run_dir, sim, data, data_label="is_signal", **evaluation)
                 runs.append({"family": family, "setting": name, "method": method, "gamma": gamma, "options": options,
-                             "network": network, "train": train, "seed": seed, "epochs": args.epochs, "metrics": metrics,
-                             "cpu_seconds": time.process_time() - started})
+                             "network": network, "train": train, "evaluation": evaluation, "seed": seed, "epochs": args.epochs,
+                             "metrics": metrics, "cpu_seconds": time.process_time() - started})
                 write_json(args.out, json_safe({"runs": runs}))
                 m = metrics
                 print(f"{name:24s} seed {seed}: auc_t {m['auc_target']:.4f} sf_s {m['sf_signal']:.3f} "

@@ -104,3 +104,44 @@ def test_auc_error_matches_the_spread_over_independent_samples() -> None:
     # weights count through the effective number of events: doubling every weight changes nothing
     assert roc_auc_error(0.9, label, np.full(label.shape, 2.0)) == pytest.approx(roc_auc_error(0.9, label))
     assert np.isnan(roc_auc_error(0.9, np.zeros(10, dtype=np.int8)))
+
+
+def test_domain_probe_bins_as_the_trees_do_so_the_probe_is_unchanged() -> None:
+    """Binning here with the trees' own weighted quantile edges gives the very same probe as
+    letting scikit-learn bin the raw features with the sample weights (and is much cheaper)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    x = np.column_stack([rng.normal(size=n), rng.uniform(size=n) ** 3, rng.integers(0, 5, n)]).astype(np.float32)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-x[:, 0] - x[:, 1]))).astype(float)
+    weight = rng.exponential(1.0, n)
+    train, test = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
+    codes = metrics._binned(x, train, weight)
+    assert codes.max() <= 254 and len(np.unique(codes[:, 2])) == 5
+    scores = []
+    for features in (x, codes):
+        probe = HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=15, random_state=0)
+        probe.fit(features[train], y[train], sample_weight=weight[train])
+        scores.append(probe.predict_proba(features[test])[:, 1])
+    np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_domain_probe_trees_are_scikit_learns_histogram_gradient_boosting() -> None:
+    """The probe's own boosted trees predict what HistGradientBoostingClassifier(max_iter=60,
+    max_leaf_nodes=15) predicts on the same bins and weights, with interactions to learn."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = np.column_stack([rng.normal(size=n), rng.uniform(size=n) ** 3, rng.integers(0, 5, n), rng.normal(size=n)])
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-x[:, 0] - 2 * x[:, 1] * x[:, 3]))).astype(float)
+    weight = rng.exponential(1.0, n)
+    train, test = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
+    codes = metrics._binned(x.astype(np.float32), train, weight)
+    reference = HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=15, random_state=0)
+    reference.fit(codes[train], y[train], sample_weight=weight[train])
+    start, trees = metrics._boosted_trees(codes[train], y[train], weight[train])
+    assert len(trees) == 60 and max(len(t.feature) for t in trees) == 2 * 15 - 1
+    raw = start + sum(tree.predict(codes[test]) for tree in trees)
+    np.testing.assert_allclose(1 / (1 + np.exp(-raw)), reference.predict_proba(codes[test])[:, 1], rtol=0, atol=1e-9)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from sqnn import info, metrics
+from sqnn.errors import SqnnError
 from sqnn.data import DATA, SIMULATION, Sample, domain_labels, split_indices
 from sqnn.priors import estimate_prior
 from sqnn.runs import Run, input_fingerprint
+from sqnn.training.reweight import load_reweighter, reweighted
 
-__all__ = ["METRIC_KEYS", "evaluate", "evaluate_simulation", "held_out"]
+__all__ = ["METRIC_KEYS", "evaluate", "evaluate_simulation", "held_out", "scorer_of"]
 
 METRIC_KEYS = (
     "auc_source",
@@ -64,20 +67,46 @@ def held_out(run: Run, sample: Sample, role: str) -> Sample:
     return sample
 
 
+def scorer_of(
+    run: Run, *, inference: str | None = None, engine: str = "torch", device: str | None = None, draws: int = 1, seed: int = 0
+) -> Callable[[np.ndarray], np.ndarray]:
+    """features → P(signal|x) as ``engine`` computes it for the run scored ``inference``.
+
+    ``torch`` (on ``device``) is the Python model; ``packed``, ``onnx`` and ``hls4ml`` are the
+    deployed arithmetic (:func:`sqnn.engines.scoring.make_scorer`), which refuses a scoring
+    it cannot reproduce. ``inference="stochastic"`` averages ``draws`` seeded draws of every
+    Bernoulli unit (torch only).
+    """
+    if engine == "torch":
+        return lambda features: run.score(features, inference=inference, device=device, draws=draws, seed=seed)
+    if inference == "stochastic":
+        raise SqnnError(f"stochastic scoring of the metrics runs on the torch engine, not {engine}")
+    from sqnn.engines.scoring import make_scorer
+
+    scorer = make_scorer(run, engine, inference)
+    return lambda features: 1.0 / (1.0 + np.exp(-scorer(features)["logit"].astype(np.float64)))
+
+
 def evaluate(
-    run: Run, simulation: Sample, data: Sample, *, seed: int = 0, inference: str | None = None, device: str | None = None
+    run: Run, simulation: Sample, data: Sample, *, seed: int = 0, inference: str | None = None, device: str | None = None,
+    engine: str = "torch", draws: int = 1,
 ) -> dict[str, Any]:
     """All metrics; per-class keys only when ``data.label`` is present (never used for training).
 
-    ``inference`` scores with another mode than the network's own (``mean`` or ``deterministic``);
-    ``device`` scores on another device than the CPU.
+    ``inference`` scores with another mode than the network's own (``mean``, ``deterministic``,
+    or ``stochastic`` with ``draws`` draws per unit); ``engine`` computes the scores with a
+    deployment engine instead of torch, so that closure is measured on the arithmetic that
+    runs in the trigger (the representation metrics stay torch's); ``device`` scores on
+    another device than the CPU.
     """
     sim = held_out(run, simulation, "simulation")
     dat = held_out(run, data, "data")
     if sim.label is None:
         raise ValueError("evaluation needs labelled simulation")
-    sim_score = run.score(sim.features, inference=inference, device=device)
-    data_score = run.score(dat.features, inference=inference, device=device)
+    # a run trained on reweighted simulation is compared with the reweighted simulation, as an analysis using it would
+    sim = reweighted(sim, load_reweighter(run.path, run.meta))
+    score = scorer_of(run, inference=inference, engine=engine, device=device, draws=draws, seed=seed)
+    sim_score, data_score = score(sim.features), score(dat.features)
     result: dict[str, Any] = {key: None for key in METRIC_KEYS}
     result["n_events_simulation"] = len(sim)
     result["n_events_data"] = len(dat)

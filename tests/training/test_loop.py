@@ -143,3 +143,25 @@ def test_shuffling_data_labels_leaves_the_trained_model_bit_identical(tmp_path: 
     train_run(sim, data, settings, tmp_path / "a")
     train_run(sim, shuffled, settings, tmp_path / "b")
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_the_penalty_every_k_steps_is_taken_on_one_step_in_k_and_scaled(samples, every: int) -> None:
+    simulation, data = samples
+    objective = make_objective("sqnn", 1.0, every=every)
+    assert [objective.penalty_scale(step) for step in range(8)] == ([1.0] * 8 if every == 1 else [4.0, 0, 0, 0, 4.0, 0, 0, 0])
+    calls = {"training": 0}
+    penalty = objective.penalty
+
+    def counted(batch, reduce=None):  # noqa: ANN001, ANN202
+        calls["training"] += batch.n_simulation == 64  # the training batches of this test
+        return penalty(batch, reduce)
+
+    objective.penalty = counted  # type: ignore[method-assign]
+    config = TrainConfig(epochs=1, batch_size=64, seed=0, monitor_events=50)
+    result = fit(simulation, data, objective, config=config)
+    steps = -(-len(result.splits.simulation["train"]) // 64)
+    assert calls["training"] in (-(-steps // every), -(-steps // every) - 1)  # the last, shorter batch may be taken
+    assert np.isfinite(result.history[0]["loss_penalty"]) and result.history[0]["loss_penalty"] > 0
+    with pytest.raises(ValueError, match="every"):
+        make_objective("sqnn", 1.0, every=0)

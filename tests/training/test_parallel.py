@@ -191,9 +191,9 @@ def test_fit_distributed_without_a_process_group_says_how_to_start_one() -> None
         fit(toy_sample("sim", 100, 1, True), toy_sample("data", 100, 2, False), make_objective("sqnn", 1.0), distributed=True)
 
 
-def _same_draws(size, *, generator=None, dtype=None) -> torch.Tensor:  # noqa: ANN001
+def _same_draws(size, *, generator=None, dtype=None, device=None) -> torch.Tensor:  # noqa: ANN001
     """Bernoulli 'draws' that do not depend on which process holds an event: T = 1[θ > 0.5]."""
-    return torch.full(tuple(size), 0.5, dtype=dtype)
+    return torch.full(tuple(size), 0.5, dtype=dtype, device=device)
 
 
 def _fit_samples():  # noqa: ANN202

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sqnn.cli.options import EPOCHS, SEED, THREADS, Checked, data_options, device_option
+from sqnn.cli.options import EPOCHS, SEED, THREADS, Checked, data_options, device_option, engine_option
 from sqnn.schema import Integer, Real
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
@@ -52,6 +52,7 @@ def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[st
     help="Label-free disagreement the selection rule minimises [default: ks_control when a control column is given, else domain_auc].",
 )
 @device_option
+@engine_option
 @click.option("--jobs", type=THREADS, default=1, show_default=True, help="Fits run in parallel processes (Dask workers with --scheduler local).")
 @click.option("--scheduler", default=None, help="Spread the fits over Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config: columns, train, per-method method_options and network.")
@@ -76,6 +77,7 @@ def compare(
     delta: float,
     select_by: str | None,
     device: str | None,
+    engine: str,
     jobs: int,
     scheduler: str | None,
     config_path: str | None,
@@ -114,6 +116,7 @@ def compare(
         scheduler=scheduler,
         progress=not quiet,
         echo=None if quiet else click.echo,
+        engine=engine,
     )
     if not no_report:
         try:

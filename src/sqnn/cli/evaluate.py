@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sqnn.cli.options import data_options, device_option
+from sqnn.cli.options import data_options, device_option, engine_option
 from sqnn.data import ColumnSpec
 from sqnn.errors import SqnnError
 from sqnn.nn.model import SCORING_MODES
@@ -26,6 +26,7 @@ __all__ = ["evaluate"]
 @click.option("--inference", type=click.Choice(SCORING_MODES), default=None,
               help="Score with this mode instead of the network's own (network.inference).")
 @device_option
+@engine_option
 def evaluate(
     run_dir: Path,
     simulation: str,
@@ -40,6 +41,7 @@ def evaluate(
     out: Path | None,
     inference: str | None,
     device: str | None,
+    engine: str,
 ) -> None:
     """Metrics of a trained run; on its own training files only the test split is used."""
     if features is not None:
@@ -47,6 +49,6 @@ def evaluate(
     columns = ColumnSpec(label=label, weight=weight, control=control, observer=observer)
     metrics = evaluate_run(
         run_dir, simulation, data, data_label=data_label, columns=columns, domain_column=domain_column, out=out,
-        inference=inference, device=device,
+        inference=inference, device=device, engine=engine,
     )
     click.echo(json.dumps(metrics, indent=2) if out is None else f"wrote {out}")

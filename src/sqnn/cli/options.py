@@ -24,6 +24,7 @@ __all__ = [
     "Checked",
     "data_options",
     "device_option",
+    "engine_option",
 ]
 
 
@@ -83,4 +84,15 @@ def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--device", type=click.Choice(DEVICES), default=None,
         help="cpu (the deterministic reference), cuda, or auto (a GPU when there is one) [default: cpu].",
+    )(func)
+
+
+def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine: which arithmetic computes the scores the metrics are taken from."""
+    from sqnn.engines.scoring import ENGINES
+
+    return click.option(
+        "--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
+        help="Compute the metrics from this engine's scores: torch (the Python model) or the deployed arithmetic "
+             "(packed, onnx, hls4ml firmware C simulation).",
     )(func)

@@ -25,6 +25,7 @@ from sqnn.runs import MODEL_FILE, Run
 
 __all__ = ["BenchRecord", "benchmark", "random_events", "ENGINES"]
 
+# the engines that can be timed call by call (the firmware's C simulation is a check, not a speed)
 ENGINES = ("torch", "onnx", "packed")
 _MIN_EVENTS_PER_REPEAT = 200_000
 _MIN_CALLS = 20

@@ -51,7 +51,7 @@ from sqnn.engines.fixed_network import RELU, FixedNetwork
 from sqnn.engines.network import BinaryLayer, DeployedNetwork
 from sqnn.errors import SqnnError
 
-__all__ = ["HlsExport", "export_hls", "check_hls", "HLS_DIR", "DEFAULT_PART"]
+__all__ = ["HlsExport", "export_hls", "check_hls", "compile_export", "HLS_DIR", "DEFAULT_PART"]
 
 HLS_DIR = "hls4ml"
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
@@ -579,6 +579,15 @@ def export_hls(
         except Exception as exc:  # hls4ml raises bare Exceptions
             raise SqnnError(f"hls4ml conversion failed: {exc} ({' '.join(log.getvalue().split()[-30:])})") from None
     return HlsExport(directory=directory, network=network, inference=inference, seed=int(seed), step_layers=step_layers, model=model)
+
+
+def compile_export(export: HlsExport, verbose: bool = False) -> None:
+    """Compile the C simulation of an export (g++; about 15 s)."""
+    with _quiet(verbose) as log:
+        try:
+            export.model.compile()
+        except Exception as exc:
+            raise SqnnError(f"hls4ml C simulation failed to compile: {exc} ({' '.join(log.getvalue().split()[-40:])})") from None
 
 
 @dataclass

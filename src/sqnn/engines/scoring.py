@@ -12,7 +12,7 @@ from sqnn.runs import Run
 
 __all__ = ["make_scorer", "ENGINES", "INFERENCE"]
 
-ENGINES = ("torch", "packed", "onnx")
+ENGINES = ("torch", "packed", "onnx", "hls4ml")
 INFERENCE = INFERENCE_MODES
 Scorer = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -57,6 +57,8 @@ def make_scorer(
         raise SqnnError(f"inference must be one of {', '.join(INFERENCE)}, got {mode!r}")
     if samples < 1:
         raise SqnnError(f"--samples must be at least 1, got {samples}")
+    if engine == "hls4ml":
+        return _firmware_scorer(run, mode)
     if mode in ("mean", "deterministic"):
         if engine == "torch":
             return lambda features: _columns(run.logit(features, inference=mode, device=device))
@@ -83,3 +85,37 @@ def make_scorer(
         return lambda features: _stochastic_columns(packed.logit(features, inference="stochastic", samples=samples))
     stream = lfsr.LFSRStream(seed, sum(network.widths))
     return lambda features: _stochastic_columns(lfsr.emulate(network, features, seed, samples, stream=stream).logit)
+
+
+def _firmware_scorer(run: Run, mode: str) -> Scorer:
+    """The hls4ml firmware's C simulation as a scorer: exported and compiled once, into a folder removed with it.
+
+    It computes the network in its own scoring (a fixed-point network by its mean or
+    thresholded, a step network thresholded); the logit is read before hls4ml's sigmoid,
+    which is a lookup table.
+    """
+    import shutil
+    import tempfile
+    import weakref
+
+    from sqnn.engines.arithmetic import network_for
+    from sqnn.engines.hls import compile_export, export_hls
+
+    if mode == "stochastic":
+        raise SqnnError("the firmware scorer runs the deterministic or mean network; check stochastic firmware with sqnn export --check")
+    network = network_for(run, mode)
+    folder = tempfile.mkdtemp(prefix="sqnn-hls4ml-")
+    try:
+        export = export_hls(network, folder, inference=mode)
+        compile_export(export)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+    def score(features: np.ndarray) -> dict[str, np.ndarray]:
+        logit = export.model.predict(np.ascontiguousarray(export.inputs(features)))
+        return _columns(np.asarray(logit, dtype=np.float64).reshape(-1))
+
+    # the compiled project lives as long as the scorer
+    weakref.finalize(score, shutil.rmtree, folder, True)
+    return score

@@ -10,6 +10,7 @@ from sqnn.methods.dann import DANN
 from sqnn.methods.disco import DisCo
 from sqnn.methods.mlp import MLP
 from sqnn.methods.mmd import MMD
+from sqnn.methods.reweight import Reweight
 from sqnn.methods.source_only import SourceOnly
 from sqnn.methods.sqnn import SQNNObjective
 
@@ -23,6 +24,7 @@ METHODS: dict[str, type[Objective]] = {
     "mmd": MMD,
     "mlp": MLP,
     "bdt": BDT,
+    "reweight": Reweight,
 }
 
 

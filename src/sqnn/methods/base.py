@@ -42,6 +42,20 @@ class Batch:
     data_output: torch.Tensor | None = None
     epoch: int = 0
 
+    def first(self, n_simulation: int, n_data: int) -> "Batch":
+        """The first ``n_simulation`` simulated and ``n_data`` data events of this batch."""
+
+        def cut(value: torch.Tensor | None, n: int) -> torch.Tensor | None:
+            return None if value is None else value[:n]
+
+        return Batch(
+            sim_logit=self.sim_logit[:n_simulation], sim_theta=self.sim_theta[:n_simulation],
+            sim_label=self.sim_label[:n_simulation], sim_weight=self.sim_weight[:n_simulation],
+            data_logit=self.data_logit[:n_data], data_theta=self.data_theta[:n_data], data_weight=self.data_weight[:n_data],
+            sim_control=cut(self.sim_control, n_simulation), data_control=cut(self.data_control, n_data),
+            sim_output=cut(self.sim_output, n_simulation), data_output=cut(self.data_output, n_data), epoch=self.epoch,
+        )
+
     @property
     def n_simulation(self) -> int:
         return len(self.sim_weight)
@@ -92,6 +106,8 @@ class Objective:
         self.reads = str(self.options.get("reads", "scored"))
         if self.reads not in ("scored", "drawn"):
             raise ValueError(f"reads must be 'scored' or 'drawn', got {self.reads!r}")
+        # simulation reweighted to data before training ({"region", "clip"}), or None
+        self.reweighting: dict[str, Any] | None = None
         # the trained network's config and Bernoulli layers (for schedules), known once attached
         self.network: NetworkConfig | None = None
         self.bernoulli_layers: list[BernoulliActivation] = []
@@ -158,6 +174,14 @@ class Objective:
     def gamma_at(self, epoch: int) -> float:
         """Strength of the penalty at ``epoch`` (0-based); constant unless a schedule is set."""
         return self.gamma
+
+    def penalty_scale(self, step: int) -> float:
+        """How much of the penalty step ``step`` of an epoch carries: 1, unless the penalty is taken every k steps.
+
+        A penalty taken on one step in k and scaled by k has the same expected gradient over
+        an epoch as one taken on every step, at a k-th of the cost.
+        """
+        return 1.0
 
     def penalty(self, batch: Batch, reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
         """Named penalty terms; ``"penalty"`` is the one multiplied by gamma and added to the loss.

@@ -22,7 +22,11 @@ units trained with K = 4 samples per event, scored with the expected logit.
   (exact over all 2^m codes, m ≤ 16);
 - ``warmup``: epochs over which γ rises linearly from 0 (0 = constant γ);
 - ``anneal``: epochs over which the temperature τ of the Bernoulli layers rises linearly
-  from τ/4 to the network's τ (0 = constant); the saved network scores with its own τ.
+  from τ/4 to the network's τ (0 = constant); the saved network scores with its own τ;
+- ``every``: the penalty is taken on one step in ``every`` and scaled by ``every`` (the same
+  expected gradient per epoch at a fraction of the cost; 1 = every step);
+- ``reweight``: ``none`` (default), ``control`` or ``all`` — simulation reweighted to data
+  before training, as the ``reweight`` method does (``reweight_clip``: its largest ratio).
 
 In a distributed run each process holds a slice of the batch; the training loop passes
 ``reduce`` (a differentiable sum over processes) to the training penalty, so the penalty
@@ -37,6 +41,7 @@ import torch
 
 from sqnn import info
 from sqnn.methods.base import Batch, Objective
+from sqnn.methods.reweight import reweighting_options
 from sqnn.priors import estimate_prior, rescale_to_prior
 
 __all__ = ["SQNNObjective", "REGIONS", "ESTIMATORS"]
@@ -54,7 +59,7 @@ DEFAULT_CONDITION = "predicted"
 class SQNNObjective(Objective):
     name = "sqnn"
     uses_data = True
-    options_allowed = ("region", "estimator", "warmup", "condition", "anneal")
+    options_allowed = ("region", "estimator", "warmup", "condition", "anneal", "reweight", "reweight_clip", "every")
     default_network: dict[str, Any] = {
         "hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False], "samples": 4,
     }
@@ -74,6 +79,10 @@ class SQNNObjective(Objective):
             raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
         if self.warmup < 0 or self.anneal < 0:
             raise ValueError(f"warmup and anneal must be non-negative, got {self.warmup} and {self.anneal}")
+        self.every = int(self.options.get("every", 1))
+        if self.every < 1:
+            raise ValueError(f"every must be at least 1, got {self.every}")
+        self.reweighting = reweighting_options(self.options.get("reweight", "none"), self.options.get("reweight_clip", 10.0))
         self.sim_prior: float | None = None
         self.data_prior: float | None = None
 
@@ -93,6 +102,9 @@ class SQNNObjective(Objective):
                 layer.temperature = self.temperature_at(epoch, self.network.temperature)
             log["temperature"] = self.bernoulli_layers[0].temperature
         return log
+
+    def penalty_scale(self, step: int) -> float:
+        return float(self.every) if step % self.every == 0 else 0.0
 
     def gamma_at(self, epoch: int) -> float:
         if self.warmup <= 0:

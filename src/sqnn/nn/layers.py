@@ -42,6 +42,8 @@ class BernoulliActivation(nn.Module):
         self.temperature = float(temperature)
         self.samples = int(samples)
         self.inference: Inference = "deterministic"
+        # Bernoulli draws averaged per unit at stochastic inference (K draws of the firmware)
+        self.draws = 1
         self.generator: torch.Generator | None = None
         self.theta: torch.Tensor | None = None
         self.levels: int | None = None
@@ -67,8 +69,8 @@ class BernoulliActivation(nn.Module):
             hard = (draws < theta).to(theta.dtype).mean(0)
             return straight_through(hard, theta)
         if self.inference == "stochastic":
-            draws = torch.rand(theta.shape, generator=self.generator, dtype=theta.dtype, device=theta.device)
-            return (draws < theta).to(theta.dtype)
+            draws = torch.rand((self.draws, *theta.shape), generator=self.generator, dtype=theta.dtype, device=theta.device)
+            return (draws < theta).to(theta.dtype).mean(0)
         if self.inference == "mean":
             return theta
         return (z > 0).to(theta.dtype)
@@ -113,16 +115,23 @@ class StochasticModule(nn.Module):
     def bernoulli_layers(self) -> list[BernoulliActivation]:
         return [m for m in self.modules() if isinstance(m, BernoulliActivation)]
 
-    def set_inference(self, mode: Inference, seed: int | None = None) -> None:
-        """Choose how Bernoulli layers behave in eval mode; a seed makes stochastic draws repeatable."""
+    def set_inference(self, mode: Inference, seed: int | None = None, draws: int = 1) -> None:
+        """Choose how Bernoulli layers behave in eval mode; a seed makes stochastic draws repeatable.
+
+        ``draws`` Bernoulli draws per unit are averaged at stochastic inference (K draws of
+        the firmware averaged before the head).
+        """
         if mode not in INFERENCE_MODES:
             raise ValueError(f"inference must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+        if draws < 1:
+            raise ValueError(f"draws must be at least 1, got {draws}")
         generator = None
         if mode == "stochastic":
             generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
         for layer in self.bernoulli_layers():
             layer.inference = mode
             layer.generator = generator
+            layer.draws = draws
 
     def set_training_generator(self, generator: torch.Generator | None) -> None:
         for layer in self.bernoulli_layers():

@@ -336,20 +336,21 @@ class Run:
 
     def logit(
         self, features: np.ndarray, batch_size: int = DEFAULT_BATCH, inference: str | None = None,
-        device: str | None = None,
+        device: str | None = None, draws: int = 1, seed: int = 0,
     ) -> np.ndarray:
         """Logits for raw (unstandardised) features, scored on ``device`` (default the CPU).
 
-        ``inference`` is ``mean`` or ``deterministic``; by default the network's own
-        (``model.json``, ``network.inference``). Stochastic draws go through
-        :mod:`sqnn.engines.scoring`.
+        ``inference`` is ``mean`` or ``deterministic``, by default the network's own
+        (``model.json``, ``network.inference``), or ``stochastic``: ``draws`` seeded torch
+        draws of every Bernoulli unit averaged before the next layer (the firmware's LFSR
+        draws go through :mod:`sqnn.engines.scoring`).
         """
         default = self.default_inference
         mode = default if inference is None else inference
-        if mode not in SCORING_MODES:
-            raise ValueError(f"inference must be one of {', '.join(SCORING_MODES)}, got {mode!r}")
+        if mode not in (*SCORING_MODES, "stochastic"):
+            raise ValueError(f"inference must be one of {', '.join(SCORING_MODES)} or stochastic, got {mode!r}")
         assert self.standardizer is not None
-        self.model.set_inference(mode)
+        self.model.set_inference(mode, seed=seed, draws=draws)
         try:
             logits = forward_in_batches(self.model, self.standardizer, features, batch_size=batch_size, device=device)
         finally:
@@ -363,8 +364,11 @@ class Run:
             )
         return logits
 
-    def score(self, features: np.ndarray, inference: str | None = None, device: str | None = None) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logit(features, inference=inference, device=device).astype(np.float64)))
+    def score(
+        self, features: np.ndarray, inference: str | None = None, device: str | None = None, draws: int = 1, seed: int = 0
+    ) -> np.ndarray:
+        logit = self.logit(features, inference=inference, device=device, draws=draws, seed=seed)
+        return 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
 
     @property
     def n_params(self) -> int:

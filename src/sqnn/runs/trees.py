@@ -21,10 +21,12 @@ class TreeRun(Run):
 
     model: TreeEnsemble
 
-    def logit(self, features: np.ndarray, batch_size: int = 65536, inference: str | None = None, device: str | None = None) -> np.ndarray:
+    def logit(self, features: np.ndarray, batch_size: int = 65536, inference: str | None = None, device: str | None = None,
+              draws: int = 1, seed: int = 0) -> np.ndarray:
         return self.model.decision_function(features).astype(np.float32)
 
-    def score(self, features: np.ndarray, inference: str | None = None, device: str | None = None) -> np.ndarray:
+    def score(self, features: np.ndarray, inference: str | None = None, device: str | None = None, draws: int = 1,
+              seed: int = 0) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.model.decision_function(features)))
 
     def representation(self, features: np.ndarray, batch_size: int = 65536, device: str | None = None) -> np.ndarray:

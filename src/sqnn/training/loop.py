@@ -103,7 +103,9 @@ def _monitor(
         batch = _batch(model, sim, data, epoch)
         assert sim.label is not None
         classification = float(weighted_bce(batch.sim_logit, sim.label, sim.weight))
-        terms = objective.penalty(batch) if objective.uses_data else {}
+        # the penalty of the validation events, on a fixed subsample as the joint measures below
+        k = min(monitor_events, len(sim), len(data))
+        terms = objective.penalty(batch.first(k, k)) if objective.uses_data else {}
         penalty = float(terms.get("penalty", 0.0))
         gamma = objective.gamma_at(epoch)
         theta = batch.theta.double()
@@ -118,8 +120,7 @@ def _monitor(
         }
         m = theta.shape[1]
         if model.representation_is_stochastic and m <= info.MAX_JOINT_UNITS:
-            # the joint measures enumerate 2^m codes per event: use a fixed subsample
-            k = min(monitor_events, len(sim), len(data))
+            # the joint measures enumerate 2^m codes per event: use the fixed subsample
             pick = torch.cat([torch.arange(k), len(sim) + torch.arange(k)])
             record["mi_joint_bits"] = float(
                 info.joint_mi(theta[pick], domain[pick], weight[pick], n_values=2, prior="balanced")
@@ -208,7 +209,7 @@ def _train_epoch(
     # a distributed penalty is that of the global batch: its event sums are added over processes
     reduce = None if group is None else all_reduce_sum
     sums = {"classification": 0.0, "penalty": 0.0}
-    steps_run = 0
+    steps_run = penalised = 0
     for train_sim, train_data in events.blocks(generator):
         steps = max(1, math.ceil(len(train_sim) / batch_size))
         sim_order = torch.randperm(len(train_sim), generator=generator)
@@ -233,10 +234,12 @@ def _train_epoch(
                 per_event = torch.nn.functional.binary_cross_entropy_with_logits(batch.sim_logit, sim_batch.label, reduction="none")
                 classification = (sim_batch.weight * per_event).sum() * (group.world_size / n)
             loss = classification
-            if objective.uses_data and gamma > 0:
+            scale = objective.penalty_scale(steps_run + step)
+            if objective.uses_data and gamma > 0 and scale > 0:
                 penalty = objective.penalty(batch, reduce)["penalty"]
-                loss = loss + gamma * penalty
+                loss = loss + gamma * scale * penalty
                 sums["penalty"] += float(penalty.detach())
+                penalised += 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -248,7 +251,7 @@ def _train_epoch(
         "epoch": epoch,
         "gamma": gamma,
         "loss_classification": sums["classification"] / steps_run,
-        "loss_penalty": sums["penalty"] / steps_run,
+        "loss_penalty": sums["penalty"] / max(penalised, 1),
     }
 
 

@@ -62,7 +62,7 @@ DEFAULT_GAMMAS: dict[str, tuple[float, ...]] = {
 _FALLBACK_GAMMAS = (0.3, 1.0, 3.0, 10.0)
 
 # top-level keys of summary.json that are not method names
-RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order")
+RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order", "engine")
 
 TABLE_KEYS = (
     "auc_source",
@@ -107,6 +107,7 @@ class _Task:
     settings: Settings
     run_dir: Path
     progress: bool = False
+    engine: str = "torch"
 
     @property
     def method(self) -> str:
@@ -131,7 +132,7 @@ def _train_and_evaluate(task: _Task) -> dict[str, Any]:
     with threadpool_limits(limits=task.settings.train.threads):
         _, metrics = train_run(
             task.simulation, task.data, task.settings, task.run_dir, data_label=task.data_label, reuse=True,
-            progress=task.progress,
+            progress=task.progress, engine=task.engine,
         )
     assert metrics is not None
     return metrics
@@ -206,6 +207,7 @@ def run_compare(
     scheduler: str | None = None,
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
+    engine: str = "torch",
 ) -> dict[str, Any]:
     """Train and evaluate every (method, γ, seed); write and return the summary.
 
@@ -213,7 +215,9 @@ def run_compare(
     first seed); ``gammas``, ``method_options`` and ``network`` map a method name to its
     sweep, its options and its network overrides. Seeds are ``settings.train.seed + k``.
     ``disagreement`` fixes the selection rule's label-free metric (default: see
-    :mod:`sqnn.workflows.selection`).
+    :mod:`sqnn.workflows.selection`). ``engine`` computes every run's metrics from a
+    deployment engine's arithmetic (torch by default), so the selection and the closure are
+    those of what runs in the trigger.
     """
     if seeds < 1:
         raise SqnnError(f"--seeds must be at least 1, got {seeds}")
@@ -244,6 +248,7 @@ def run_compare(
             ),
             run_dir=run_directory(out, m, g, s),
             progress=progress and jobs == 1 and scheduler is None,
+            engine=engine,
         )
         for m in methods
         for g in grids[m]
@@ -302,6 +307,7 @@ def run_compare(
             "columns": {"features": None if columns.features is None else list(columns.features), **columns.role_columns()},
         },
         "train": replace(settings.train, seed=first_seed).to_dict(),
+        "engine": engine,
         "seeds": seed_values,
         "order": methods,
     }

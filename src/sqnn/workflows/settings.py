@@ -29,6 +29,7 @@ from sqnn.errors import SqnnError
 from sqnn.info import MAX_JOINT_UNITS
 from sqnn.methods import METHODS, Objective, make_objective
 from sqnn.methods.dann import SCHEDULES
+from sqnn.methods.reweight import REWEIGHT_REGIONS
 from sqnn.methods.sqnn import CONDITIONS, ESTIMATORS, REGIONS
 from sqnn.nn import NetworkConfig
 from sqnn.nn.model import MAX_WIDTH
@@ -73,6 +74,8 @@ MAX_GAMMA = 1e6
 MAX_CONFIG_BYTES = 1 << 20
 _READS = Choice("scored", "drawn")
 _EPOCHS = Integer(0, 100_000)
+# the largest density ratio of a reweighting (and 1/clip the smallest)
+_CLIP = Real(1.0, 1e6, low_open=True)
 
 # the options of every method, by type and range; a method's options_allowed and its entry here agree (a test checks)
 METHOD_OPTIONS: dict[str, dict[str, Rule]] = {
@@ -84,7 +87,11 @@ METHOD_OPTIONS: dict[str, dict[str, Rule]] = {
         "condition": Choice(*CONDITIONS),
         "warmup": _EPOCHS,
         "anneal": _EPOCHS,
+        "every": Integer(1, 100_000),
+        "reweight": Choice("none", *REWEIGHT_REGIONS),
+        "reweight_clip": _CLIP,
     },
+    "reweight": {"region": Choice(*REWEIGHT_REGIONS), "clip": _CLIP},
     "dann": {
         "schedule": Choice(*SCHEDULES),
         "schedule_epochs": Integer(1, 100_000),

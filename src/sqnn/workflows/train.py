@@ -33,6 +33,7 @@ from sqnn.training import FitResult, TrainConfig, fit, splits_for
 from sqnn.training import parallel
 from sqnn.training.checkpoint import CHECKPOINT_STATE, CHECKPOINT_TENSORS, read_checkpoint_state, settings_differences
 from sqnn.training.events import StreamedInput
+from sqnn.training.reweight import Reweighter, fit_reweighter, reweighted, save_reweighter
 from sqnn.training.sets import fit_set_model, set_config_for
 from sqnn.workflows.settings import Settings
 
@@ -61,6 +62,8 @@ class Trained:
     # the model.json fields of this kind of model (architecture, preprocessing, early stopping)
     description: dict[str, Any]
     fit: FitResult | None = None
+    # simulation reweighted to data before training, when the method asks for it
+    reweighter: Reweighter | None = None
 
     @classmethod
     def of_network(cls, result: FitResult, kind: str = "network") -> "Trained":
@@ -131,25 +134,40 @@ def fit_model(
     progress: bool = False,
     distributed: bool = False,
 ) -> Trained:
-    """Train the model ``settings`` describe on labelled simulation and unlabelled ``data``."""
+    """Train the model ``settings`` describe on labelled simulation and unlabelled ``data``.
+
+    A method that reweights simulation to data first learns the density ratio on the same
+    training splits, then trains on the reweighted simulation.
+    """
     objective = settings.objective()
     loop: dict[str, Any] = {"run_dir": run_dir, "resume": resume, "progress": progress}
     if run_dir is not None:
         loop["checkpoint_settings"] = checkpoint_settings(settings, objective, simulation.feature_names,
                                                           simulation.source, data.source)
+    reweighter, reweight_seconds = None, 0.0
+    if objective.reweighting is not None:
+        reweighter, reweight_seconds = fit_reweighter(
+            simulation, data, splits_for(simulation, data, settings.train), seed=settings.train.seed,
+            threads=settings.train.threads, **objective.reweighting,
+        )
+        simulation = reweighted(simulation, reweighter)
     if objective.own_trainer:
         if distributed:
             raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
-        return _fit_own(objective, simulation, data, settings.train)
-    if settings.model == "set":
+        trained = _fit_own(objective, simulation, data, settings.train)
+    elif settings.model == "set":
         if distributed:
             raise SqnnError("--distributed trains dense networks; drop --model set")
         result = fit_set_model(simulation, data, objective, set_config_for(simulation, dict(settings.network or {})),
                                settings.train, **loop)
-        return Trained.of_network(result, kind="set")
-    result = fit(simulation, data, objective, network=settings.network_config(objective), config=settings.train,
-                 distributed=distributed, **loop)
-    return Trained.of_network(result)
+        trained = Trained.of_network(result, kind="set")
+    else:
+        result = fit(simulation, data, objective, network=settings.network_config(objective), config=settings.train,
+                     distributed=distributed, **loop)
+        trained = Trained.of_network(result)
+    trained.reweighter = reweighter
+    trained.train_seconds += reweight_seconds
+    return trained
 
 
 def _file_identity(source: str) -> dict[str, Any]:
@@ -264,13 +282,14 @@ def record_run(
     *,
     extra: dict[str, Any] | None = None,
     metrics_of: Callable[[Run], dict[str, Any]] | None = None,
+    engine: str = "torch",
 ) -> tuple[Run, dict[str, Any]]:
     """Write the run directory of a fit, then its ``metrics.json``; return the loaded run and the metrics.
 
     The metrics are those of :func:`sqnn.evaluation.evaluate` on ``simulation`` and ``data``
     (their test splits when they are the training files; ``data.label``, when present, only
-    for the per-class metrics) unless ``metrics_of`` computes them otherwise.
-    ``extra`` adds (or replaces) keys of ``model.json``.
+    for the per-class metrics), scored by ``engine``, unless ``metrics_of`` computes them
+    otherwise. ``extra`` adds (or replaces) keys of ``model.json``.
     """
     out = Path(out)
     objective = trained.objective
@@ -287,11 +306,18 @@ def record_run(
     }
     if trained.kind == "set":
         meta.update(set_model_meta(settings.columns, simulation))
+    if trained.reweighter is not None:
+        # the reweighter travels with the run: evaluation weights the held-out simulation with it
+        save_reweighter(out, trained.reweighter, simulation.feature_names)
+        meta["reweight"] = trained.reweighter.describe(simulation)
     meta.update(extra or {})
     write_run(out, trained.kind, trained.model, meta)
     write_json(out / "history.json", json_safe(trained.history))
     run = load_run(out)
-    metrics = metrics_of(run) if metrics_of is not None else evaluate(run, simulation, data, seed=settings.train.seed)
+    if metrics_of is not None:
+        metrics = metrics_of(run)
+    else:
+        metrics = evaluate(run, simulation, data, seed=settings.train.seed, engine=engine)
     write_json(out / "metrics.json", json_safe(metrics))
     return run, metrics
 
@@ -331,6 +357,7 @@ def train_run(
     distributed: bool = False,
     stream: bool = False,
     chunk: int = DEFAULT_CHUNK,
+    engine: str = "torch",
     overwrite: bool = False,
 ) -> tuple[Run | None, dict[str, Any] | None]:
     """Train one model into the run directory ``out`` and write its metrics.
@@ -340,7 +367,8 @@ def train_run(
     inputs) or ``reuse`` is given.
 
     ``data_label`` reads the data's class column for the per-class metrics only; training
-    never sees it. ``reuse`` keeps a finished run of the same settings and inputs instead
+    never sees it; ``engine`` computes the metrics' scores (torch, or the deployed arithmetic
+    of packed, onnx or hls4ml). ``reuse`` keeps a finished run of the same settings and inputs instead
     of training it again. ``stream`` reads both files in chunks of ``chunk`` events instead
     of loading them (for inputs larger than memory; see :mod:`sqnn.training.events`). With
     ``distributed`` every process of the ``torchrun`` group trains; rank 0 writes the run
@@ -360,7 +388,7 @@ def train_run(
         raise SqnnError(f"method {objective.name!r} trains in one go and writes no checkpoints; train without --resume")
     if stream:
         return _train_streamed(simulation, data, settings, out, data_label=data_label, resume=resume,
-                               progress=progress, chunk=chunk, stale=stale)
+                               progress=progress, chunk=chunk, engine=engine, stale=stale)
     sim, labelled = load_inputs(simulation, data, settings.columns, domain_column=settings.domain_column, data_label=data_label)
     _check_inputs(settings, objective, sim, labelled)
     # the data labels are read for evaluation only: training sees data without them
@@ -369,14 +397,14 @@ def train_run(
         _check_resumable(out, checkpoint_settings(settings, objective, sim.feature_names, sim.source, dat.source))
     if reuse and finished_run(out, settings, sim, dat):
         run = load_run(out)
-        metrics = evaluate(run, sim, labelled, seed=settings.train.seed)
+        metrics = evaluate(run, sim, labelled, seed=settings.train.seed, engine=engine)
         write_json(out / "metrics.json", json_safe(metrics))
         return run, metrics
     if not distributed:
         _clear(stale)
         out.mkdir(parents=True, exist_ok=True)
         trained = fit_model(sim, dat, settings, run_dir=out, resume=resume, progress=progress)
-        return record_run(out, trained, sim, labelled, settings)
+        return record_run(out, trained, sim, labelled, settings, engine=engine)
     joined_here = not (dist.is_available() and dist.is_initialized())
     group = parallel.init_from_environment(parallel.backend_for(resolve_device(settings.train.device)))
     try:
@@ -390,7 +418,7 @@ def train_run(
         run, metrics = None, None
         if group.is_main:
             extra = {"distributed": {"world_size": group.world_size, "backend": dist.get_backend()}}
-            run, metrics = record_run(out, trained, sim, labelled, settings, extra=extra)
+            run, metrics = record_run(out, trained, sim, labelled, settings, extra=extra, engine=engine)
         group.barrier()
         return run, metrics
     finally:
@@ -408,12 +436,15 @@ def _train_streamed(
     resume: bool,
     progress: bool,
     chunk: int,
+    engine: str,
     stale: list[Path],
 ) -> tuple[Run, dict[str, Any]]:
     """:func:`train_run` reading both files in chunks; evaluated on their first held-out events."""
     objective = settings.objective()
     if settings.model != "dense" or objective.own_trainer:
         raise SqnnError("--stream trains dense networks in the shared loop; drop --model set, or use a network method")
+    if objective.reweighting is not None:
+        raise SqnnError("--stream does not reweight simulation (the density ratio is learnt on events in memory)")
     if settings.domain_column is not None or data is None:
         raise SqnnError("--stream reads simulation and data from two files: give --data FILE instead of --domain")
     if chunk < 1:
@@ -444,7 +475,7 @@ def _train_streamed(
         "streamed": {"chunk": chunk, "train_events_simulation": result.extras.get("train_events"),
                      "evaluated_events": {"simulation": len(sim_test), "data": len(data_test)}},
     }
-    return record_run(out, Trained.of_network(result), sim_test, data_test, settings, extra=extra)
+    return record_run(out, Trained.of_network(result), sim_test, data_test, settings, extra=extra, engine=engine)
 
 
 def evaluate_run(
@@ -458,12 +489,16 @@ def evaluate_run(
     out: PathLike | None = None,
     inference: str | None = None,
     device: str | None = None,
+    engine: str = "torch",
+    draws: int = 1,
 ) -> dict[str, Any]:
     """Metrics of a saved run on the given files (their test split if they are the training files).
 
     ``columns`` names role columns (label, weight, control, observer) that replace the
     run's own; ``inference`` overrides the network's own scoring mode (``mean`` or
-    ``deterministic``); ``device`` scores on another device than the CPU.
+    ``deterministic``, or ``stochastic`` averaging ``draws`` draws per unit); ``engine`` scores with
+    a deployment engine's arithmetic (packed, onnx, hls4ml); ``device`` scores on another device
+    than the CPU.
     """
     if out is not None:
         inputs = [split_path(p)[0] for p in (simulation, data) if p is not None]
@@ -473,7 +508,8 @@ def evaluate_run(
     if columns is not None:
         spec = spec.with_roles(**columns.role_columns())
     sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column, data_label=data_label)
-    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference, device=device)
+    metrics = evaluate(run, sim, dat, seed=int(run.meta.get("train", {}).get("seed", 0)), inference=inference, device=device,
+                       engine=engine, draws=draws)
     if out is not None:
         write_json(out, json_safe(metrics))
     return metrics

@@ -1,0 +1,209 @@
+"""Closure across the suite of simulation/data shifts: every method on every case, the label-free choice, leave-one-case-out.
+
+For every case of a suite folder (``sqnn suite make ... --out DIR``), every family of
+settings and seed: train on the case's training files (simulation labelled, data never
+labelled), evaluate on its separate evaluation files with the data labels (for reporting
+only), and choose one setting per family and case with the label-free rule of
+:func:`sqnn.workflows.selection.select_setting` (auc_source guard, then ks_control). Then:
+
+- per case and family the chosen setting's auc_target, closure at 50 % and 80 % (mean and
+  error over seeds) and the scale factors with their statistical errors;
+- the scale-factor curve (data/simulation efficiency for signal and background from 10 %
+  to 95 % signal efficiency in simulation, with binomial errors) of each chosen setting;
+- whether SQNN's default is better than source-only at both working points, and on or
+  beyond the Pareto front (auc_target up, closure down) of DANN's and reweighting's choices;
+- leave-one-case-out: among the candidate SQNN families, the one with the smallest mean
+  closure error over the other cases (AUC within ``--delta`` of source-only there), and
+  whether it wins on the case left out.
+
+Runs are kept in ``--workdir`` and in the JSON: a rerun trains only what is missing.
+
+    python benchmarks/suite_study.py --suite suite --seeds 3 --out benchmarks/results/suite_study.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sqnn import metrics
+from sqnn.data import ColumnSpec, load_inputs
+from sqnn.datasets import WJETS_FEATURES
+from sqnn.evaluation import held_out, scorer_of
+from sqnn.files import json_safe, write_json
+from sqnn.runs import load_run
+from sqnn.training import TrainConfig
+from sqnn.training.reweight import load_reweighter, reweighted
+from sqnn.workflows.selection import DEFAULT_DELTA, aggregate, select_setting
+from sqnn.workflows.settings import Settings
+from sqnn.workflows.train import evaluate_run, train_run
+
+SPEC = ColumnSpec(features=WJETS_FEATURES, label="is_signal", control="control", observer="pt")
+CCJP = {"region": "class-conditional", "estimator": "joint", "condition": "predicted"}
+GAMMAS = (0.6, 1.0, 2.0)
+
+# family -> (method, options, network, strengths); None: the method's default network
+FAMILIES: dict[str, tuple[str, dict[str, Any], dict[str, Any] | None, tuple[float, ...]]] = {
+    "source-only": ("source-only", {}, None, (0.0,)),
+    "sqnn": ("sqnn", {}, None, GAMMAS),
+    "sqnn-reweight-all": ("sqnn", {"reweight": "all"}, None, GAMMAS),
+    "sqnn-reweight-control": ("sqnn", {"reweight": "control"}, None, GAMMAS),
+    "sqnn-truth": ("sqnn", {"condition": "truth"}, None, GAMMAS),
+    "dann": ("dann", {}, None, (0.03, 0.1, 0.3, 1.0)),
+    "reweight-control": ("reweight", {"region": "control"}, None, (0.0,)),
+    "reweight-all": ("reweight", {"region": "all"}, None, (0.0,)),
+}
+DEFAULT_FAMILY = "sqnn"
+BASELINES = ("dann", "reweight-control", "reweight-all")
+CANDIDATES = ("sqnn", "sqnn-reweight-all", "sqnn-reweight-control", "sqnn-truth")
+CURVE_EFFICIENCIES = tuple(np.round(np.arange(0.10, 0.951, 0.05), 2))
+
+
+def _label(family: str, gamma: float) -> str:
+    return f"{family} γ={gamma:g}"
+
+
+def _curve(run_dir: Path, case: Path) -> dict[str, Any]:
+    """Data/simulation efficiency of each class across working points fixed on simulation, with errors."""
+    run = load_run(run_dir)
+    simulation, data = load_inputs(case / "sim_eval.parquet", case / "data_eval.parquet", SPEC, data_label="is_signal")
+    simulation = reweighted(held_out(run, simulation, "simulation"), load_reweighter(run.path, run.meta))
+    data = held_out(run, data, "data")
+    score = scorer_of(run)
+    sim_score, data_score = score(simulation.features), score(data.features)
+    curve: dict[str, Any] = {"efficiency": list(CURVE_EFFICIENCIES), "signal": [], "signal_err": [], "background": [],
+                             "background_err": []}
+    for efficiency in CURVE_EFFICIENCIES:
+        point = metrics.WorkingPoint.from_simulation(sim_score, simulation.label, simulation.weight, float(efficiency))
+        for cls, name in ((1, "signal"), (0, "background")):
+            sf, err = metrics.scale_factor(point, sim_score, simulation.label, simulation.weight, data_score, data.label,
+                                           data.weight, cls)
+            curve[name].append(sf)
+            curve[f"{name}_err"].append(err)
+    return curve
+
+
+def _chosen(runs: list[dict[str, Any]], case: str, family: str) -> dict[str, Any] | None:
+    settings = []
+    for gamma in FAMILIES[family][3]:
+        members = [r for r in runs if r["case"] == case and r["family"] == family and r["gamma"] == gamma]
+        if members:
+            settings.append({"gamma": gamma, "seeds": [r["seed"] for r in members], "runs": members,
+                             "metrics": aggregate([r["metrics"] for r in members])})
+    if not settings:
+        return None
+    index, how = select_setting(settings, "ks_control", DEFAULT_DELTA)
+    return {**settings[index], "how": how}
+
+
+def _mean_error(setting: dict[str, Any], key: str) -> tuple[float | None, float | None]:
+    stats = setting["metrics"].get(key) or {}
+    mean, std, n = stats.get("mean"), stats.get("std"), stats.get("n") or 0
+    return mean, (None if std is None or n < 2 else std / np.sqrt(n))
+
+
+def summarise(runs: list[dict[str, Any]], cases: list[str], delta: float) -> dict[str, Any]:
+    summary: dict[str, Any] = {"cases": {}, "checks": {}, "leave_one_out": {}}
+    chosen: dict[str, dict[str, dict[str, Any]]] = {}
+    for case in cases:
+        chosen[case] = {f: c for f in FAMILIES if (c := _chosen(runs, case, f)) is not None}
+        rows = {}
+        for family, setting in chosen[case].items():
+            row: dict[str, Any] = {"gamma": setting["gamma"], "seeds": len(setting["runs"])}
+            for key in ("auc_target", "closure", "closure_80", "sf_signal", "sf_background", "sf_signal_80",
+                        "sf_background_80", "sf_signal_err", "sf_background_err", "ks_signal", "ks_background"):
+                row[key], row[f"{key}_error"] = _mean_error(setting, key)
+            rows[family] = row
+        summary["cases"][case] = rows
+        default, source = rows.get(DEFAULT_FAMILY), rows.get("source-only")
+        if default and source:
+            better = all(default[k] < source[k] for k in ("closure", "closure_80"))
+            dominated_by = [b for b in BASELINES if b in rows and rows[b]["auc_target"] >= default["auc_target"]
+                            and rows[b]["closure"] <= default["closure"] and rows[b]["closure_80"] <= default["closure_80"]]
+            summary["checks"][case] = {"better_than_source_only": better, "pareto": not dominated_by,
+                                       "dominated_by": dominated_by}
+    checks = summary["checks"].values()
+    if checks:
+        summary["fraction_on_pareto"] = float(np.mean([c["pareto"] for c in checks]))
+        summary["fraction_better_than_source_only"] = float(np.mean([c["better_than_source_only"] for c in checks]))
+
+    def score(case: str, family: str) -> float | None:
+        row, source = summary["cases"][case].get(family), summary["cases"][case].get("source-only")
+        if row is None or source is None or row["auc_target"] is None or row["auc_target"] < source["auc_target"] - delta:
+            return None
+        return row["closure"] + row["closure_80"]
+
+    for left_out in cases:
+        others = [c for c in cases if c != left_out]
+        means = {}
+        for family in CANDIDATES:
+            values = [score(c, family) for c in others]
+            if values and all(v is not None for v in values):
+                means[family] = float(np.mean(values))
+        if not means:
+            continue
+        best = min(means, key=means.get)
+        row, source = summary["cases"][left_out].get(best), summary["cases"][left_out].get("source-only")
+        wins = bool(row and source and row["closure"] < source["closure"] and row["closure_80"] < source["closure_80"])
+        summary["leave_one_out"][left_out] = {"chosen": best, "mean_closure_elsewhere": means, "wins_here": wins}
+    summary["chosen_settings"] = {case: {f: {"gamma": s["gamma"], "runs": [r["run"] for r in s["runs"]]}
+                                         for f, s in per.items()} for case, per in chosen.items()}
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", type=Path, required=True, help="folder of `sqnn suite make`")
+    parser.add_argument("--cases", help="comma-separated cases (default: every case folder)")
+    parser.add_argument("--families", help=f"comma-separated families (default: {','.join(FAMILIES)})")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--delta", type=float, default=0.005, help="AUC guard of the leave-one-case-out choice")
+    parser.add_argument("--workdir", type=Path, default=Path("suite-runs"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--curves", action="store_true", help="also compute the scale-factor curves of the chosen settings")
+    args = parser.parse_args()
+    cases = args.cases.split(",") if args.cases else sorted(p.name for p in args.suite.iterdir() if (p / "case.json").exists())
+    families = args.families.split(",") if args.families else list(FAMILIES)
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+    runs = previous["runs"]
+    done = {(r["case"], r["family"], r["gamma"], r["seed"]) for r in runs}
+    for case in [] if args.no_train else cases:
+        folder = args.suite / case
+        for family in families:
+            method, options, network, gammas = FAMILIES[family]
+            for gamma in gammas:
+                for seed in range(args.seeds):
+                    if (case, family, gamma, seed) in done:
+                        continue
+                    run_dir = args.workdir / case / _label(family, gamma).replace(" ", "_") / f"seed{seed}"
+                    started = time.process_time()
+                    settings = Settings(columns=SPEC, method=method, gamma=gamma if method in ("sqnn", "dann") else None,
+                                        method_options=options, network=network, train=TrainConfig(epochs=args.epochs, seed=seed))
+                    train_run(folder / "sim_train.parquet", folder / "data_train.parquet", settings, run_dir, reuse=True)
+                    result = evaluate_run(run_dir, folder / "sim_eval.parquet", folder / "data_eval.parquet", data_label="is_signal")
+                    runs.append({"case": case, "family": family, "gamma": gamma, "seed": seed, "run": str(run_dir),
+                                 "metrics": result, "cpu_seconds": time.process_time() - started})
+                    write_json(args.out, json_safe({"runs": runs}))
+                    print(f"{case:22s} {_label(family, gamma):28s} seed {seed}: auc_t {result['auc_target']:.4f} "
+                          f"closure {result['closure']:.3f} / {result['closure_80']:.3f}", flush=True)
+    summary = summarise(runs, cases, args.delta)
+    if args.curves:
+        for case, per in summary["chosen_settings"].items():
+            for family, chosen in per.items():
+                chosen["curve"] = _curve(Path(chosen["runs"][0]), args.suite / case)
+    write_json(args.out, json_safe({"runs": runs, "summary": summary}))
+    for case, rows in summary["cases"].items():
+        for family, row in rows.items():
+            print(f"{case:22s} {family:24s} γ={row['gamma']:<5g} auc_t {row['auc_target']:.4f} "
+                  f"closure {row['closure']:.3f} / {row['closure_80']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Simulation reweighted to data by a classifier that tells them apart (the density ratio, DCTR-style).
+
+A gradient-boosted domain classifier is trained to tell data (1) from simulation (0) on the
+training events of both, each domain carrying half of the total weight; its output p gives
+the density ratio w(x) = p / (1 − p) = p_data(x) / p_sim(x). Simulated events are then
+weighted by w(x), clipped to [1/clip, clip], and normalised so that each class keeps its
+total weight: efficiencies per class are what the reweighting changes, not the class mix.
+
+Where simulation and data differ in their signal fraction, a classifier on all events
+learns that difference too, and the weights would move events between the classes. Two
+regions avoid it:
+
+- ``control``: the classifier sees only control-region events (background-dominated in both
+  domains); its ratio is applied to every simulated event;
+- ``all``: simulation is first reweighted per class to the data's signal fraction (EM on
+  the output of a classifier trained on simulation, :func:`sqnn.priors.estimate_prior`),
+  so the domain classifier sees the same class mix in both domains.
+
+The fitted reweighter is a tree ensemble plus a few numbers; a run stores it as a run
+directory of its own (``RUN/reweighter``), and evaluation weights the held-out simulation
+with it, so that efficiencies are compared with the reweighted simulation, as an analysis
+using it would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sqnn.data import Sample, Splits
+from sqnn.errors import SqnnError
+from sqnn.nn.trees import TreeEnsemble
+from sqnn.priors import estimate_prior
+from sqnn.runs import load_run, write_run
+
+__all__ = [
+    "REGIONS",
+    "REWEIGHTER_DIR",
+    "Reweighter",
+    "effective_fraction",
+    "fit_reweighter",
+    "load_reweighter",
+    "reweighted",
+    "save_reweighter",
+]
+
+REGIONS = ("control", "all")
+REWEIGHTER_DIR = "reweighter"
+DEFAULT_CLIP = 10.0
+
+
+@dataclass
+class Reweighter:
+    """The density ratio data/simulation as a function of the features, and how it is applied."""
+
+    trees: TreeEnsemble
+    region: str
+    clip: float
+    # per class, the factor that took simulation to the data's signal fraction before the ratio was learnt
+    data_signal_fraction: float | None = None
+
+    def ratio(self, features: np.ndarray) -> np.ndarray:
+        """w(x) = p/(1 − p), clipped to [1/clip, clip]."""
+        logit = np.clip(self.trees.decision_function(features), -50.0, 50.0)
+        return np.clip(np.exp(logit), 1.0 / self.clip, self.clip)
+
+    def weights(self, sample: Sample) -> np.ndarray:
+        """The simulated events' weights times the ratio, each class keeping its total weight."""
+        if sample.label is None:
+            raise ValueError("reweighting simulation needs its labels (class totals are kept)")
+        new = sample.weight * self.ratio(sample.features)
+        for cls in (0, 1):
+            members = sample.label == cls
+            before, after = float(sample.weight[members].sum()), float(new[members].sum())
+            if members.any() and after != 0:
+                new[members] *= before / after
+        return new
+
+    def describe(self, sample: Sample) -> dict[str, Any]:
+        """What model.json records, with the effect on ``sample`` (the training simulation)."""
+        ratio = self.ratio(sample.features)
+        weights = self.weights(sample)
+        return {
+            "region": self.region,
+            "clip": self.clip,
+            "data_signal_fraction": self.data_signal_fraction,
+            "clipped_fraction": float(np.mean((ratio <= 1.0 / self.clip) | (ratio >= self.clip))),
+            "effective_fraction": effective_fraction(weights),
+            "run": REWEIGHTER_DIR,
+        }
+
+
+def effective_fraction(weights: np.ndarray) -> float:
+    """Kish's effective sample size over the number of events: (Σw)² / Σw² / N."""
+    total, squares = float(np.sum(weights)), float(np.sum(np.square(weights)))
+    return total * total / squares / len(weights) if squares > 0 and len(weights) else 0.0
+
+
+def _trees(seed: int, max_iter: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=50, early_stopping=True,
+        n_iter_no_change=10, scoring="loss", random_state=seed,
+    )
+
+
+def _balanced(weight: np.ndarray, domain: np.ndarray) -> np.ndarray:
+    """Each domain carrying half of the total weight (so that p/(1 − p) is the density ratio)."""
+    out = weight.astype(np.float64).copy()
+    for code in (0, 1):
+        members = domain == code
+        total = float(out[members].sum())
+        if total > 0:
+            out[members] /= 2.0 * total
+    return out * len(out)
+
+
+def _data_signal_fraction(simulation: Sample, data: Sample, splits: Splits, seed: int, threads: int) -> float:
+    """The data's signal fraction from a classifier trained on simulation (EM on its outputs on data)."""
+    from threadpoolctl import threadpool_limits
+
+    train = splits.simulation["train"]
+    assert simulation.label is not None
+    model = _trees(seed, 100)
+    with threadpool_limits(limits=threads):
+        model.fit(simulation.features[train], simulation.label[train], sample_weight=simulation.weight[train])
+        probability = model.predict_proba(data.features[splits.data["train"]])[:, 1]
+    label, weight = simulation.label[train], simulation.weight[train]
+    sim_prior = float(weight[label == 1].sum() / weight.sum())
+    return estimate_prior(probability, data.weight[splits.data["train"]], sim_prior)
+
+
+def fit_reweighter(
+    simulation: Sample,
+    data: Sample,
+    splits: Splits,
+    *,
+    region: str = "control",
+    clip: float = DEFAULT_CLIP,
+    seed: int = 0,
+    threads: int = 1,
+    max_iter: int = 200,
+) -> tuple[Reweighter, float]:
+    """Learn the density ratio on the training splits (early-stopped on the validation splits); returns it and its CPU seconds."""
+    from threadpoolctl import threadpool_limits
+
+    if region not in REGIONS:
+        raise SqnnError(f"reweighting region must be one of {', '.join(REGIONS)}, got {region!r}")
+    if not clip > 1:
+        raise SqnnError(f"the reweighting clip must be above 1, got {clip}")
+    assert simulation.label is not None
+    started = time.process_time()
+    sim_weight = simulation.weight.astype(np.float64)
+    fraction = None
+    if region == "all":
+        fraction = _data_signal_fraction(simulation, data, splits, seed, threads)
+        label = simulation.label
+        sim_prior = float(sim_weight[label == 1].sum() / sim_weight.sum())
+        sim_weight = sim_weight * np.where(label == 1, fraction / sim_prior, (1 - fraction) / (1 - sim_prior))
+
+    def events(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sim_index, data_index = splits.simulation[split], splits.data[split]
+        if region == "control":
+            if simulation.control is None or data.control is None:
+                raise SqnnError("reweighting in the control region needs --control COL in both simulation and data")
+            sim_index = sim_index[simulation.control[sim_index]]
+            data_index = data_index[data.control[data_index]]
+        x = np.concatenate([simulation.features[sim_index], data.features[data_index]]).astype(np.float64)
+        domain = np.r_[np.zeros(len(sim_index), dtype=np.int8), np.ones(len(data_index), dtype=np.int8)]
+        weight = _balanced(np.r_[sim_weight[sim_index], data.weight[data_index]], domain)
+        return x, domain, weight
+
+    x, domain, weight = events("train")
+    if (domain == 0).sum() < 20 or (domain == 1).sum() < 20:
+        raise SqnnError(f"too few events to learn the reweighting in region {region!r} "
+                        f"({int((domain == 0).sum())} simulated, {int((domain == 1).sum())} data)")
+    x_val, domain_val, weight_val = events("validation")
+    model = _trees(seed, max_iter)
+    with threadpool_limits(limits=threads):
+        model.fit(x, domain, sample_weight=weight, X_val=x_val, y_val=domain_val, sample_weight_val=weight_val)
+    reweighter = Reweighter(TreeEnsemble.from_hist_gradient_boosting(model), region, float(clip), fraction)
+    return reweighter, time.process_time() - started
+
+
+def save_reweighter(run_dir: str | Path, reweighter: Reweighter, features: list[str]) -> None:
+    """The reweighter as a tree run inside the run directory (``RUN/reweighter``)."""
+    meta = {
+        "method": "reweighter",
+        "trees": reweighter.trees.describe(),
+        "features": features,
+        "preprocessing": {"kind": "none"},
+        "reweight": {"region": reweighter.region, "clip": reweighter.clip,
+                     "data_signal_fraction": reweighter.data_signal_fraction},
+    }
+    write_run(Path(run_dir) / REWEIGHTER_DIR, "trees", reweighter.trees, meta)
+
+
+def load_reweighter(run_dir: str | Path, meta: dict[str, Any]) -> Reweighter | None:
+    """The reweighter a run's ``model.json`` names, or None when it was trained on plain simulation."""
+    if not isinstance(meta.get("reweight"), dict):
+        return None
+    stored = load_run(Path(run_dir) / REWEIGHTER_DIR)
+    described = stored.meta.get("reweight") or {}
+    return Reweighter(stored.model, str(described.get("region")), float(described.get("clip", DEFAULT_CLIP)),
+                      described.get("data_signal_fraction"))
+
+
+def reweighted(sample: Sample, reweighter: Reweighter | None) -> Sample:
+    """``sample`` with the reweighter's weights (itself when there is none)."""
+    return sample if reweighter is None else replace(sample, weight=reweighter.weights(sample))
