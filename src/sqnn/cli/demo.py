@@ -8,14 +8,13 @@ from typing import Any
 
 import click
 
-from sqnn.cli.options import Checked
-from sqnn.schema import Integer
-
 from sqnn.cases import get_generator
+from sqnn.cli.options import Checked
 from sqnn.data import ColumnSpec
 from sqnn.datasets import WJETS_FEATURES, wjets_path
 from sqnn.errors import SqnnError
 from sqnn.methods.sqnn import DEFAULT_GAMMA
+from sqnn.schema import Integer
 from sqnn.training import TrainConfig
 from sqnn.workflows.compare import format_markdown, run_compare
 from sqnn.workflows.settings import Settings

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from sqnn.cli.options import THREADS, Checked
-from sqnn.schema import Integer
 from sqnn.workflows.settings import split_list
 from sqnn.errors import SqnnError
 from sqnn.runs import load_run
+from sqnn.schema import Integer
 
 __all__ = ["export", "bench"]
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sqnn.data.io import list_columns, read_columns, split_path
+from sqnn.data.io import list_columns, read_columns
 from sqnn.errors import DataError
 from sqnn.schema import Integer, Name, Nullable, SchemaError, Sequence, check_fields
 

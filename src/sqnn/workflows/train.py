@@ -20,12 +20,12 @@ import torch.distributed as dist
 
 from sqnn.data import ColumnSpec, Sample, load_inputs
 from sqnn.data.chunks import DEFAULT_CHUNK, sample_rows
+from sqnn.data.io import split_path
 from sqnn.data.sample import columns_of, require_same_columns
 from sqnn.data.splits import SIMULATION, split_indices
 from sqnn.devices import resolve_device
 from sqnn.errors import DataError, SqnnError
 from sqnn.evaluation import evaluate
-from sqnn.data.io import split_path
 from sqnn.files import json_safe, refuse_overwriting, write_json
 from sqnn.methods import Objective
 from sqnn.runs import MODEL_FILE, MODEL_JSON, Run, file_fingerprint, input_fingerprint, load_run, write_run
