@@ -65,6 +65,10 @@ def _run(argv: list[str] | None) -> int:
     except click.ClickException as exc:
         click.echo(f"sqnn: error: {_one_line(exc.format_message())}", err=True)
         return 2
+    except MemoryError:
+        click.echo("sqnn: error: out of memory: the request needs more memory than this machine gives; "
+                   "use fewer events or read them in chunks (--chunk, --stream)", err=True)
+        return 2
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         click.echo(f"sqnn: error: {_one_line(where + str(exc.strerror or exc))}", err=True)
