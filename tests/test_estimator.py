@@ -327,9 +327,22 @@ def test_score_counts_simulated_rows_and_refuses_unseen_labels() -> None:
         clf.score(X, y_unlabelled)
 
 
-def test_divergence_is_refused_not_returned_as_the_initial_network() -> None:
+def test_divergence_is_refused_not_returned_as_the_initial_network(monkeypatch) -> None:
+    # every setting is bounded, so a diverging step is simulated: the optimiser leaves NaN weights
+    class Diverging(torch.optim.Adam):
+        def step(self, closure=None):  # noqa: ANN001, ANN202 - torch's signature
+            loss = super().step(closure)
+            with torch.no_grad():
+                for group in self.param_groups:
+                    for parameter in group["params"]:
+                        parameter.fill_(float("nan"))
+            return loss
+
+    monkeypatch.setattr(torch.optim, "Adam", Diverging)
     X, y, domain = arrays(100)
     with pytest.raises(ValueError, match="training diverged"):
+        SQNNClassifier(**SMALL).fit(X, y, domain=domain)
+    with pytest.raises(ValueError, match="learning_rate"):
         SQNNClassifier(**SMALL, learning_rate=1e30).fit(X, y, domain=domain)
 
 

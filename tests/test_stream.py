@@ -147,3 +147,48 @@ def test_sigterm_stops_cleanly_with_a_final_report(toy_run: Path) -> None:
     assert process.returncode == 0, stderr[-2000:]
     final = _reports(stderr)[-1]
     assert final["event"] == "final" and final["events"] == 300 and final["dropped"] == 0
+
+
+def test_a_message_larger_than_the_limit_is_refused_before_it_is_held(toy_run: Path) -> None:
+    import threading
+
+    from sqnn.stream import serve
+
+    with pytest.raises(Malformed) as caught:
+        decode_events(encode_events(1, toy_events(100, 1)), 6, max_bytes=1000)
+    assert caught.value.reason == "too_large"
+
+    reports: list[dict] = []
+    stop = threading.Event()
+    listening = threading.Event()
+
+    def report(record: dict) -> None:
+        reports.append(record)
+        if record["event"] == "listening":
+            listening.set()
+
+    server = threading.Thread(target=serve, args=(toy_run, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"),
+                              kwargs={"max_message_bytes": 4096, "report": report, "stop": stop, "report_every": 60})
+    server.start()
+    try:
+        assert listening.wait(60)
+        assert reports[0]["max_message_bytes"] == 4096
+        context = zmq.Context()
+        consumer = context.socket(zmq.PULL)
+        consumer.connect(reports[0]["out"])
+        oversized, small = context.socket(zmq.PUSH), context.socket(zmq.PUSH)
+        for sock in (oversized, small):
+            sock.connect(reports[0]["in"])
+        oversized.send(encode_events(1, toy_events(1000, 2)))  # 24 kB: the producer is cut off, nothing is held
+        small.send(encode_events(2, toy_events(10, 3)))
+        assert consumer.poll(30_000)
+        batch_id, accept = decode_decisions(consumer.recv())
+        assert batch_id == 2 and len(accept) == 10
+        assert not consumer.poll(500), "the oversized message got a decision"
+        for sock in (consumer, oversized, small):
+            sock.close(linger=0)
+        context.term()
+    finally:
+        stop.set()
+        server.join(30)
+    assert reports[-1]["event"] == "final" and reports[-1]["batches"] == 1

@@ -20,7 +20,6 @@ validation and scikit-learn's own checks like any classifier.
 from __future__ import annotations
 
 import threading
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.metrics import accuracy_score
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -54,8 +53,11 @@ from sqnn.methods.sqnn import (
 )
 from sqnn.nn import SQNN, NetworkConfig
 from sqnn.nn.model import SCORING_MODES
+from sqnn.nn.model import NETWORK_FIELDS
+from sqnn.schema import Real, Rule, SchemaError
 from sqnn.training import TrainConfig
-from sqnn.workflows.settings import Settings
+from sqnn.training.config import TRAIN_FIELDS
+from sqnn.workflows.settings import MAX_GAMMA, Settings, check_method_options
 from sqnn.workflows.train import fit_model
 
 __all__ = ["SQNNClassifier", "NETWORK_METHODS"]
@@ -69,49 +71,21 @@ _CHUNK = 65536
 _SCORING = threading.Lock()
 
 
-class _Int:
-    """An integer (numpy integers too, never a bool) in ``[left, right]``."""
+class _Schema:
+    """A constraint of the settings schema (:mod:`sqnn.schema`) in scikit-learn's form."""
 
-    def __init__(self, left: int, right: int | None = None) -> None:
-        self.interval = Interval(Integral, left, right, closed="left" if right is None else "both")
-
-    def is_satisfied_by(self, value: object) -> bool:
-        return not isinstance(value, (bool, np.bool_)) and self.interval.is_satisfied_by(value)
-
-    def __str__(self) -> str:
-        return str(self.interval)
-
-
-class _Float:
-    """A real number (ints too, never a bool, NaN or ±inf) in the interval."""
-
-    def __init__(self, left: float, right: float | None, closed: str) -> None:
-        self.interval = Interval(Real, left, right, closed=closed)
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
 
     def is_satisfied_by(self, value: object) -> bool:
-        return not isinstance(value, (bool, np.bool_)) and self.interval.is_satisfied_by(value)
+        try:
+            self.rule.check(value, "")
+        except SchemaError:
+            return False
+        return True
 
     def __str__(self) -> str:
-        return str(self.interval)
-
-
-class _PerLayer:
-    """A non-empty tuple (or list) with one entry per hidden layer, each of one kind."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def _entry(self, value: object) -> bool:
-        if self.kind == "bool":
-            return isinstance(value, (bool, np.bool_))
-        return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and value >= 1
-
-    def is_satisfied_by(self, value: object) -> bool:
-        return isinstance(value, (tuple, list)) and len(value) > 0 and all(self._entry(v) for v in value)
-
-    def __str__(self) -> str:
-        entries = "bools" if self.kind == "bool" else "positive ints"
-        return f"a non-empty tuple of {entries}, one per hidden layer"
+        return self.rule.describe()
 
 
 class _Options:
@@ -158,25 +132,26 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
     ``n_features_in_`` and ``feature_names_in_`` (for named columns).
     """
 
+    # the same schema as the command line and YAML (sqnn.schema): one set of types and bounds
     _parameter_constraints: dict[str, list[Any]] = {
         "method": [StrOptions(set(NETWORK_METHODS))],
-        "gamma": [_Float(0.0, None, "left")],
+        "gamma": [_Schema(Real(0.0, MAX_GAMMA))],
         "region": [StrOptions(set(REGIONS))],
         "estimator": [StrOptions(set(ESTIMATORS))],
         "condition": [StrOptions(set(CONDITIONS))],
         "method_options": [None, _Options()],
-        "hidden": [_PerLayer("width")],
-        "stochastic": [_PerLayer("bool")],
-        "binary_weights": [_PerLayer("bool")],
-        "temperature": [_Float(0.0, None, "neither")],
-        "samples": [_Int(1)],
+        "hidden": [_Schema(NETWORK_FIELDS["hidden"])],
+        "stochastic": [_Schema(NETWORK_FIELDS["stochastic"])],
+        "binary_weights": [_Schema(NETWORK_FIELDS["binary_weights"])],
+        "temperature": [_Schema(NETWORK_FIELDS["temperature"])],
+        "samples": [_Schema(NETWORK_FIELDS["samples"])],
         "inference": [StrOptions(set(SCORING_MODES))],
-        "epochs": [_Int(1)],
-        "batch_size": [_Int(2)],
-        "learning_rate": [_Float(0.0, None, "neither")],
-        "patience": [_Int(1)],
-        "validation_fraction": [_Float(0.0, 0.9, "neither")],
-        "seed": [_Int(0, 2**32 - 1)],
+        "epochs": [_Schema(TRAIN_FIELDS["epochs"])],
+        "batch_size": [_Schema(TRAIN_FIELDS["batch_size"])],
+        "learning_rate": [_Schema(TRAIN_FIELDS["learning_rate"])],
+        "patience": [_Schema(TRAIN_FIELDS["patience"])],
+        "validation_fraction": [_Schema(Real(0.0, 0.9, low_open=True, high_open=True))],
+        "seed": [_Schema(TRAIN_FIELDS["seed"])],
         "device": [StrOptions(set(DEVICES))],
     }
 
@@ -269,6 +244,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
     def _objective_and_network(self) -> tuple[Objective, NetworkConfig]:
         options = self._method_options()
         try:
+            options = check_method_options(self.method, options)
             objective = make_objective(self.method, float(self.gamma), **options)
         except ValueError as error:
             raise InvalidParameterError(f"method_options of method {self.method!r}: {error}") from error

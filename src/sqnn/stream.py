@@ -42,8 +42,10 @@ Decisions, sqnn → consumer::
 Events with NaN or infinite features are rejected and counted (``non_finite_events``).
 A message that does not follow the format (more than one frame, shorter than the
 header, wrong magic or version, wrong number of features, payload size that does not
-match the header) gets no decision: it is counted by reason and reported, never
-dropped silently. Every ``--report-every`` seconds one JSON line goes to stderr:
+match the header, larger than ``--max-message-bytes``) gets no decision: it is counted by
+reason and reported, never dropped silently. Over TCP and IPC a producer that sends a
+message larger than ``--max-message-bytes`` (default 64 MiB) is disconnected by ZeroMQ
+before the message is held in memory (ZMQ_MAXMSGSIZE). Every ``--report-every`` seconds one JSON line goes to stderr:
 throughput, latency percentiles (receive → decision sent), accept rate and the counts.
 ``--max-messages N`` stops after N messages (malformed ones included); SIGINT and
 SIGTERM stop cleanly after the batch in hand, then decisions still queued are flushed.
@@ -80,6 +82,7 @@ from sqnn.errors import SqnnError
 __all__ = [
     "DECISIONS_MAGIC",
     "EVENTS_MAGIC",
+    "DEFAULT_MAX_MESSAGE_BYTES",
     "HEADER",
     "Malformed",
     "VERSION",
@@ -96,7 +99,9 @@ VERSION = 1
 # magic, version, reserved, n_features (events) / reserved (decisions), batch_id, n_events,
 # reserved (events) / n_accepted (decisions)
 HEADER = struct.Struct("<4sBBHQII")
-MALFORMED_REASONS = ("multipart", "short", "bad_magic", "bad_version", "wrong_feature_count", "wrong_size")
+MALFORMED_REASONS = ("multipart", "short", "too_large", "bad_magic", "bad_version", "wrong_feature_count", "wrong_size")
+# the largest events message taken; larger ones are refused before they are held in memory
+DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
 _POLL_MS = 100
 _LINGER_MS = 5000
 # the final report's latency percentiles cover at most this many of the last batches
@@ -119,11 +124,15 @@ def encode_events(batch_id: int, features: np.ndarray) -> bytes:
     return HEADER.pack(EVENTS_MAGIC, VERSION, 0, x.shape[1], batch_id, x.shape[0], 0) + x.tobytes()
 
 
-def decode_events(message: bytes | memoryview, n_features: int) -> tuple[int, np.ndarray]:
+def decode_events(
+    message: bytes | memoryview, n_features: int, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> tuple[int, np.ndarray]:
     """``(batch_id, features)`` of an events message; :class:`Malformed` if it breaks the format."""
     size = len(message)
     if size < HEADER.size:
         raise Malformed("short", f"{size} bytes, shorter than the {HEADER.size}-byte header")
+    if size > max_bytes:
+        raise Malformed("too_large", f"{size} bytes, more than the limit of {max_bytes}")
     magic, version, _, features, batch_id, n_events, _ = HEADER.unpack_from(message)
     if magic != EVENTS_MAGIC:
         raise Malformed("bad_magic", f"magic {bytes(magic)!r}, expected {EVENTS_MAGIC!r}")
@@ -232,12 +241,14 @@ def _endpoint(address: str) -> tuple[bool, str]:
     return True, address[1:] if address.startswith("@") else address
 
 
-def _open(context: Any, kind: int, address: str) -> tuple[Any, str]:
+def _open(context: Any, kind: int, address: str, max_message_bytes: int | None = None) -> tuple[Any, str]:
     import zmq
 
     bind, endpoint = _endpoint(address)
     sock = context.socket(kind)
     sock.setsockopt(zmq.LINGER, _LINGER_MS)
+    if max_message_bytes is not None:
+        sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     try:
         if bind:
             sock.bind(endpoint)
@@ -259,6 +270,7 @@ def serve(
     report_every: float = 1.0,
     max_messages: int | None = None,
     threads: int = 1,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     report: Callable[[dict[str, Any]], None] = _stderr_line,
     stop: threading.Event | None = None,
 ) -> dict[str, Any]:
@@ -282,6 +294,10 @@ def serve(
         raise SqnnError(f"--max-messages must be at least 1, got {max_messages}")
     if threads < 1:
         raise SqnnError(f"--threads must be at least 1, got {threads}")
+    if not HEADER.size <= max_message_bytes <= 1 << 31:
+        raise SqnnError(f"--max-message-bytes must lie in [{HEADER.size}, {1 << 31}], got {max_message_bytes}")
+    if not (np.isfinite(threshold) and np.isfinite(report_every)):
+        raise SqnnError("--threshold and --report-every must be finite numbers")
     import torch
 
     torch.set_num_threads(threads)
@@ -298,12 +314,12 @@ def serve(
     context = zmq.Context()
     sockets: list[Any] = []
     try:
-        pull, in_endpoint = _open(context, zmq.PULL, in_address)
+        pull, in_endpoint = _open(context, zmq.PULL, in_address, max_message_bytes)
         sockets.append(pull)
         push, out_endpoint = _open(context, zmq.PUSH, out_address)
         sockets.append(push)
         report({"event": "listening", "in": in_endpoint, "out": out_endpoint, "engine": engine,
-                "features": run.features, "threshold": threshold})
+                "features": run.features, "threshold": threshold, "max_message_bytes": max_message_bytes})
         poller = zmq.Poller()
         poller.register(pull, zmq.POLLIN)
         counters = _Counters()
@@ -316,7 +332,7 @@ def serve(
                 try:
                     if len(frames) != 1:
                         raise Malformed("multipart", f"{len(frames)} frames, the format has one")
-                    batch_id, features = decode_events(frames[0].buffer, n_features)
+                    batch_id, features = decode_events(frames[0].buffer, n_features, max_message_bytes)
                 except Malformed as exc:
                     counters.malformed[exc.reason] += 1
                     if counters.malformed[exc.reason] == 1:  # the first of each kind in full; all in the counts

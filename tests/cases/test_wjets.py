@@ -242,7 +242,9 @@ def test_signal_mass_peaks_at_the_w_and_background_falls(domain):
     edges = np.arange(40.0, 181.0, 5.0)
     signal_counts, _ = np.histogram(table.loc[table["is_signal"] == 1, "mass"], edges)
     peak = 0.5 * (edges[:-1] + edges[1:])[np.argmax(signal_counts)]
-    assert 65.0 <= peak <= 95.0
+    # the 5 GeV bin the datasets README gives: 80-85 GeV in simulation, 85-90 GeV in data (pileup, energy scale)
+    low, high = {"sim": (80.0, 85.0), "data": (85.0, 90.0)}[domain]
+    assert low <= peak <= high
     background = table.loc[table["is_signal"] == 0, "mass"]
     coarse, _ = np.histogram(background, [60, 90, 120, 150, 180, 210])
     assert (np.diff(coarse) < 0).all(), coarse
@@ -281,4 +283,5 @@ def test_raw_features_tell_simulation_from_data():
     for train, test in StratifiedKFold(2, shuffle=True, random_state=0).split(features, domain):
         model = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(features[train], domain[train])
         score[test] = model.predict_proba(features[test])[:, 1]
-    assert roc_auc_score(domain, score) > 0.55
+    # the README and the datasets README give AUC 0.73 for this separation
+    assert roc_auc_score(domain, score) == pytest.approx(0.73, abs=0.02)

@@ -136,12 +136,179 @@ def test_bad_input_catalogue(tmp_path: Path, capsys, toy_files, case, broken, bu
     assert "Traceback" not in out + err
 
 
-def test_unwritable_output_is_one_line(tmp_path: Path, capsys, toy_files) -> None:
+def test_unwritable_output_is_one_line(tmp_path: Path, capsys, toy_run: Path, toy_files) -> None:
+    """A real run and a real input: the error is the output's, not an earlier one."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code = main(["predict", "nowhere", str(toy_files[1]), "--out", str(blocker / "scores.parquet")])
+    code = main(["predict", str(toy_run), str(toy_files[1]), "--out", str(blocker / "scores.parquet")])
     _, err = capsys.readouterr()
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{blocker / 'scores.parquet'}: cannot be written, a file is in the way" in err
+    assert blocker.read_text() == "not a directory"
+
+
+# ---- the attacker's catalogue: settings, roles, numbers, run files, outputs, messages --------------
+
+
+def _digest_of(paths: list[Path]) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in paths if p.is_file()}
+
+
+def _mixed_labels(folder: Path, frame: pd.DataFrame) -> Path:
+    return _write(_with("is_signal", lambda f: np.where(np.arange(len(f)) < 3, 2, f["is_signal"])))(folder, frame)
+
+
+def _one_signal(folder: Path, frame: pd.DataFrame) -> Path:
+    path = folder / "one_signal.parquet"
+    pd.concat([frame[frame.is_signal == 1].iloc[:1], frame[frame.is_signal == 0]]).to_parquet(path)
+    return path
+
+
+def _overflowing_weights(folder: Path, frame: pd.DataFrame) -> Path:
+    return _write(_with("weight", lambda f: np.full(len(f), 1e308)), "inf_weights.parquet")(folder, frame)
+
+
+def _config(text: str) -> Callable[[Path, pd.DataFrame], Path]:
+    def build(folder: Path, frame: pd.DataFrame) -> Path:
+        path = folder / "run.yaml"
+        path.write_text(text)
+        return path
+
+    return build
+
+
+# (case, extra train arguments as flag-value pairs, {built} naming the built file, a value of None leaving the flag out
+# and an empty one giving the bare flag; the builder or None; text the error holds)
+ATTACKS = [
+    ("yaml hidden as a string", ["--config", "{built}"], _config('network: {hidden: "64"}\n'), "network.hidden must be a list"),
+    ("yaml booleans as strings", ["--config", "{built}"], _config('network: {stochastic: ["false", "true"]}\n'),
+     r"network.stochastic[0] must be true or false"),
+    ("yaml fractional epochs", ["--config", "{built}", "--epochs", None], _config("train: {epochs: 1.5}\n"),
+     "train.epochs must be an integer"),
+    ("yaml learning rate as a word", ["--config", "{built}"], _config("train: {learning_rate: fast}\n"),
+     "train.learning_rate must be a finite number"),
+    ("yaml features as a number", ["--config", "{built}", "--features", None], _config("features: 5\n"),
+     "features must be a list"),
+    ("yaml zero samples", ["--config", "{built}"], _config("network: {samples: 0}\n"), "network.samples must be an integer"),
+    ("negative seed", ["--seed", "-1"], None, "'--seed': '-1' is not an integer in [0, 4294967295]"),
+    ("huge seed", ["--seed", str(2**70)], None, "is not an integer in [0, 4294967295]"),
+    ("gamma nan", ["--gamma", "nan"], None, "'--gamma': 'nan' is not a finite number"),
+    ("gamma inf", ["--gamma", "inf"], None, "'--gamma': 'inf' is not a finite number"),
+    ("fractional epochs flag", ["--epochs", "1.5"], None, "'--epochs': '1.5' is not an integer"),
+    ("label as a feature", ["--features", "x0,x1,is_signal"], None, "'is_signal' is both a feature and the label"),
+    ("observer as a feature", ["--features", "x0,mass", "--observer", "mass"], None, "'mass' is both a feature and the observer"),
+    ("empty feature list", ["--features", ",,"], None, "names no column"),
+    ("weight is the label", ["--weight", "is_signal"], None, "'is_signal' is both the label and the weight"),
+    ("weights summing to inf", ["--sim", "{built}"], _overflowing_weights, "values beyond"),
+    ("one signal event", ["--sim", "{built}"], _one_signal, "1 signal events in simulation leave"),
+    ("label 2 in simulation", ["--sim", "{built}"], _mixed_labels, "values other than 0/1"),
+    ("unknown method", ["--method", "xgb"], None, "'--method': 'xgb' is not one of"),
+    ("resume without a checkpoint", ["--resume", ""], None, "no checkpoint to resume from"),
+]
+
+
+@pytest.mark.parametrize(("case", "extra", "build", "expected"), ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_attack_catalogue_is_one_line_exit_2_and_changes_no_input(
+    tmp_path: Path, capsys, toy_files, case, extra, build, expected
+) -> None:
+    built = build(tmp_path, toy_frame(toy_files)) if build is not None else None
+    args = {"--sim": str(toy_files[0]), "--data": str(toy_files[1]), "--features": FEATURES, "--label": "is_signal",
+            "--weight": "weight", "--epochs": "1", "--out": str(tmp_path / "run")}
+    pairs = [extra[i : i + 2] for i in range(0, len(extra), 2)]
+    for flag, value in pairs:
+        args[flag] = None if value is None else value.replace("{built}", str(built))
+    # a value of None leaves the flag out, an empty one gives the bare flag
+    argv = ["train", *[x for k, v in args.items() if v is not None for x in ((k, v) if v else (k,))], "--quiet"]
+    inputs = [toy_files[0], toy_files[1], *([built] if built else [])]
+    before = _digest_of(inputs)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("sqnn: error: "), err
+    assert expected in lines[0]
+    assert "Traceback" not in out + err
+    assert _digest_of(inputs) == before
+    assert not (tmp_path / "run" / "model.json").exists()
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link", "dotted path"])
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_an_output_never_replaces_an_input(tmp_path: Path, capsys, toy_run: Path, toy_files, command: str, how: str) -> None:
+    data = tmp_path / "data.parquet"
+    shutil.copy(toy_files[1], data)
+    out = {"same path": data, "symbolic link": tmp_path / "link.parquet", "hard link": tmp_path / "hard.parquet",
+           "dotted path": tmp_path / "." / "sub" / ".." / "data.parquet"}[how]
+    if how == "symbolic link":
+        out.symlink_to(data)
+    if how == "hard link":
+        os.link(data, out)
+    if how == "dotted path":
+        (tmp_path / "sub").mkdir()
+    before = data.read_bytes()
+    argv = (["predict", str(toy_run), str(data), "--out", str(out)] if command == "predict" else
+            ["evaluate", str(toy_run), "--sim", str(toy_files[0]), "--data", str(data), "--out", str(out)])
+    code = main(argv)
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "this output is the input" in err, err
+    assert data.read_bytes() == before
+
+
+def test_evaluate_never_writes_over_the_runs_own_model_files(tmp_path: Path, capsys, run_copy: Path, toy_files) -> None:
+    before = (run_copy / "model.json").read_bytes()
+    code = main(["evaluate", str(run_copy), "--sim", str(toy_files[0]), "--data", str(toy_files[1]),
+                 "--out", str(run_copy / "model.json")])
+    _, err = capsys.readouterr()
+    assert code == 2 and "this output is the input" in err
+    assert (run_copy / "model.json").read_bytes() == before
+
+
+def test_train_over_an_existing_run_needs_overwrite(tmp_path: Path, capsys, run_copy: Path, toy_files) -> None:
+    before = _digest_of(sorted(run_copy.iterdir()))
+    common = ["train", "--sim", str(toy_files[0]), "--data", str(toy_files[1]), "--features", FEATURES,
+              "--label", "is_signal", "--epochs", "1", "--quiet", "--out", str(run_copy)]
+    assert main(common) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert _digest_of(sorted(run_copy.iterdir())) == before
+    assert main([*common, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert json.loads((run_copy / "model.json").read_text())["train"]["epochs"] == 1
+
+
+def test_usage_errors_are_one_line(capsys) -> None:
+    for argv in (["train"], ["bogus"], [], ["train", "--sim", "a", "--out", "b", "--max-objects", "0"],
+                 ["predict", "run", "x.parquet", "--out", "s.parquet", "--engine", "gpu"]):
+        assert main(argv) == 2, argv
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sqnn: error: sqnn"), (argv, lines)
+
+
+def test_warnings_are_held_back_and_printed_on_one_line(capsys, monkeypatch) -> None:
+    import warnings
+
+    import click
+
+    from sqnn.cli import cli
+    from sqnn.errors import SqnnError
+
+    @click.command("noisy")
+    @click.option("--fail", is_flag=True)
+    def noisy(fail: bool) -> None:
+        import numpy as np
+
+        np.log(np.zeros(1))  # RuntimeWarning: divide by zero, with its source line if printed as usual
+        if fail:
+            raise SqnnError("x.parquet: something is wrong")
+
+    monkeypatch.setitem(cli.commands, "noisy", noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        with np.errstate(divide="warn"):
+            assert main(["noisy", "--fail"]) == 2
+            assert capsys.readouterr().err.splitlines() == ["sqnn: error: x.parquet: something is wrong"]
+            assert main(["noisy"]) == 0
+            assert capsys.readouterr().err.splitlines() == [
+                "sqnn: warning: RuntimeWarning: divide by zero encountered in log"]
 
 
 # ---- untrusted model files ---------------------------------------------------------------
@@ -161,7 +328,7 @@ def edit_model_json(run: Path, change: Callable[[dict], None]) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda m: m["network"].update(hidden=[10**9, 16]), "exceeds the limit"),
+        (lambda m: m["network"].update(hidden=[10**9, 16]), r"network.hidden\[0\] must be an integer in \[1, 65536\]"),
         (lambda m: m["network"].update(hidden=[64]), "one entry per hidden layer"),
         (lambda m: m["network"].update(evil="__import__('os')"), "unknown network settings"),
         (lambda m: m.update(features=m["features"][:-1]), "preprocessing"),
@@ -262,16 +429,23 @@ def test_kill_during_writing_leaves_no_partial_output(tmp_path: Path, toy_run: P
         big = tmp_path / "big.parquet"
         subprocess.run(_sqnn("generate", "toy", "--domain", "data", "--n", "1500000", "--out", str(big)), check=True)
         args = ["predict", str(toy_run), str(big), "--out", str(out)]
-    process = subprocess.Popen(_sqnn(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started = time.monotonic()
-    # kill while the job is writing its temporary file, or after 3 s at the latest
-    _kill_when(process, lambda: any(tmp_path.glob(".out.parquet.*.part")) or time.monotonic() - started > 3)
-    if out.exists():
-        assert len(pd.read_parquet(out)) > 0
+    writing = lambda: any(tmp_path.glob(".out.parquet.*.part"))  # noqa: E731
+    for _ in range(3):
+        process = subprocess.Popen(_sqnn(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # killed while its temporary file exists: inside the write, never before or after it
+            _kill_when(process, writing)
+            break
+        except AssertionError:
+            out.unlink(missing_ok=True)  # it finished between two looks: try again
+    else:
+        raise AssertionError("the job never was killed while writing")
+    assert writing(), "the killed job left no temporary file: it was not killed while writing"
+    assert not out.exists(), "a killed first write must leave no output"
     # the next run cleans up the temporary file of the killed one
     subprocess.run(_sqnn(*args), check=True, capture_output=True)
-    assert len(pd.read_parquet(out)) > 0
-    assert not list(tmp_path.glob(".out.parquet.*.part"))
+    assert len(pd.read_parquet(out)) == (3_000_000 if command == "generate" else 1_500_000)
+    assert not writing()
 
 
 # ---- determinism ----------------------------------------------------------------------------

@@ -111,9 +111,9 @@ def test_wrong_file_type_and_corrupt_file(tmp_path: Path) -> None:
 
 
 def test_mixed_file_splits_by_domain_column(tmp_path: Path) -> None:
-    path = write(tmp_path / "mixed.parquet", {**COLUMNS, "dom": np.array([0, 1, 0, 1])})
+    path = write(tmp_path / "mixed.parquet", {**COLUMNS, "dom": np.array([0, 0, 1, 1])})
     sim, data = load_mixed(path, SPEC, "dom")
-    assert len(sim) == 2 and len(data) == 2
+    assert len(sim) == 2 and len(data) == 2 and sim.label.tolist() == [1, 0]
     assert data.label is None and data.domain == "data"
     assert sim.feature_names == ["a", "b"]
 
@@ -127,3 +127,75 @@ def test_standardizer_round_trips_and_rejects_bad_values() -> None:
         Standardizer.from_dict({"mean": [0.0], "scale": [1.0]}, 2)
     with pytest.raises(ValueError):
         Standardizer.from_dict({"mean": [0.0, 0.0], "scale": [1.0, 0.0]}, 2)
+
+
+# ---- column roles -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (dict(features=("a", "is_signal"), label="is_signal"), "'is_signal' is both a feature and the label"),
+        (dict(features=("a", "mass"), observer="mass"), "'mass' is both a feature and the observer"),
+        (dict(features=("a", "w"), weight="w"), "'w' is both a feature and the weight"),
+        (dict(features=("a", "cr"), control="cr"), "'cr' is both a feature and the control"),
+        (dict(features=("a",), label="y", weight="y"), "'y' is both the label and the weight"),
+        (dict(features=("a", "a")), r"features\[1\] repeats"),
+        (dict(features=()), "features lists no column"),
+        (dict(features=("a",), label=""), "label must be a column name"),
+    ],
+)
+def test_each_column_plays_one_role(spec: dict, expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        ColumnSpec(**spec)
+
+
+def test_the_domain_column_is_no_feature(tmp_path: Path) -> None:
+    path = write(tmp_path / "mixed.parquet", {**COLUMNS, "dom": np.array([0, 0, 1, 1])})
+    with pytest.raises(ValueError, match="'dom' is both a feature and the domain"):
+        load_mixed(path, ColumnSpec(features=("a", "dom"), label="is_signal"), "dom")
+
+
+def test_a_mixed_file_reads_the_label_of_simulation_rows_only(tmp_path: Path) -> None:
+    """Data rows may hold anything in the label column: training never reads it."""
+    columns = {**COLUMNS, "is_signal": np.array([1, 0, np.nan, 7.0]), "dom": np.array([0, 0, 1, 1])}
+    path = write(tmp_path / "mixed.parquet", columns)
+    sim, data = load_mixed(path, SPEC, "dom")
+    assert sim.label.tolist() == [1, 0] and data.label is None
+    with pytest.raises(DataError, match=r"'is_signal' has 1 NaN/inf values out of the 2 events of this domain \(first at row 2\)"):
+        load_mixed(path, SPEC, "dom", data_label="is_signal")
+
+
+def test_a_mixed_file_counts_classes_in_its_simulation_rows(tmp_path: Path) -> None:
+    # both classes in the file, but the simulation rows hold signal only
+    path = write(tmp_path / "mixed.parquet", {**COLUMNS, "dom": np.array([0, 1, 0, 1])})
+    with pytest.raises(DataError, match="no background events among the simulation rows"):
+        load_mixed(path, SPEC, "dom")
+
+
+def test_errors_in_a_mixed_file_name_rows_of_the_file(tmp_path: Path) -> None:
+    columns = {**COLUMNS, "a": np.array([1.0, 2.0, 3.0, np.inf]), "dom": np.array([0, 0, 1, 1])}
+    with pytest.raises(DataError, match=r"feature column 'a' has 1 NaN/inf values .* \(first at row 3\)"):
+        load_mixed(write(tmp_path / "mixed.parquet", columns), SPEC, "dom")
+
+
+# ---- numbers ------------------------------------------------------------------------------------
+
+
+def test_weights_whose_sum_overflows_are_refused(tmp_path: Path) -> None:
+    big = {**COLUMNS, "w": np.array([1e308, 1e308, 1e308, 1e308])}
+    with pytest.raises(DataError, match="'w' has 4 values beyond"):
+        load_sample(write(tmp_path / "big.parquet", big), SPEC, "simulation")
+    # each value allowed, the total still finite and positive: accepted
+    fine = {**COLUMNS, "w": np.array([1e15, 1e15, 1e15, 1e15])}
+    assert load_sample(write(tmp_path / "fine.parquet", fine), SPEC, "simulation").weight.sum() == 4e15
+
+
+def test_text_values_in_a_csv_column_are_counted_and_located(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    frame = pd.DataFrame(COLUMNS)
+    frame["b"] = frame["b"].astype(object)
+    frame.loc[2, "b"] = "abc"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"'b' has non-numeric type object: 1 values out of 4 events are not numbers \(first at row 2: 'abc'\)"):
+        load_sample(path, SPEC, "simulation")

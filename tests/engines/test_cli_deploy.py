@@ -60,8 +60,8 @@ def test_hls4ml_export_with_check(qat_run: Path, tmp_path: Path, capsys) -> None
     ("args", "message"),
     [
         (("--format", "onnx", "--inference", "stochastic"), "ONNX export is deterministic"),
-        (("--format", "packed", "--check", -3), "positive number of events"),
-        (("--format", "packed", "--samples", 0), "--samples must be at least 1"),
+        (("--format", "packed", "--check", -3), "'--check': '-3' is not an integer in [0, "),
+        (("--format", "packed", "--samples", 0), "'--samples': '0' is not an integer in [1, 1024]"),
     ],
 )
 def test_export_errors_are_one_line(args: tuple[object, ...], message: str, qat_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -220,3 +220,10 @@ def test_train_cli_set_model_flags(channels, tmp_path, capsys):
                  "--model", "set", "--method", "dann", "--objects", "objects", "--quiet",
                  "--out", str(tmp_path / "dann")]) == 2
     assert "cannot train a set model" in capsys.readouterr().err
+
+
+def test_finetuning_never_replaces_a_run(pretrained: Path, channels, tmp_path: Path) -> None:
+    before = (pretrained / "model.safetensors").read_bytes()
+    with pytest.raises(SqnnError, match="already holds a run"):
+        finetune(pretrained, channels["b_sim"], None, pretrained, n_train=50)
+    assert (pretrained / "model.safetensors").read_bytes() == before

@@ -170,3 +170,16 @@ def test_a_file_much_larger_than_a_chunk_is_scored_in_bounded_memory(toy_run: Pa
     assert probe["events"] == n
     growth = probe["after_mb"] - probe["before_mb"]
     assert growth < whole_mb / 5, f"peak memory grew by {growth:.0f} MB scoring a file of {whole_mb:.0f} MB"
+
+
+def test_a_passthrough_column_may_not_replace_a_score_column(toy_run: Path, toy_files, tmp_path: Path) -> None:
+    from sqnn.errors import SqnnError
+    from sqnn.workflows.predict import predict_files, predict_to_file
+
+    with pytest.raises(SqnnError, match="--passthrough score: the output has its own column"):
+        predict_to_file(toy_run, [toy_files[1]], tmp_path / "s.parquet", passthrough=("event", "score"))
+    with pytest.raises(SqnnError, match="--passthrough input"):
+        predict_to_file(toy_run, [toy_files[1]], tmp_path / "s.parquet", passthrough=("input",))
+    with pytest.raises(SqnnError, match="--passthrough logit"):
+        predict_files(toy_run, [toy_files[1]], tmp_path / "scores", passthrough=("logit",))
+    assert not (tmp_path / "s.parquet").exists() and not (tmp_path / "scores").exists()

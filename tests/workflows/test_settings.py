@@ -25,7 +25,7 @@ def test_settings_merge_method_options_and_check_them() -> None:
     settings = Settings.from_config(config, columns=ColumnSpec(label="y"), method_options={"region": "control"})
     assert settings.method == "sqnn" and settings.gamma == 2.0
     assert dict(settings.method_options) == {"region": "control", "warmup": 2}
-    with pytest.raises(SqnnError, match="invalid training settings: region"):
+    with pytest.raises(SqnnError, match="invalid settings for sqnn: method_options.region must be one of"):
         Settings.from_config({"method_options": {"region": "nowhere"}}, columns=ColumnSpec(label="y"))
     with pytest.raises(SqnnError, match="unknown method"):
         Settings(method="forest").objective()
@@ -49,3 +49,20 @@ def test_config_file_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(SqnnError, match="no such config file"):
         read_config(tmp_path / "missing.yaml")
     assert split_list(" a, ,b ") == ("a", "b") and split_list(",,") is None
+
+
+def test_a_features_flag_that_names_no_column_is_an_error() -> None:
+    """--features ",," would otherwise mean every column, the label's neighbours included."""
+    with pytest.raises(SqnnError, match="names no column"):
+        columns_from({}, features=",,")
+    with pytest.raises(SqnnError, match="'is_signal' is both a feature and the label"):
+        columns_from({"label": "is_signal"}, features="x0,is_signal")
+    with pytest.raises(SqnnError, match="'mass' is both a feature and the observer"):
+        columns_from({"features": ["x0", "mass"]}, observer="mass")
+    with pytest.raises(SqnnError, match="'d' is both a feature and the domain"):
+        Settings(columns=ColumnSpec(features=("x0", "d"), label="y"), domain_column="d")
+
+
+def test_sqnn_joint_penalty_needs_a_small_layer() -> None:
+    with pytest.raises(SqnnError, match="'joint' handles at most 16 units"):
+        Settings.from_config({"network": {"hidden": [64, 32]}}, columns=ColumnSpec(label="y"))

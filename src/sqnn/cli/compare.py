@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from sqnn.cli.options import data_options, device_option, engine_option
+from sqnn.cli.options import EPOCHS, SEED, THREADS, Checked, data_options, device_option, engine_option
+from sqnn.schema import Integer, Real
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
 from sqnn.workflows.compare import format_markdown, parse_gammas, run_compare
@@ -40,10 +41,10 @@ def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[st
     help="Strengths to sweep: 'g1,g2,…' for every method with a penalty, or 'METHOD=g1,g2'; repeatable. "
     "Default: a grid per method.",
 )
-@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per setting.")
-@click.option("--epochs", type=int, default=None, help="Maximum number of epochs per fit.")
-@click.option("--seed", type=int, default=None, help="First seed (the others follow).")
-@click.option("--delta", type=float, default=DEFAULT_DELTA, show_default=True, help="Accuracy guard of the selection rule.")
+@click.option("--seeds", type=Checked(Integer(1, 1000)), default=3, show_default=True, help="Seeds per setting.")
+@click.option("--epochs", type=EPOCHS, default=None, help="Maximum number of epochs per fit.")
+@click.option("--seed", type=SEED, default=None, help="First seed (the others follow).")
+@click.option("--delta", type=Checked(Real(0.0, 1.0)), default=DEFAULT_DELTA, show_default=True, help="Accuracy guard of the selection rule.")
 @click.option(
     "--select-by",
     type=click.Choice(DISAGREEMENT_METRICS),
@@ -52,7 +53,7 @@ def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[st
 )
 @device_option
 @engine_option
-@click.option("--jobs", type=int, default=1, show_default=True, help="Fits run in parallel processes (Dask workers with --scheduler local).")
+@click.option("--jobs", type=THREADS, default=1, show_default=True, help="Fits run in parallel processes (Dask workers with --scheduler local).")
 @click.option("--scheduler", default=None, help="Spread the fits over Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config: columns, train, per-method method_options and network.")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")

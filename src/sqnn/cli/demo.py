@@ -9,10 +9,12 @@ from typing import Any
 import click
 
 from sqnn.cases import get_generator
+from sqnn.cli.options import Checked
 from sqnn.data import ColumnSpec
 from sqnn.datasets import WJETS_FEATURES, wjets_path
 from sqnn.errors import SqnnError
 from sqnn.methods.sqnn import DEFAULT_GAMMA
+from sqnn.schema import Integer
 from sqnn.training import TrainConfig
 from sqnn.workflows.compare import format_markdown, run_compare
 from sqnn.workflows.settings import Settings
@@ -74,7 +76,7 @@ def run_demo(
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True)
 @click.option("--case", type=click.Choice(["wjets", "toy"]), default="wjets", show_default=True, help="Shipped W-jet data or the toy.")
 @click.option("--quick", is_flag=True, help="Four methods and fewer epochs (a few minutes on 2 cores).")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per setting.")
+@click.option("--seeds", type=Checked(Integer(1, 1000)), default=1, show_default=True, help="Seeds per setting.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out: Path, case: str, quick: bool, seeds: int, quiet: bool) -> None:
     """Train source-only, SQNN (γ sweep) and the baselines; print the table and write report.html."""

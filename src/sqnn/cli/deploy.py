@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from sqnn.cli.options import THREADS, Checked
 from sqnn.workflows.settings import split_list
 from sqnn.errors import SqnnError
 from sqnn.runs import load_run
+from sqnn.schema import Integer
 
 __all__ = ["export", "bench"]
 
@@ -20,12 +22,12 @@ _INFERENCE = click.Choice(["mean", "deterministic", "stochastic"])
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["onnx", "hls4ml", "packed"]), required=True, help="Deployment format.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
-@click.option("--check", "check_n", type=int, default=0, show_default=True, help="Prove agreement with the Python model on N events (0: no check).")
+@click.option("--check", "check_n", type=Checked(Integer(0, 1 << 24)), default=0, show_default=True, help="Prove agreement with the Python model on N events (0: no check).")
 @click.option("--events", "events_file", type=click.Path(dir_okay=False), help="Events for --check (default: random events over the preprocessing ranges).")
 @click.option("--inference", type=_INFERENCE, default=None,
               help="How the Bernoulli units score: their expectation (mean), thresholds, or LFSR draws [default: the model's own, network.inference].")
-@click.option("--samples", type=int, default=1, show_default=True, help="Stochastic draws per event in --check.")
-@click.option("--lfsr-seed", type=int, default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
+@click.option("--samples", type=Checked(Integer(1, 1024)), default=1, show_default=True, help="Stochastic draws per event in --check.")
+@click.option("--lfsr-seed", type=Checked(Integer(0, 2**64 - 1)), default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
 @click.option("--part", default=None, help="FPGA part for the hls4ml project.")
 @click.option("--verbose", is_flag=True, help="Show hls4ml's own output.")
 def export(
@@ -103,8 +105,8 @@ def export(
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--batch", "batches", default="1,256,65536", show_default=True, help="Comma-separated batch sizes.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Threads per engine (1: CPU time of the calling thread).")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed repeats; the median is reported.")
+@click.option("--threads", type=THREADS, default=1, show_default=True, help="Threads per engine (1: CPU time of the calling thread).")
+@click.option("--repeats", type=Checked(Integer(1, 10_000)), default=5, show_default=True, help="Timed repeats; the median is reported.")
 @click.option("--engines", default="torch,onnx,packed", show_default=True, help="Comma-separated engines.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file for the records.")
 def bench(run_dir: Path, batches: str, threads: int, repeats: int, engines: str, out: Path | None) -> None:
@@ -118,6 +120,8 @@ def bench(run_dir: Path, batches: str, threads: int, repeats: int, engines: str,
         raise SqnnError(f"--batch must be comma-separated integers, got {batches!r}") from None
     if not sizes:
         raise SqnnError("--batch needs at least one batch size")
+    if any(not 1 <= size <= 1 << 24 for size in sizes):
+        raise SqnnError(f"--batch sizes must lie in [1, {1 << 24}], got {batches!r}")
     run = load_run(run_dir)
     records, summary = benchmark(run, sizes, threads=threads, repeats=repeats, engines=split_list(engines) or ())
     click.echo(format_table(records))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from sqnn.cli.options import device_option
+from sqnn.cli.options import COUNT, EPOCHS, GAMMA, SEED, Checked, device_option
+from sqnn.training.config import TRAIN_FIELDS
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
 from sqnn.training.subsets import FREEZE
@@ -18,16 +19,16 @@ __all__ = ["finetune"]
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--sim", "simulation", required=True, help="Labelled simulation of the new channel.")
 @click.option("--data", "data", help="Unlabelled data of the new channel (only methods with a penalty need it).")
-@click.option("--n-train", type=int, required=True, help="Train on the first N events of the training split.")
-@click.option("--n-validation", type=int, default=None, help="Validation events [default: max(N/3, min(200, 2N))].")
+@click.option("--n-train", type=COUNT, required=True, help="Train on the first N events of the training split.")
+@click.option("--n-validation", type=COUNT, default=None, help="Validation events [default: max(N/3, min(200, 2N))].")
 @click.option("--freeze", type=click.Choice(FREEZE), default="encoder", show_default=True,
               help="Keep the pretrained object encoder fixed, or train it too.")
 @click.option("--method", type=click.Choice(sorted(METHODS)), default="source-only", show_default=True,
               help="Training objective of the fine-tuning.")
-@click.option("--gamma", type=float, default=None, help="Strength of the domain penalty.")
-@click.option("--epochs", type=int, default=None, help="Maximum number of epochs [default: the pretrained run's].")
-@click.option("--seed", type=int, default=None, help="Random seed (head initialisation, split) [default: the run's].")
-@click.option("--learning-rate", type=float, default=None, help="Learning rate [default: the run's].")
+@click.option("--gamma", type=GAMMA, default=None, help="Strength of the domain penalty.")
+@click.option("--epochs", type=EPOCHS, default=None, help="Maximum number of epochs [default: the pretrained run's].")
+@click.option("--seed", type=SEED, default=None, help="Random seed (head initialisation, split) [default: the run's].")
+@click.option("--learning-rate", type=Checked(TRAIN_FIELDS["learning_rate"]), default=None, help="Learning rate [default: the run's].")
 @click.option("--label", help="Class column [default: the run's].")
 @click.option("--weight", help="Per-event weight column [default: the run's].")
 @click.option("--control", help="Control-region column [default: the run's].")

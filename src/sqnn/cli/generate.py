@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from sqnn.cases import CASES, get_generator
+from sqnn.cli.options import COUNT, FINITE, FRACTION, SEED, THREADS, Checked
 from sqnn.errors import SqnnError
+from sqnn.schema import Real
 
 __all__ = ["generate", "knob_options", "knobs_from"]
 
@@ -49,16 +51,16 @@ KNOB_OPTIONS: list[tuple[str, str, Any, str]] = [
 def knob_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The generator and reconstruction knobs of the boosted-jet cases, as click options."""
     options = [
-        click.option(flag, name, type=kind, default=None, help=text) for flag, name, kind, text in KNOB_OPTIONS
+        click.option(flag, name, type=FINITE if kind is float else kind, default=None, help=text) for flag, name, kind, text in KNOB_OPTIONS
     ] + [
         click.option("--chs/--no-chs", "chs", default=None,
                      help="Charged-hadron subtraction of pileup (default on)."),
         click.option("--pythia", "pythia", multiple=True, metavar="'KEY = VALUE'",
                      help="Extra Pythia setting, after the tune (repeatable)."),
-        click.option("--jet-radius", "jet_radius", type=float, default=None,
+        click.option("--jet-radius", "jet_radius", type=FINITE, default=None,
                      help="Anti-kT radius (default 0.8)."),
-        click.option("--pt-min", "pt_min", type=float, default=None, help="Lower end of the jet pT window [GeV]."),
-        click.option("--pt-max", "pt_max", type=float, default=None, help="Upper end of the jet pT window [GeV]."),
+        click.option("--pt-min", "pt_min", type=FINITE, default=None, help="Lower end of the jet pT window [GeV]."),
+        click.option("--pt-max", "pt_max", type=FINITE, default=None, help="Upper end of the jet pT window [GeV]."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -84,13 +86,13 @@ def knobs_from(case: str, values: dict[str, Any]) -> dict[str, Any]:
 @click.command()
 @click.argument("case", type=click.Choice(sorted(CASES)))
 @click.option("--domain", type=click.Choice(["sim", "data"]), help="Simulation or (pseudo-)data.  [required]")
-@click.option("--n", "n", type=int, help="Number of rows (events or jets) to write.  [required]")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; sim and data streams differ.")
+@click.option("--n", "n", type=COUNT, help="Number of rows (events or jets) to write.  [required]")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed; sim and data streams differ.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output parquet file.  [required]")
-@click.option("--workers", type=int, default=1, show_default=True, help="Generator processes (physics cases).")
+@click.option("--workers", type=THREADS, default=1, show_default=True, help="Generator processes (physics cases).")
 @click.option("--constituents", is_flag=True, help="Add the leading constituents as a jagged column (wjets, topjets).")
-@click.option("--signal-fraction", type=float, default=None, help="Signal fraction (default 0.5 sim, 0.3 data).")
-@click.option("--shift", type=float, default=1.0, show_default=True, help="Size of the simulation/data shift (toy).")
+@click.option("--signal-fraction", type=FRACTION, default=None, help="Signal fraction (default 0.5 sim, 0.3 data).")
+@click.option("--shift", type=Checked(Real(-1e3, 1e3)), default=1.0, show_default=True, help="Size of the simulation/data shift (toy).")
 @click.option("--channel", help="Analysis channel (events); see --list.")
 @click.option("--list", "list_channels", is_flag=True, help="Print the channels of the case, NAME<TAB>signal|background (events).")
 @knob_options

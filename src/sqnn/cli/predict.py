@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from sqnn.cli.options import device_option
+from sqnn.cli.options import CHUNK, THREADS, Checked, device_option
+from sqnn.schema import Integer
 from sqnn.engines.scoring import ENGINES
 from sqnn.errors import SqnnError
 from sqnn.nn.layers import INFERENCE_MODES
@@ -21,15 +22,15 @@ __all__ = ["predict"]
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output parquet, or a directory (one OUT/<input>.scores.parquet per input) with --scheduler/--chunk.")
 @click.option("--scheduler", default=None, help="Score chunks on Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")
-@click.option("--chunk", type=int, default=None, help="Events per chunk; streams each input instead of loading it [default: 100000].")
-@click.option("--workers", type=int, default=2, show_default=True, help="Worker processes of --scheduler local.")
+@click.option("--chunk", type=CHUNK, default=None, help="Events per chunk; streams each input instead of loading it [default: 100000].")
+@click.option("--workers", type=THREADS, default=2, show_default=True, help="Worker processes of --scheduler local.")
 @click.option("--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
               help="torch, the packed CPU engine (step hidden layers), or onnxruntime.")
 @click.option("--inference", type=click.Choice(INFERENCE_MODES), default=None,
               help="Bernoulli units as their expectation θ (torch engine), thresholds, or LFSR draws (packed engine or its "
                    "numpy emulation with --engine torch) [default: the model's own, network.inference].")
-@click.option("--samples", type=int, default=1, show_default=True, help="Stochastic draws per event (score = mean σ, vote = fraction > 0).")
-@click.option("--lfsr-seed", type=int, default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
+@click.option("--samples", type=Checked(Integer(1, 1024)), default=1, show_default=True, help="Stochastic draws per event (score = mean σ, vote = fraction > 0).")
+@click.option("--lfsr-seed", type=Checked(Integer(0, 2**64 - 1)), default=0, show_default=True, help="Seed of the LFSR registers (stochastic).")
 @click.option("--passthrough", help="Comma-separated columns copied next to the scores.")
 @device_option
 def predict(

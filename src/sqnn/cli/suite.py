@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sqnn.cli.options import COUNT, SEED, THREADS
 from sqnn.errors import SqnnError
 
 __all__ = ["suite"]
@@ -32,11 +33,11 @@ def list_cases(process: str | None) -> None:
 def _sizes(func):  # type: ignore[no-untyped-def]
     for option in reversed([
         click.argument("names", nargs=-1),
-        click.option("--n-train", type=int, default=None,
+        click.option("--n-train", type=COUNT, default=None,
                      help="Jets per training file (default: recommended, wjets 50000, topjets 40000)."),
-        click.option("--n-eval", type=int, default=None,
+        click.option("--n-eval", type=COUNT, default=None,
                      help="Jets per evaluation file (default: recommended, wjets 110000, topjets 200000)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of every stream of the suite."),
+        click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every stream of the suite."),
     ]):
         func = option(func)
     return func
@@ -45,7 +46,7 @@ def _sizes(func):  # type: ignore[no-untyped-def]
 @suite.command()
 @_sizes
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Suite folder.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Generator processes (the files do not depend on it).")
+@click.option("--workers", type=THREADS, default=1, show_default=True, help="Generator processes (the files do not depend on it).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def make(names: tuple[str, ...], n_train: int | None, n_eval: int | None, seed: int, out: Path, workers: int,
          quiet: bool) -> None:
@@ -75,8 +76,8 @@ def plan(names: tuple[str, ...], n_train: int | None, n_eval: int | None, seed: 
 @suite.command()
 @click.argument("process", type=click.Choice(["wjets", "topjets"]))
 @click.option("--setting", default="nominal", show_default=True, help="Generator setting of the suite.")
-@click.option("--events", type=int, default=400, show_default=True, help="Hard events per class.")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--events", type=COUNT, default=400, show_default=True, help="Hard events per class.")
+@click.option("--seed", type=SEED, default=1, show_default=True)
 def measure(process: str, setting: str, events: int, seed: int) -> None:
     """Measure CPU seconds of Pythia and of each reconstruction on a small sample, as JSON."""
     from sqnn.cases import suite as registry

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from sqnn.cli.options import data_options, device_option
+from sqnn.cli.options import CHUNK, EPOCHS, GAMMA, SEED, Checked, data_options, device_option
 from sqnn.cli.summary import format_metrics
 from sqnn.data.chunks import DEFAULT_CHUNK
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
 from sqnn.methods.sqnn import REGIONS
+from sqnn.schema import Integer
 from sqnn.workflows.settings import MODELS, Settings, columns_from, read_config, train_config_from
 from sqnn.workflows.train import train_run
 
@@ -24,20 +25,21 @@ __all__ = ["train"]
 @click.option("--data", "data", help="Unlabelled data file.")
 @data_options
 @click.option("--method", type=click.Choice(sorted(METHODS)), default=None, help="Training objective [default: sqnn].")
-@click.option("--gamma", type=float, default=None, help="Strength of the domain penalty.")
+@click.option("--gamma", type=GAMMA, default=None, help="Strength of the domain penalty.")
 @click.option("--region", type=click.Choice(REGIONS), default=None, help="Events in the penalty (sqnn).")
-@click.option("--epochs", type=int, default=None, help="Maximum number of epochs.")
-@click.option("--seed", type=int, default=None, help="Random seed.")
+@click.option("--epochs", type=EPOCHS, default=None, help="Maximum number of epochs.")
+@click.option("--seed", type=SEED, default=None, help="Random seed.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (flags win).")
-@click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint (same settings and inputs).")
+@click.option("--overwrite", is_flag=True, help="Replace the run that --out already holds.")
 @click.option("--distributed", is_flag=True, help="Data-parallel training under torchrun (gloo on CPU); rank 0 writes the run.")
 @click.option("--model", "model", type=click.Choice(MODELS), default="dense", show_default=True,
               help="Feed-forward network on the features, or a permutation-invariant set model on --objects.")
 @click.option("--objects", help="Jagged column of objects (records) per event, read by --model set.")
-@click.option("--max-objects", type=int, default=12, show_default=True, help="Objects kept per event (set model).")
+@click.option("--max-objects", type=Checked(Integer(1, 1024)), default=12, show_default=True, help="Objects kept per event (set model).")
 @device_option
 @click.option("--stream", is_flag=True, help="Read simulation and data in chunks instead of loading them (inputs larger than memory).")
-@click.option("--chunk", type=int, default=DEFAULT_CHUNK, show_default=True, help="Events per chunk with --stream.")
+@click.option("--chunk", type=CHUNK, default=DEFAULT_CHUNK, show_default=True, help="Events per chunk with --stream.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 def train(
@@ -56,6 +58,7 @@ def train(
     seed: int | None,
     config_path: str | None,
     resume: bool,
+    overwrite: bool,
     distributed: bool,
     model: str,
     objects: str | None,
@@ -92,7 +95,8 @@ def train(
         domain_column=domain_column,
     )
     run, metrics = train_run(
-        simulation, data, settings, out, resume=resume, progress=not quiet, distributed=distributed, stream=stream, chunk=chunk
+        simulation, data, settings, out, resume=resume, progress=not quiet, distributed=distributed, stream=stream, chunk=chunk,
+        overwrite=overwrite,
     )
     if run is None or metrics is None:  # every rank but 0: rank 0 writes and reports the run
         return

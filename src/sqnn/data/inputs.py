@@ -32,7 +32,7 @@ def load_inputs(
 ) -> tuple[Sample, Sample]:
     """Load simulation (labelled) and data; the data label is read only when asked for (evaluation)."""
     if domain_column is not None:
-        sim, dat = load_mixed(simulation, spec, domain_column)
+        sim, dat = load_mixed(simulation, spec, domain_column, data_label=data_label)
     else:
         if data is None:
             raise SqnnError("give the data sample with --data FILE (or one mixed file with --domain COL)")

@@ -15,6 +15,7 @@ their first ``max_objects`` in file order. The set models read them back per obj
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,10 +23,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sqnn.data.io import list_columns, read_columns, split_path
+from sqnn.data.io import list_columns, read_columns
 from sqnn.errors import DataError
+from sqnn.schema import Integer, Name, Nullable, SchemaError, Sequence, check_fields
 
 __all__ = [
+    "COLUMN_FIELDS",
     "ColumnSpec",
     "Domain",
     "MAX_ABS_VALUE",
@@ -40,6 +43,7 @@ __all__ = [
     "load_sample",
     "sample_from_columns",
     "load_mixed",
+    "require_both_classes",
     "object_feature_names",
     "pad_objects",
 ]
@@ -50,6 +54,18 @@ Domain = Literal["simulation", "data"]
 ROLES = ("label", "weight", "control", "observer")
 # columns that `sqnn generate` writes and that are never features
 RESERVED_COLUMNS = ("is_signal", "weight", "control", "event", "domain")
+MAX_COLUMNS = 1 << 16
+_COLUMN = Nullable(Name())
+COLUMN_FIELDS = {
+    "features": Nullable(Sequence(Name(), 0, MAX_COLUMNS, unique=True)),
+    "label": _COLUMN,
+    "weight": _COLUMN,
+    "control": _COLUMN,
+    "observer": _COLUMN,
+    "passthrough": Sequence(Name(), 0, MAX_COLUMNS),
+    "objects": _COLUMN,
+    "max_objects": Integer(1, 1024),
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,37 @@ class ColumnSpec:
     passthrough: tuple[str, ...] = ()
     objects: str | None = None
     max_objects: int = 12
+
+    def __post_init__(self) -> None:
+        checked = check_fields(self, COLUMN_FIELDS, "")
+        if checked["features"] == () and not checked["objects"]:
+            raise SchemaError("features", "lists no column; name at least one (or leave it out for every non-role column)")
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+        self.check_roles()
+
+    def check_roles(self, domain: str | None = None) -> None:
+        """Each column plays one role: features, label, weight, control, observer, objects and domain are disjoint.
+
+        >>> try:
+        ...     ColumnSpec(features=("x", "y"), label="y")
+        ... except ValueError as error:
+        ...     print(error)
+        column 'y' is both a feature and the label; a feature is a model input, the label never is
+        """
+        roles = {**{role: getattr(self, role) for role in (*ROLES, "objects")}, "domain": domain}
+        taken: dict[str, str] = {}
+        for role, column in roles.items():
+            if column is None:
+                continue
+            if column in taken:
+                raise SchemaError(f"column {column!r}", f"is both the {taken[column]} and the {role}; give each role its own column")
+            taken[column] = role
+        for column in self.features or ():
+            if column in taken:
+                raise SchemaError(
+                    f"column {column!r}", f"is both a feature and the {taken[column]}; a feature is a model input, the {taken[column]} never is"
+                )
 
     def roles(self) -> list[str]:
         return [c for c in (self.label, self.weight, self.control, self.observer) if c]
@@ -163,7 +210,39 @@ def _require_columns(path: str, available: Sequence[str], wanted: Sequence[str],
             )
 
 
-def _flat_numeric(path: str, column: str, values: object, n: int, role: str) -> np.ndarray:
+# where checked values lie in their file: the whole file (None), a chunk starting at a row
+# (an int), or chosen rows (an array: one domain of a mixed file)
+Rows = int | np.ndarray | None
+
+
+def _file_row(rows: Rows, index: int) -> int:
+    if rows is None:
+        return int(index)
+    if isinstance(rows, np.ndarray):
+        return int(rows[index])
+    return int(rows) + int(index)
+
+
+def _scope(n: int, rows: Rows) -> str:
+    """Where the checked values lie: the whole file, rows of one chunk of it, or one domain's rows."""
+    if rows is None:
+        return f"out of {n} events"
+    if isinstance(rows, np.ndarray):
+        return f"out of the {n} events of this domain"
+    return f"in rows {rows}-{rows + n - 1}"
+
+
+def _not_a_number(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
+def _flat_numeric(path: str, column: str, values: object, n: int, role: str, rows: Rows = None) -> np.ndarray:
     array = values
     if not isinstance(array, np.ndarray):
         raise DataError(
@@ -175,21 +254,24 @@ def _flat_numeric(path: str, column: str, values: object, n: int, role: str) -> 
     if array.dtype == bool:
         return array.astype(np.float64)
     if not np.issubdtype(array.dtype, np.number):
-        raise DataError(f"{path}: {role} column {column!r} has non-numeric type {array.dtype} ({n} events)")
+        bad = np.fromiter((_not_a_number(v) for v in array), dtype=bool, count=array.size)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{path}: {role} column {column!r} has non-numeric type {array.dtype}: {int(bad.sum())} values "
+                f"{_scope(array.size, rows)} are not numbers (first at row {_file_row(rows, first)}: {str(array[first])[:40]!r}); "
+                "fix or remove them"
+            )
+        raise DataError(f"{path}: {role} column {column!r} has non-numeric type {array.dtype} ({n} events); store it as numbers")
     return array.astype(np.float64, copy=False)
 
 
-def _scope(n: int, first_row: int | None) -> str:
-    """Where the checked values lie: the whole file, or rows of one chunk of it."""
-    return f"out of {n} events" if first_row is None else f"in rows {first_row}-{first_row + n - 1}"
-
-
-def _check_finite(path: str, column: str, values: np.ndarray, role: str, first_row: int | None = None) -> None:
+def _check_finite(path: str, column: str, values: np.ndarray, role: str, rows: Rows = None) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
-        first = int(np.flatnonzero(bad)[0]) + (first_row or 0)
+        first = _file_row(rows, int(np.flatnonzero(bad)[0]))
         raise DataError(
-            f"{path}: {role} column {column!r} has {int(bad.sum())} NaN/inf values {_scope(values.size, first_row)} "
+            f"{path}: {role} column {column!r} has {int(bad.sum())} NaN/inf values {_scope(values.size, rows)} "
             f"(first at row {first}); remove or impute them"
         )
 
@@ -198,25 +280,32 @@ def _check_finite(path: str, column: str, values: np.ndarray, role: str, first_r
 MAX_ABS_VALUE = 1e15
 
 
-def feature_matrix(path: str, names: Sequence[str], raw: Mapping[str, Any], n: int, first_row: int | None = None) -> np.ndarray:
+def _check_magnitude(path: str, column: str, values: np.ndarray, role: str, rows: Rows = None) -> None:
+    big = np.abs(values) > MAX_ABS_VALUE
+    if big.any():
+        first = int(np.flatnonzero(big)[0])
+        raise DataError(
+            f"{path}: {role} column {column!r} has {int(big.sum())} values beyond ±{MAX_ABS_VALUE:g} "
+            f"{_scope(values.size, rows)} (first at row {_file_row(rows, first)}, {values[first]:g}); fix the units or remove them"
+        )
+
+
+def feature_matrix(path: str, names: Sequence[str], raw: Mapping[str, Any], n: int, first_row: Rows = None) -> np.ndarray:
     """The validated float32 feature matrix (events × ``names``) of columns read from ``path``.
 
-    ``first_row`` is where a chunk of the file starts (errors then name rows of the file);
-    ``None`` means ``raw`` holds the whole file.
+    ``first_row`` is where a chunk of the file starts, or the file rows of the values (one
+    domain of a mixed file), so that errors name rows of the file; ``None`` means ``raw``
+    holds the whole file.
     """
     matrix = np.empty((n, len(names)), dtype=np.float32)
     for j, name in enumerate(names):
-        column = _flat_numeric(path, name, raw[name], n, "feature")
+        column = _flat_numeric(path, name, raw[name], n, "feature", first_row)
         _check_finite(path, name, column, "feature", first_row)
-        big = np.abs(column) > MAX_ABS_VALUE
-        if big.any():
-            first = int(np.flatnonzero(big)[0]) + (first_row or 0)
-            raise DataError(
-                f"{path}: feature column {name!r} has {int(big.sum())} values beyond ±{MAX_ABS_VALUE:g} "
-                f"{_scope(n, first_row)} (first at row {first}, {column[big][0]:g}); fix the units or remove them"
-            )
+        _check_magnitude(path, name, column, "feature", first_row)
         matrix[:, j] = column
     return matrix
+
+
 PRESENT = "present"
 
 
@@ -314,14 +403,21 @@ def load_sample(
     if n == 0:
         raise DataError(f"{path}: 0 events in the {domain} sample; an empty domain cannot be used")
     sample = sample_from_columns(str(path), spec, features, raw, domain)
-    if require_label and sample.label is not None:
-        for cls, name in ((1, "signal"), (0, "background")):
-            if not (sample.label == cls).any():
-                raise DataError(
-                    f"{path}: label column {spec.label!r} has no {name} events ({n} events, "
-                    f"all {1 - cls}); simulation needs both classes"
-                )
+    if require_label:
+        require_both_classes(str(path), spec.label, sample)
     return sample
+
+
+def require_both_classes(path: str, label: str | None, sample: Sample, where: str = "") -> None:
+    """Simulation needs signal and background events."""
+    if sample.label is None:
+        return
+    for cls, name in ((1, "signal"), (0, "background")):
+        if not (sample.label == cls).any():
+            raise DataError(
+                f"{path}: label column {label!r} has no {name} events{where} ({len(sample)} events, "
+                f"all {1 - cls}); simulation needs both classes"
+            )
 
 
 def sample_from_columns(
@@ -330,45 +426,52 @@ def sample_from_columns(
     features: list[str],
     raw: Mapping[str, Any],
     domain: Domain,
-    first_row: int | None = None,
+    first_row: Rows = None,
 ) -> Sample:
-    """Validate columns read from ``path`` (the whole file, or the chunk starting at ``first_row``) into a Sample."""
+    """Validate columns read from ``path`` into a Sample.
+
+    ``raw`` holds the whole file (``first_row=None``), the chunk starting at row
+    ``first_row``, or the rows ``first_row`` (an array) of the file: one domain of a mixed file.
+    """
     n = len(raw[features[0]]) if features else len(raw[spec.objects]) if spec.objects else 0
     matrix = feature_matrix(path, features, raw, n, first_row)
+    # a chunk is part of a file; the whole file, or all events of one domain, must have a positive total weight
+    whole = first_row is None or isinstance(first_row, np.ndarray)
 
     weight = np.ones(n, dtype=np.float64)
     if spec.weight:
-        weight = _flat_numeric(path, spec.weight, raw[spec.weight], n, "weight")
+        weight = _flat_numeric(path, spec.weight, raw[spec.weight], n, "weight", first_row)
         _check_finite(path, spec.weight, weight, "weight", first_row)
+        _check_magnitude(path, spec.weight, weight, "weight", first_row)
         total = float(weight.sum())
-        if first_row is None and not total > 0:
+        if whole and not (math.isfinite(total) and total > 0):
             raise DataError(
-                f"{path}: weight column {spec.weight!r} sums to {total:g} over {n} events; "
-                "the total weight must be positive"
+                f"{path}: weight column {spec.weight!r} sums to {total:g} over {n} events"
+                f"{'' if first_row is None else ' of this domain'}; the total weight must be positive"
             )
 
     label = None
     if spec.label:
-        values = _flat_numeric(path, spec.label, raw[spec.label], n, "label")
+        values = _flat_numeric(path, spec.label, raw[spec.label], n, "label", first_row)
         _check_finite(path, spec.label, values, "label", first_row)
         bad = (values != 0) & (values != 1)
         if bad.any():
-            example = values[bad][0]
+            first = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{path}: label column {spec.label!r} has {int(bad.sum())} values other than 0/1 "
-                f"{_scope(n, first_row)} (e.g. {example:g})"
+                f"{_scope(n, first_row)} (e.g. {values[first]:g} at row {_file_row(first_row, first)})"
             )
         label = values.astype(np.int8)
 
     control = None
     if spec.control:
-        values = _flat_numeric(path, spec.control, raw[spec.control], n, "control")
+        values = _flat_numeric(path, spec.control, raw[spec.control], n, "control", first_row)
         _check_finite(path, spec.control, values, "control", first_row)
         control = values != 0
 
     observer = None
     if spec.observer:
-        observer = _flat_numeric(path, spec.observer, raw[spec.observer], n, "observer")
+        observer = _flat_numeric(path, spec.observer, raw[spec.observer], n, "observer", first_row)
         _check_finite(path, spec.observer, observer, "observer", first_row)
 
     object_fields: tuple[str, ...] = ()
@@ -420,22 +523,46 @@ def require_same_columns(sim_source: str, sim_names: Sequence[str], data_source:
 
 
 def load_mixed(
-    path: str | os.PathLike[str], spec: ColumnSpec, domain_column: str
+    path: str | os.PathLike[str], spec: ColumnSpec, domain_column: str, data_label: str | None = None
 ) -> tuple[Sample, Sample]:
-    """Split one file with a domain column (0 = simulation, anything else = data) into two samples."""
-    file, _ = split_path(path)
+    """Split one file with a domain column (0 = simulation, anything else = data) into two samples.
+
+    The label is read and checked on the simulation rows only (both classes there); the
+    data rows' label is read only when ``data_label`` asks for it (evaluation), never for
+    training. Each domain is validated on its own rows, and errors name rows of the file.
+    """
+    path_text = str(path)
     available = list_columns(path)
-    _require_columns(str(path), available, [domain_column], "domain")
-    codes = _flat_numeric(str(path), domain_column, read_columns(path, [domain_column])[domain_column], 0, "domain")
+    _require_columns(path_text, available, [domain_column], "domain")
     spec = replace(spec, passthrough=tuple(c for c in spec.passthrough if c != domain_column))
+    spec.check_roles(domain=domain_column)
+    if data_label is not None:
+        replace(spec, label=data_label).check_roles(domain=domain_column)
     if spec.features is None:
-        spec = replace(spec, features=tuple(c for c in default_features(available, spec) if c != domain_column))
-    whole = load_sample(path, replace(spec, label=None), "simulation")
+        excluded = {domain_column, data_label}
+        spec = replace(spec, features=tuple(c for c in default_features(available, spec) if c not in excluded))
+    features, wanted = columns_of(path, spec, require_label=True)
+    if data_label is not None:
+        _require_columns(path_text, available, [data_label], "label")
+    extra = [domain_column] + ([data_label] if data_label is not None else [])
+    raw = read_columns(path, list(dict.fromkeys(wanted + extra)))
+    n = len(raw[domain_column])
+    if n == 0:
+        raise DataError(f"{path}: 0 events in the mixed sample; an empty domain cannot be used")
+    codes = _flat_numeric(path_text, domain_column, raw[domain_column], n, "domain")
+    _check_finite(path_text, domain_column, codes, "domain")
     is_data = codes != 0
     for flag, name in ((False, "simulation"), (True, "data")):
         if not (is_data == flag).any():
-            raise DataError(f"{file}: domain column {domain_column!r} has no {name} events ({codes.size} events)")
-    simulation = load_sample(path, spec, "simulation", require_label=True).subset(np.flatnonzero(~is_data))
-    data = whole.subset(np.flatnonzero(is_data))
-    data.domain = "data"
+            raise DataError(f"{path}: domain column {domain_column!r} has no {name} events ({n} events)")
+
+    def rows_of(mask: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        index = np.flatnonzero(mask)
+        return index, {column: values[index] for column, values in raw.items()}
+
+    sim_rows, sim_raw = rows_of(~is_data)
+    simulation = sample_from_columns(path_text, spec, features, sim_raw, "simulation", sim_rows)
+    require_both_classes(path_text, spec.label, simulation, where=" among the simulation rows")
+    data_rows, data_raw = rows_of(is_data)
+    data = sample_from_columns(path_text, replace(spec, label=data_label), features, data_raw, "data", data_rows)
     return simulation, data

@@ -12,11 +12,26 @@ from sqnn.errors import ModelFileError
 from sqnn.nn.fixed import UNRESOLVED, FixedLinear, FixedPointConfig, FixedReLU, choose_integer_bits
 from sqnn.nn.layers import BernoulliActivation, BinaryLinear, StochasticModule
 from sqnn.nn.quant import FixedPoint, RangeObserver
+from sqnn.schema import Choice, Flag, Integer, Nullable, Real, Rule, SchemaError, Sequence, check_fields
 
-__all__ = ["NetworkConfig", "SQNN", "SCORING_MODES", "build_network"]
+__all__ = ["MAX_LAYERS", "MAX_WIDTH", "NETWORK_FIELDS", "NetworkConfig", "SQNN", "SCORING_MODES", "build_network"]
 
 # how a trained network scores by default (stochastic draws are asked for explicitly)
 SCORING_MODES = ("mean", "deterministic")
+# bounds of an architecture, whether it comes from settings or from a model.json
+MAX_WIDTH = 1 << 16
+MAX_LAYERS = 64
+
+NETWORK_FIELDS: dict[str, Rule] = {
+    "hidden": Sequence(Integer(1, MAX_WIDTH), 1, MAX_LAYERS),
+    "stochastic": Sequence(Flag(), 1, MAX_LAYERS),
+    "binary_weights": Sequence(Flag(), 1, MAX_LAYERS),
+    # τ·z must stay finite in float32 and θ = σ(τ·z) must still move with z
+    "temperature": Real(1e-3, 1e3),
+    "samples": Integer(1, 1024),
+    "representation": Nullable(Integer(-MAX_LAYERS, MAX_LAYERS)),
+    "inference": Choice(*SCORING_MODES),
+}
 
 
 @dataclass(frozen=True)
@@ -62,22 +77,18 @@ class NetworkConfig:
     fixed_point: FixedPointConfig | None = None
 
     def __post_init__(self) -> None:
+        # types and ranges first, nothing coerced: "64" is no width and "false" no boolean
+        for name, value in check_fields(self, NETWORK_FIELDS, "network").items():
+            object.__setattr__(self, name, value)
         n = len(self.hidden)
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "stochastic", tuple(bool(s) for s in self.stochastic))
-        object.__setattr__(self, "binary_weights", tuple(bool(b) for b in self.binary_weights))
-        if n == 0:
-            raise ValueError("the network needs at least one hidden layer")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden layer widths must be positive, got {self.hidden}")
         for name in ("stochastic", "binary_weights"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"{name} must have one entry per hidden layer ({n}), got {getattr(self, name)}")
+                raise SchemaError(f"network.{name}", f"must have one entry per hidden layer ({n}), got {list(getattr(self, name))}")
+        if self.representation is not None and not -n <= self.representation < n:
+            raise SchemaError("network.representation", f"must index a hidden layer (-{n} to {n - 1}), got {self.representation}")
         for name in ("input_fixed", "first_layer_fixed"):
             grid = FixedPoint.parse(getattr(self, name), name)
             object.__setattr__(self, name, None if grid is None else (grid.width, grid.integer))
-        if self.inference not in SCORING_MODES:
-            raise ValueError(f"inference must be one of {', '.join(SCORING_MODES)}, got {self.inference!r}")
         if self.first_layer_fixed is not None and self.binary_weights[0]:
             raise ValueError("first_layer_fixed and binary_weights[0] exclude each other: the first layer is either on a fixed-point grid or binary")
         if self.fixed_point is not None:
@@ -115,11 +126,13 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
+        if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+            raise SchemaError("network", f"must be a mapping of settings, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown network settings: {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) and k != "fixed_point" else v for k, v in d.items()})
+        return cls(**d)
 
 
 class SQNN(StochasticModule):

@@ -46,12 +46,29 @@ import torch
 from torch import nn
 
 from sqnn.nn.layers import BernoulliActivation, StochasticModule
+from sqnn.nn.model import MAX_LAYERS, MAX_WIDTH
+from sqnn.schema import Choice, Integer, Name, Nullable, Real, Rule, SchemaError, Sequence, check_fields
 
-__all__ = ["POOLINGS", "SetConfig", "SetModel", "build_set_model"]
+__all__ = ["POOLINGS", "SET_FIELDS", "SetConfig", "SetModel", "build_set_model"]
 
 POOLINGS = ("sum", "mean", "max", "attention")
 _TUPLES = ("fields", "object_hidden", "pooling", "event_hidden", "log_fields")
-_MAX_WIDTH = 1 << 16
+
+SET_FIELDS: dict[str, Rule] = {
+    "fields": Sequence(Name(), 1, 256, unique=True),
+    "max_objects": Integer(1, 1024),
+    "n_global": Integer(0, MAX_WIDTH),
+    "object_hidden": Sequence(Integer(1, MAX_WIDTH), 1, MAX_LAYERS),
+    "pooling": Sequence(Choice(*POOLINGS), 1, len(POOLINGS), unique=True),
+    "bottleneck": Integer(0, MAX_WIDTH),
+    "event_hidden": Sequence(Integer(1, MAX_WIDTH), 0, MAX_LAYERS),
+    "temperature": Real(1e-3, 1e3),
+    "samples": Integer(1, 1024),
+    "log_fields": Sequence(Name(), 0, 256, unique=True),
+    "angle_field": Nullable(Name()),
+    "category_field": Nullable(Name()),
+    "n_categories": Integer(2, 256),
+}
 
 
 @dataclass(frozen=True)
@@ -78,37 +95,14 @@ class SetConfig:
     n_categories: int = 5
 
     def __post_init__(self) -> None:
-        for name in _TUPLES:
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = (value,)
-            object.__setattr__(self, name, tuple(value))
-        object.__setattr__(self, "object_hidden", tuple(int(h) for h in self.object_hidden))
-        object.__setattr__(self, "event_hidden", tuple(int(h) for h in self.event_hidden))
-        if not self.fields or len(set(self.fields)) != len(self.fields):
-            raise ValueError(f"fields must be distinct and not empty, got {self.fields}")
-        if not 1 <= self.max_objects <= 1024:
-            raise ValueError(f"max_objects must lie in 1..1024, got {self.max_objects}")
-        if self.n_global < 0:
-            raise ValueError(f"n_global must be non-negative, got {self.n_global}")
-        if not self.object_hidden:
-            raise ValueError("the per-object network needs at least one layer")
-        widths = (*self.object_hidden, *self.event_hidden, self.bottleneck)
-        if any(w < 1 or w > _MAX_WIDTH for w in (*self.object_hidden, *self.event_hidden)) or not (
-            0 <= self.bottleneck <= _MAX_WIDTH
-        ):
-            raise ValueError(f"layer widths must lie in 1..{_MAX_WIDTH} (bottleneck may be 0), got {widths}")
-        if not self.pooling or any(p not in POOLINGS for p in self.pooling) or len(set(self.pooling)) != len(self.pooling):
-            raise ValueError(f"pooling must be distinct entries of {', '.join(POOLINGS)}, got {self.pooling}")
-        if self.temperature <= 0 or self.samples < 1:
-            raise ValueError("temperature must be positive and samples at least 1")
+        # types and ranges first, nothing coerced: "64" is no width
+        for name, value in check_fields(self, SET_FIELDS, "network").items():
+            object.__setattr__(self, name, value)
         for name in (*self.log_fields, self.angle_field, self.category_field):
             if name is not None and name not in self.fields:
                 raise ValueError(f"field {name!r} is not one of the object fields {', '.join(self.fields)}")
         if self.angle_field is not None and self.angle_field == self.category_field:
             raise ValueError("the angle field and the category field must differ")
-        if self.category_field is not None and not 2 <= self.n_categories <= 256:
-            raise ValueError(f"n_categories must lie in 2..256, got {self.n_categories}")
 
     @classmethod
     def for_objects(cls, fields: tuple[str, ...] | list[str], max_objects: int, n_global: int = 0,
@@ -147,11 +141,13 @@ class SetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SetConfig:
+        if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+            raise SchemaError("network", f"must be a mapping of settings, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown set-model settings: {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return cls(**d)
 
 
 class SetModel(StochasticModule):

@@ -2,8 +2,19 @@
 
 A run directory holds ``model.safetensors`` (tensors only), ``model.json`` (method,
 architecture, preprocessing, features, versions), ``history.json`` and ``metrics.json``.
-``model.json`` is read and checked field by field (:func:`read_meta`) before any tensor
-is touched; nothing is ever unpickled.
+``model.json`` is read strictly (no NaN, bounded size and depth) and checked against a
+versioned schema with bounds (:data:`META_RULES`, :func:`read_meta`) before any tensor is
+touched; nothing is ever unpickled.
+
+The two model files are one bound unit (format version 2): ``model.json`` records the
+SHA-256 of ``model.safetensors`` (``tensors_sha256``) and the digest of its own content
+(``description_sha256``), and the tensors' metadata the digest of the fields that define
+the model they hold (``model_sha256``: features, architecture, preprocessing; see
+:data:`MODEL_FIELDS`). A JSON or a tensor file from another run, an edited field (features
+permuted, another temperature, another seed) or a pair half-written by a killed job is
+refused before anything is scored, and the same weights of the same model are the same
+bytes whatever else differs between two runs (their CPU time). Version 1 runs, written
+before the digests, load with every other check.
 """
 
 from __future__ import annotations
@@ -20,14 +31,25 @@ import torch
 
 from sqnn.data import ColumnSpec, Sample, Standardizer
 from sqnn.data.io import split_path
+from sqnn.data.sample import MAX_ABS_VALUE, ROLES
 from sqnn.devices import resolve_device
-from sqnn.errors import ModelFileError
+from sqnn.errors import ModelFileError, SqnnError
+from sqnn.files import digest, file_digest, read_json
 from sqnn.nn.layers import StochasticModule
-from sqnn.nn.model import SCORING_MODES
+from sqnn.nn.model import MAX_WIDTH, SCORING_MODES
+from sqnn.schema import Choice, Fields, Flag, Integer, Name, Nullable, Real, SchemaError, Sequence, Text
 
 __all__ = [
+    "DESCRIPTION_DIGEST",
     "FORMAT",
     "FORMAT_VERSION",
+    "META_RULES",
+    "READABLE_VERSIONS",
+    "TENSORS_DIGEST",
+    "MODEL_DIGEST",
+    "MODEL_FIELDS",
+    "description_digest",
+    "model_digest",
     "MODEL_FILE",
     "MODEL_JSON",
     "MODEL_KINDS",
@@ -38,20 +60,102 @@ __all__ = [
     "input_spec",
     "model_file_error",
     "read_meta",
+    "verify_binding",
     "versions",
 ]
 
 MODEL_FILE = "model.safetensors"
 MODEL_JSON = "model.json"
 FORMAT = "sqnn-run"
-FORMAT_VERSION = 1
+# 2: model.json and model.safetensors carry each other's digests
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+TENSORS_DIGEST = "tensors_sha256"
+DESCRIPTION_DIGEST = "description_sha256"
+MODEL_DIGEST = "model_sha256"
+# the fields of model.json that define the model the tensors hold
+MODEL_FIELDS = ("format", "format_version", "model_kind", "features", "network", "preprocessing", "trees", "objects")
 MAX_JSON_BYTES = 4 << 20
 MAX_TENSOR_BYTES = 1 << 30
-MAX_WIDTH = 1 << 16
 # "network": a feed-forward SQNN (the default when absent); "set": a set model
 # (sqnn.nn.set_model); "trees": a `bdt` run (sqnn.nn.trees)
 MODEL_KINDS = ("network", "trees", "set")
 DEFAULT_BATCH = 65536
+MAX_SEED = 2**32 - 1
+# the smallest scale Standardizer.fit gives a feature (constant ones get 1)
+MIN_SCALE = 1e-12
+
+_SHA256 = Text(64)
+_FINGERPRINT = Nullable(
+    Fields({"path": Text(4096), "bytes": Nullable(Integer(0)), "events": Integer(0)}, open=True)
+)
+_COUNT = Integer(0, 1 << 40)
+
+# model.json's fields by type and range; "network" and "trees" are checked in full by their loaders
+META_RULES = Fields(
+    {
+        "format": Choice(FORMAT),
+        "format_version": Integer(min(READABLE_VERSIONS), FORMAT_VERSION),
+        "model_kind": Choice(*MODEL_KINDS),
+        "method": Text(64),
+        "gamma": Nullable(Real(0.0, 1e6)),
+        "method_options": Nullable(Fields({}, open=True)),
+        "features": Sequence(Name(), 1, MAX_WIDTH, unique=True),
+        "columns": Nullable(Fields({role: Nullable(Name()) for role in ROLES})),
+        "train": Nullable(
+            Fields(
+                {
+                    "seed": Integer(0, MAX_SEED),
+                    "validation_fraction": Real(0.0, 1.0, low_open=True, high_open=True),
+                    "test_fraction": Real(0.0, 1.0, high_open=True),
+                },
+                open=True,
+            )
+        ),
+        "inputs": Nullable(Fields({"simulation": _FINGERPRINT, "data": _FINGERPRINT}, open=True)),
+        "network": Fields({}, open=True),
+        "preprocessing": Fields(
+            {
+                "kind": Choice("standardize", "none"),
+                "mean": Sequence(Real(-MAX_ABS_VALUE, MAX_ABS_VALUE), 1, MAX_WIDTH),
+                "scale": Sequence(Real(MIN_SCALE, MAX_ABS_VALUE), 1, MAX_WIDTH),
+            }
+        ),
+        "trees": Fields(
+            {
+                "n_trees": Integer(0, 100_000),
+                "max_nodes": Integer(1, 1 << 20),
+                "depth": Integer(0, 1 << 20),
+                "baseline": Real(-1e6, 1e6),
+                "n_features": Integer(1, MAX_WIDTH),
+            },
+            required=("n_trees", "max_nodes", "depth", "baseline", "n_features"),
+        ),
+        "objects": Nullable(
+            Fields(
+                {
+                    "column": Name(),
+                    "max_objects": Integer(1, 1024),
+                    "fields": Sequence(Name(), 1, 256, unique=True),
+                    "global_features": Sequence(Name(), 0, MAX_WIDTH, unique=True),
+                },
+                required=("column", "max_objects"),
+            )
+        ),
+        "best_epoch": Integer(-1, 1_000_000),
+        "epochs_run": Integer(0, 1_000_000),
+        "stopped_early": Flag(),
+        "n_params": _COUNT,
+        "model_bytes": _COUNT,
+        "train_seconds": Nullable(Real(0.0)),
+        "trained_on": Text(64),
+        "versions": Nullable(Fields({}, open=True)),
+        TENSORS_DIGEST: _SHA256,
+        DESCRIPTION_DIGEST: _SHA256,
+    },
+    required=("format", "format_version", "features", "preprocessing"),
+    open=True,
+)
 
 
 def versions() -> dict[str, str]:
@@ -93,23 +197,34 @@ def model_file_error(run_dir: Path, message: str) -> ModelFileError:
     return ModelFileError(f"{run_dir / MODEL_JSON}: {message}")
 
 
+def description_digest(meta: dict[str, Any]) -> str:
+    """The digest ``model.json`` records of itself: of every field but that digest."""
+    return digest({k: v for k, v in meta.items() if k != DESCRIPTION_DIGEST})
+
+
+def model_digest(meta: dict[str, Any]) -> str:
+    """The digest the tensors record of the model they hold: :data:`MODEL_FIELDS` of ``model.json``."""
+    return digest({k: meta.get(k) for k in MODEL_FIELDS})
+
+
 def read_meta(run_dir: Path) -> dict[str, Any]:
-    """``model.json`` of ``run_dir``, checked for the fields every kind of run has."""
+    """``model.json`` of ``run_dir``, read strictly and checked against :data:`META_RULES`."""
     path = run_dir / MODEL_JSON
     if not run_dir.is_dir():
         raise ModelFileError(f"{run_dir}: not a run directory (no such directory)")
     if not path.exists():
         raise ModelFileError(f"{path}: missing; {run_dir} is not a complete run directory")
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise model_file_error(run_dir, f"file is {path.stat().st_size} bytes, larger than any model description")
     try:
-        meta = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise model_file_error(run_dir, f"not valid JSON ({exc})") from None
+        meta = read_json(path, MAX_JSON_BYTES, "model description")
+    except SqnnError as exc:
+        raise ModelFileError(str(exc)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise model_file_error(run_dir, f"not an sqnn model description (format must be {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise model_file_error(run_dir, f"format_version {meta.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
+    version = meta.get("format_version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise model_file_error(
+            run_dir, f"format_version {version!r} is not supported (this sqnn reads {', '.join(map(str, READABLE_VERSIONS))})"
+        )
     features = meta.get("features")
     if not (isinstance(features, list) and features and all(isinstance(f, str) for f in features)):
         raise model_file_error(run_dir, "'features' must be a non-empty list of column names")
@@ -117,11 +232,54 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
         raise model_file_error(run_dir, f"'features' lists {len(features)} columns, more than {MAX_WIDTH}")
     if meta.get("model_kind", "network") not in MODEL_KINDS:
         raise model_file_error(run_dir, f"'model_kind' must be one of {', '.join(MODEL_KINDS)}")
-    if meta.get("model_kind", "network") in ("network", "set") and not isinstance(meta.get("network"), dict):
+    kind = meta.get("model_kind", "network")
+    if kind in ("network", "set") and not isinstance(meta.get("network"), dict):
         raise model_file_error(run_dir, "'network' must be an object")
     if not isinstance(meta.get("preprocessing"), dict):
         raise model_file_error(run_dir, "'preprocessing' must be an object")
+    if kind == "trees" and not isinstance(meta.get("trees"), dict):
+        raise model_file_error(run_dir, "'trees' must be an object describing the ensemble")
+    try:
+        META_RULES.check(meta, "")
+    except SchemaError as exc:
+        raise model_file_error(run_dir, str(exc)) from None
+    for bound in (TENSORS_DIGEST, DESCRIPTION_DIGEST):
+        if version >= 2 and bound not in meta:
+            raise model_file_error(run_dir, f"'{bound}' is missing: format version {version} binds its files by their digests")
     return meta
+
+
+def verify_binding(run_dir: Path, meta: dict[str, Any]) -> None:
+    """Refuse a ``model.json`` and a ``model.safetensors`` that were not written together (format version 2).
+
+    ``model.json`` must hold the digest of its own content and the SHA-256 of the tensor
+    file; the tensors' metadata the digest of the model ``model.json`` describes.
+    """
+    if meta["format_version"] < 2:
+        return
+    from safetensors import safe_open
+
+    if meta[DESCRIPTION_DIGEST] != description_digest(meta):
+        raise model_file_error(
+            run_dir, f"edited after it was written (its content no longer has the digest '{DESCRIPTION_DIGEST}' records)"
+        )
+    tensor_path = run_dir / MODEL_FILE
+    if file_digest(tensor_path) != meta[TENSORS_DIGEST]:
+        raise ModelFileError(
+            f"{tensor_path}: not the tensors {MODEL_JSON} was written with (their SHA-256 differs from "
+            f"'{TENSORS_DIGEST}'); the two files come from different trainings or one was replaced"
+        )
+    try:
+        with safe_open(str(tensor_path), framework="np") as handle:
+            recorded = (handle.metadata() or {}).get(MODEL_DIGEST)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for corrupt headers
+        raise ModelFileError(f"{tensor_path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    if recorded != model_digest(meta):
+        raise model_file_error(
+            run_dir,
+            f"its features, network or preprocessing are not those {MODEL_FILE} was trained with (the tensors' "
+            f"'{MODEL_DIGEST}' differs); the file comes from another run or was edited",
+        )
 
 
 def forward_in_batches(
@@ -194,9 +352,17 @@ class Run:
         assert self.standardizer is not None
         self.model.set_inference(mode, seed=seed, draws=draws)
         try:
-            return forward_in_batches(self.model, self.standardizer, features, batch_size=batch_size, device=device)
+            logits = forward_in_batches(self.model, self.standardizer, features, batch_size=batch_size, device=device)
         finally:
             self.model.set_inference(default)
+        undefined = np.isnan(logits)
+        if undefined.any():
+            # inputs are finite and bounded when they get here: a NaN score is the model's, never a result
+            raise ModelFileError(
+                f"{self.path}: the model gives NaN scores for {int(undefined.sum())} of {len(logits)} events "
+                f"(first at event {int(np.flatnonzero(undefined)[0])}); its model files do not describe a usable network"
+            )
+        return logits
 
     def score(
         self, features: np.ndarray, inference: str | None = None, device: str | None = None, draws: int = 1, seed: int = 0

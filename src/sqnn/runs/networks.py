@@ -1,12 +1,16 @@
 """Network runs (``model_kind: network`` or ``set``): the architecture from ``model.json``, the weights checked against it.
 
-Every tensor's name and shape is compared with the architecture before any weight is
-read, so a ``model.json`` and a ``model.safetensors`` that do not belong together fail
-with one line instead of scoring something else.
+The architecture is first built on torch's ``meta`` device, which allocates nothing, and
+every tensor's name and shape in the header of ``model.safetensors`` is compared with it;
+only then is the network built and its weights read. So a ``model.json`` and a
+``model.safetensors`` that do not belong together fail with one line instead of scoring
+something else, and sizes in ``model.json`` cannot make the loader allocate more than the
+tensor file holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +22,14 @@ from sqnn.data import Standardizer
 from sqnn.errors import ModelFileError
 from sqnn.nn import NetworkConfig, build_network
 from sqnn.nn.set_model import SetConfig, SetModel
-from sqnn.runs.format import FORMAT, MAX_TENSOR_BYTES, MAX_WIDTH, MODEL_FILE, Run, model_file_error
+from sqnn.runs.format import MAX_TENSOR_BYTES, MODEL_FILE, Run, model_file_error
 
 __all__ = ["load_network", "load_set_model", "save_network"]
 
 
-def save_network(path: Path, model: torch.nn.Module) -> None:
+def save_network(path: Path, model: torch.nn.Module, metadata: dict[str, str]) -> None:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": FORMAT})
+    save_file(state, str(path), metadata=metadata)
 
 
 def _standardizer(run_dir: Path, meta: dict[str, Any]) -> Standardizer:
@@ -35,9 +39,19 @@ def _standardizer(run_dir: Path, meta: dict[str, Any]) -> Standardizer:
         raise model_file_error(run_dir, f"invalid preprocessing: {exc}") from None
 
 
-def _load_weights(run_dir: Path, model: torch.nn.Module) -> None:
-    """Read ``model.safetensors`` into ``model`` after checking every name and shape."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def _expected_shapes(run_dir: Path, build: Callable[[], torch.nn.Module]) -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes of the architecture, from a model built on the meta device (no memory)."""
+    try:
+        with torch.device("meta"):
+            model = build()
+    except ValueError as exc:
+        raise model_file_error(run_dir, f"invalid network: {exc}") from None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _load_weights(run_dir: Path, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """Check every name and shape of ``model.safetensors`` against the architecture, then build it and read them."""
+    expected = _expected_shapes(run_dir, build)
     tensor_path = run_dir / MODEL_FILE
     if not tensor_path.exists():
         raise ModelFileError(f"{tensor_path}: missing")
@@ -57,6 +71,8 @@ def _load_weights(run_dir: Path, model: torch.nn.Module) -> None:
                 shape = tuple(handle.get_slice(key).get_shape())
                 if shape != expected[key]:
                     raise ModelFileError(f"{tensor_path}: tensor {key!r} has shape {shape}, the architecture needs {expected[key]}")
+            # every shape is the architecture's, so reading them allocates no more than the file holds
+            for key in sorted(keys):
                 state[key] = handle.get_tensor(key)
     except ModelFileError:
         raise
@@ -65,8 +81,13 @@ def _load_weights(run_dir: Path, model: torch.nn.Module) -> None:
     for key, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ModelFileError(f"{tensor_path}: tensor {key!r} holds NaN or inf")
+    try:
+        model = build()
+    except ValueError as exc:
+        raise model_file_error(run_dir, f"invalid network: {exc}") from None
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
     model.eval()
+    return model
 
 
 def load_network(run_dir: Path, meta: dict[str, Any]) -> Run:
@@ -75,11 +96,8 @@ def load_network(run_dir: Path, meta: dict[str, Any]) -> Run:
         config = NetworkConfig.from_dict(meta["network"])
     except (TypeError, ValueError, KeyError) as exc:
         raise model_file_error(run_dir, f"invalid network: {exc}") from None
-    if max(config.hidden) > MAX_WIDTH:
-        raise model_file_error(run_dir, f"a hidden layer of {max(config.hidden)} units exceeds the limit of {MAX_WIDTH}")
     standardizer = _standardizer(run_dir, meta)
-    model = build_network(len(meta["features"]), config)
-    _load_weights(run_dir, model)
+    model = _load_weights(run_dir, lambda: build_network(len(meta["features"]), config))
     return Run(path=run_dir, model=model, standardizer=standardizer, meta=meta)
 
 
@@ -94,9 +112,5 @@ def load_set_model(run_dir: Path, meta: dict[str, Any]) -> Run:
     except (TypeError, ValueError, KeyError) as exc:
         raise model_file_error(run_dir, f"invalid network: {exc}") from None
     standardizer = _standardizer(run_dir, meta)
-    try:
-        model = SetModel(len(meta["features"]), config)
-    except ValueError as exc:
-        raise model_file_error(run_dir, f"invalid network: {exc}") from None
-    _load_weights(run_dir, model)
+    model = _load_weights(run_dir, lambda: SetModel(len(meta["features"]), config))
     return Run(path=run_dir, model=model, standardizer=standardizer, meta=meta)

@@ -13,8 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqnn.files import atomic_path, json_safe, write_json
-from sqnn.runs.format import FORMAT, FORMAT_VERSION, MODEL_FILE, MODEL_JSON, Run, read_meta, versions
+from sqnn.files import atomic_path, file_digest, json_safe, write_json
+from sqnn.runs.format import (
+    DESCRIPTION_DIGEST,
+    FORMAT,
+    FORMAT_VERSION,
+    MODEL_DIGEST,
+    MODEL_FILE,
+    MODEL_JSON,
+    TENSORS_DIGEST,
+    Run,
+    description_digest,
+    model_digest,
+    read_meta,
+    verify_binding,
+    versions,
+)
 from sqnn.runs.networks import load_network, load_set_model, save_network
 from sqnn.runs.trees import load_trees, save_trees
 
@@ -23,9 +37,9 @@ __all__ = ["RUN_KINDS", "RunKind", "load_run", "write_run"]
 
 @dataclass(frozen=True)
 class RunKind:
-    """How one kind of model is stored: its tensor writer and its loader."""
+    """How one kind of model is stored: its tensor writer (path, model, safetensors metadata) and its loader."""
 
-    save_tensors: Callable[[Path, Any], None]
+    save_tensors: Callable[[Path, Any, dict[str, str]], None]
     load: Callable[[Path, dict[str, Any]], Run]
 
 
@@ -40,19 +54,34 @@ def write_run(run_dir: str | os.PathLike[str], kind: str, model: Any, meta: dict
     """Write ``model.safetensors`` and ``model.json`` (``meta`` plus the format fields) atomically."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run_dir / MODEL_FILE) as tmp:
-        RUN_KINDS[kind].save_tensors(tmp, model)
-    described = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    described: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     if kind != "network":
         described["model_kind"] = kind
     described.update(meta)
     described["versions"] = versions()
-    described["model_bytes"] = (run_dir / MODEL_FILE).stat().st_size
-    write_json(run_dir / MODEL_JSON, json_safe(described))
+    for bound in (TENSORS_DIGEST, DESCRIPTION_DIGEST, "model_bytes"):
+        described.pop(bound, None)
+    described = json_safe(described)
+    # the tensors record the digest of the model they hold; the description the tensors' digest and its own
+    # one metadata entry: safetensors writes several in an order that varies, and equal models must be equal bytes
+    metadata = {MODEL_DIGEST: model_digest(described)}
+    with atomic_path(run_dir / MODEL_FILE) as tmp:
+        RUN_KINDS[kind].save_tensors(tmp, model, metadata)
+        described[TENSORS_DIGEST] = file_digest(tmp)
+        described["model_bytes"] = tmp.stat().st_size
+    described[DESCRIPTION_DIGEST] = description_digest(described)
+    write_json(run_dir / MODEL_JSON, described)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
-    """Load a run directory; tampered or inconsistent files raise :class:`~sqnn.errors.ModelFileError`."""
+    """Load a run directory; tampered or inconsistent files raise :class:`~sqnn.errors.ModelFileError`.
+
+    The files are checked in order, each before anything it describes is read: ``model.json``
+    against its schema, the tensors' names and shapes against the architecture, then the
+    digests that bind the two files to each other.
+    """
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
-    return RUN_KINDS[meta.get("model_kind", "network")].load(run_dir, meta)
+    run = RUN_KINDS[meta.get("model_kind", "network")].load(run_dir, meta)
+    verify_binding(run_dir, meta)
+    return run

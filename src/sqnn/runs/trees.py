@@ -10,7 +10,7 @@ import numpy as np
 
 from sqnn.errors import ModelFileError
 from sqnn.nn.trees import TreeEnsemble
-from sqnn.runs.format import FORMAT, MODEL_FILE, Run, model_file_error
+from sqnn.runs.format import MAX_TENSOR_BYTES, MODEL_FILE, Run, model_file_error
 
 __all__ = ["TreeRun", "load_trees", "save_trees"]
 
@@ -37,10 +37,10 @@ class TreeRun(Run):
         return self.model.n_params
 
 
-def save_trees(path: Path, ensemble: TreeEnsemble) -> None:
+def save_trees(path: Path, ensemble: TreeEnsemble, metadata: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
-    save_file(ensemble.to_tensors(), str(path), metadata={"format": FORMAT})
+    save_file(ensemble.to_tensors(), str(path), metadata=metadata)
 
 
 def load_trees(run_dir: Path, meta: dict[str, Any]) -> TreeRun:
@@ -52,9 +52,20 @@ def load_trees(run_dir: Path, meta: dict[str, Any]) -> TreeRun:
         raise ModelFileError(f"{tensor_path}: missing")
     if not isinstance(meta.get("trees"), dict):
         raise model_file_error(run_dir, "'trees' must be an object describing the ensemble")
+    if tensor_path.stat().st_size > MAX_TENSOR_BYTES:
+        raise ModelFileError(f"{tensor_path}: {tensor_path.stat().st_size} bytes, larger than the limit of {MAX_TENSOR_BYTES}")
+    description = meta["trees"]
+    shape = (max(int(description["n_trees"]), 1), int(description["max_nodes"]))
     try:
         with safe_open(str(tensor_path), framework="np") as handle:
+            # the description's sizes are checked against the header before any array is read
+            for key in handle.keys():
+                found = tuple(handle.get_slice(key).get_shape())
+                if found != shape:
+                    raise ModelFileError(f"{tensor_path}: tensor {key!r} has shape {found}, model.json's trees need {shape}")
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except ModelFileError:
+        raise
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise ModelFileError(f"{tensor_path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
     try:

@@ -272,6 +272,7 @@ def fit(
     progress: bool = False,
     distributed: bool = False,
     model: StochasticModule | None = None,
+    checkpoint_settings: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``objective`` on labelled ``simulation`` and unlabelled ``data``.
 
@@ -281,6 +282,8 @@ def fit(
     its own from ``network``. ``config.device`` says where the tensors live; the model that
     is returned is on the CPU. ``distributed=True`` needs an initialised process group (see
     :mod:`sqnn.training.parallel`).
+    ``checkpoint_settings`` are recorded in every checkpoint, so that a resumed training can
+    be checked against them (:func:`sqnn.training.checkpoint.settings_differences`).
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
@@ -368,7 +371,7 @@ def fit(
         if state.record(record, config.patience, last_epoch=epoch + 1 >= config.epochs):
             best_state = {k: v.detach().clone() for k, v in modules.state_dict().items()}
         if run_path is not None and (group is None or group.is_main):
-            save_checkpoint(run_path, modules, best_state, optimizer, generator, state.state())
+            save_checkpoint(run_path, modules, best_state, optimizer, generator, state.state(), checkpoint_settings)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{record['val_loss']:.4f}", auc=f"{record['val_auc']:.4f}", mi=f"{record['mi_bits']:.4f}")

@@ -23,7 +23,7 @@ from sqnn.data.splits import DATA
 from sqnn.errors import SqnnError
 from sqnn.evaluation import evaluate, evaluate_simulation
 from sqnn.nn.set_model import SetModel
-from sqnn.runs import Run, input_fingerprint, load_run
+from sqnn.runs import MODEL_FILE, MODEL_JSON, Run, input_fingerprint, load_run
 from sqnn.training import FitResult
 from sqnn.training.subsets import fit_subset, select_events
 from sqnn.workflows.settings import Settings, train_config_from
@@ -63,6 +63,10 @@ def finetune(
     Writes the run directory ``out`` (``model.json`` records where the encoder came from)
     and its ``metrics.json``; returns the loaded run and the metrics.
     """
+    held = [name for name in (MODEL_JSON, MODEL_FILE) if (Path(out) / name).exists()]
+    if held:
+        # the pretrained run among them: fine-tuning into it would replace the model it reads
+        raise SqnnError(f"{out}: already holds a run ({', '.join(held)}); fine-tune into another directory")
     source = load_run(pretrained)
     if source.kind != "set" or not isinstance(source.model, SetModel):
         raise SqnnError(f"{pretrained}: not a set model (train one with sqnn train --model set --objects COL)")

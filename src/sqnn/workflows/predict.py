@@ -47,12 +47,15 @@ from sqnn.data.chunks import (
 from sqnn.data.io import split_path
 from sqnn.engines.scoring import ENGINES, Scorer, make_scorer
 from sqnn.errors import DataError, SqnnError
-from sqnn.files import atomic_path
+from sqnn.files import atomic_path, refuse_overwriting
 from sqnn.runs import MODEL_FILE, MODEL_JSON, load_run
 
 __all__ = ["DEFAULT_CHUNK", "ScoredFile", "output_path", "predict_files", "predict_to_file", "warm_up"]
 
 PathLike = str | os.PathLike[str]
+# the columns the scores are written to (a passthrough column may not take one of these names);
+# one output for several inputs also has the column "input"
+OUTPUT_COLUMNS = ("logit", "score", "vote")
 
 
 @dataclass(frozen=True)
@@ -179,12 +182,26 @@ def _write(out: Path, tables: Iterator[Any]) -> int:
 
 
 def _prepare(
-    run_dir: PathLike, inputs: Sequence[PathLike], engine: str, passthrough: Sequence[str], chunk: int
+    run_dir: PathLike, inputs: Sequence[PathLike], engine: str, passthrough: Sequence[str], chunk: int,
+    outputs: Sequence[Path],
+    reserved: Sequence[str] = OUTPUT_COLUMNS,
 ) -> tuple[Any, list[str], ColumnSpec, list[list[Piece]]]:
-    """The run, the inputs and their pieces, all checked before any event is scored."""
+    """The run, the inputs and their pieces, all checked before any event is scored.
+
+    ``outputs`` gives the files that will be written for the inputs: none may be an input
+    (or a file of the run), whatever path or link names it.
+    """
     if engine not in ENGINES:
         raise SqnnError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    clash = sorted(set(passthrough) & set(reserved))
+    if clash:
+        raise SqnnError(
+            f"--passthrough {', '.join(clash)}: the output has its own column of that name; it would replace the input's"
+        )
     paths = expand_inputs(inputs)
+    refuse_overwriting(
+        outputs, [*(split_path(p)[0] for p in paths), Path(run_dir) / MODEL_JSON, Path(run_dir) / MODEL_FILE]
+    )
     run = load_run(run_dir)
     spec = replace(run.input_spec(), passthrough=tuple(passthrough))
     plans = [plan_pieces(p, chunk) for p in paths]
@@ -225,7 +242,7 @@ def predict_files(
         if out in seen:
             raise SqnnError(f"{seen[out]} and {path} would both write {out}; give inputs with different file names")
         seen[out] = path
-    run, paths, spec, plans = _prepare(run_dir, paths, engine, passthrough, chunk)
+    run, paths, spec, plans = _prepare(run_dir, paths, engine, passthrough, chunk, outputs)
 
     written: list[ScoredFile] = []
     with contextlib.ExitStack() as stack:
@@ -270,7 +287,7 @@ def predict_to_file(
     device: str | None = None,
 ) -> ScoredFile:
     """Score every input, in order, into one parquet file with an ``input`` column (the input's index)."""
-    run, paths, spec, plans = _prepare(run_dir, inputs, engine, passthrough, chunk)
+    run, paths, spec, plans = _prepare(run_dir, inputs, engine, passthrough, chunk, [Path(out)], (*OUTPUT_COLUMNS, "input"))
     scorer = make_scorer(run, engine, inference, samples, lfsr_seed, device)
     tables = (
         table

@@ -26,17 +26,112 @@ import yaml
 
 from sqnn.data import ColumnSpec
 from sqnn.errors import SqnnError
+from sqnn.info import MAX_JOINT_UNITS
 from sqnn.methods import METHODS, Objective, make_objective
+from sqnn.methods.dann import SCHEDULES
+from sqnn.methods.reweight import REWEIGHT_REGIONS
+from sqnn.methods.sqnn import CONDITIONS, ESTIMATORS, REGIONS
 from sqnn.nn import NetworkConfig
+from sqnn.nn.model import MAX_WIDTH
+from sqnn.nn.set_model import SET_FIELDS, SetConfig
+from sqnn.schema import (
+    Choice,
+    Fields,
+    Integer,
+    Name,
+    Nullable,
+    Real,
+    Rule,
+    SchemaError,
+    Sequence,
+    Unchecked,
+    check,
+)
 from sqnn.training import TrainConfig
 
-__all__ = ["CONFIG_KEYS", "MODELS", "Settings", "columns_from", "read_config", "split_list", "train_config_from"]
+__all__ = [
+    "CONFIG_KEYS",
+    "CONFIG_RULES",
+    "MAX_GAMMA",
+    "METHOD_OPTIONS",
+    "MODELS",
+    "Settings",
+    "check_method_options",
+    "columns_from",
+    "read_config",
+    "split_list",
+    "train_config_from",
+]
 
 PathLike = str | os.PathLike[str]
 
 CONFIG_KEYS = ("features", "label", "weight", "control", "observer", "method", "gamma", "method_options", "network", "train")
 # a feed-forward network on the features, or a permutation-invariant set model on an objects column
 MODELS = ("dense", "set")
+# beyond this the penalty swamps the classification loss by many orders of magnitude
+MAX_GAMMA = 1e6
+# a YAML config is a few lines; anything this large is not one
+MAX_CONFIG_BYTES = 1 << 20
+_READS = Choice("scored", "drawn")
+_EPOCHS = Integer(0, 100_000)
+# the largest density ratio of a reweighting (and 1/clip the smallest)
+_CLIP = Real(1.0, 1e6, low_open=True)
+
+# the options of every method, by type and range; a method's options_allowed and its entry here agree (a test checks)
+METHOD_OPTIONS: dict[str, dict[str, Rule]] = {
+    "source-only": {},
+    "mlp": {},
+    "sqnn": {
+        "region": Choice(*REGIONS),
+        "estimator": Choice(*ESTIMATORS),
+        "condition": Choice(*CONDITIONS),
+        "warmup": _EPOCHS,
+        "anneal": _EPOCHS,
+        "every": Integer(1, 100_000),
+        "reweight": Choice("none", *REWEIGHT_REGIONS),
+        "reweight_clip": _CLIP,
+    },
+    "reweight": {"region": Choice(*REWEIGHT_REGIONS), "clip": _CLIP},
+    "dann": {
+        "schedule": Choice(*SCHEDULES),
+        "schedule_epochs": Integer(1, 100_000),
+        "head_hidden": Integer(1, MAX_WIDTH),
+        "reads": _READS,
+    },
+    "disco": {"block_events": Integer(4, 1 << 20)},
+    "mmd": {
+        "bandwidths": Sequence(Real(1e-6, 1e6), 1, 16),
+        "block_events": Integer(4, 1 << 20),
+        "reads": _READS,
+    },
+    "bdt": {
+        "max_iter": Integer(1, 100_000),
+        "learning_rate": Real(0.0, 1.0, low_open=True),
+        "max_leaf_nodes": Integer(2, 1 << 16),
+        "max_depth": Nullable(Integer(1, 1000)),
+        "min_samples_leaf": Integer(1, 1 << 24),
+        "l2_regularization": Real(0.0, 1e6),
+        "n_iter_no_change": Integer(1, 100_000),
+    },
+}
+
+# the top level of a YAML config; method options, network and train are checked in full by Settings
+CONFIG_RULES = Fields(
+    {
+        "features": Sequence(Name(), 1, MAX_WIDTH, unique=True),
+        "label": Nullable(Name()),
+        "weight": Nullable(Name()),
+        "control": Nullable(Name()),
+        "observer": Nullable(Name()),
+        "method": Choice(*METHODS),
+        "gamma": Nullable(Real(0.0, MAX_GAMMA)),
+        "method_options": Nullable(Fields({}, open=True)),
+        "network": Nullable(Fields({}, open=True)),
+        "train": Nullable(Fields({}, open=True)),
+    }
+)
+# a set model's settings; the object fields and counts come from the data
+_SET_OVERRIDES = Fields({**SET_FIELDS, **{k: Unchecked() for k in ("fields", "max_objects", "n_global")}})
 
 
 def split_list(text: str | None) -> tuple[str, ...] | None:
@@ -48,32 +143,46 @@ def split_list(text: str | None) -> tuple[str, ...] | None:
 
 
 def read_config(path: PathLike | None) -> dict[str, Any]:
-    """A YAML config: data columns, method, network and training settings."""
+    """A YAML config: data columns, method, network and training settings, checked by type."""
     if path is None:
         return {}
     file = Path(path)
     try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise SqnnError(f"{file}: {file.stat().st_size} bytes, larger than any config ({MAX_CONFIG_BYTES} at most)")
         config = yaml.safe_load(file.read_text())
     except FileNotFoundError:
         raise SqnnError(f"{file}: no such config file") from None
+    except IsADirectoryError:
+        raise SqnnError(f"{file}: a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise SqnnError(f"{file}: not a text file") from None
     except yaml.YAMLError as exc:
         raise SqnnError(f"{file}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+    except RecursionError:
+        raise SqnnError(f"{file}: nested too deeply to be a config") from None
     if config is None:
         return {}
     if not isinstance(config, dict):
         raise SqnnError(f"{file}: the config must be a mapping of settings")
-    unknown = set(config) - set(CONFIG_KEYS)
+    unknown = {str(k) for k in config} - set(CONFIG_KEYS)
     if unknown:
         raise SqnnError(f"{file}: unknown settings {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(CONFIG_KEYS))}")
-    return config
+    try:
+        return CONFIG_RULES.check(config, "")
+    except SchemaError as exc:
+        raise SqnnError(f"{file}: {exc}") from None
 
 
 def train_config_from(config: Mapping[str, Any], **flags: Any) -> TrainConfig:
     """The ``train`` settings of a config with the flags that are given (not None) on top."""
-    settings = dict(config.get("train") or {})
+    train = config.get("train") or {}
+    if not isinstance(train, Mapping):
+        raise SqnnError(f"invalid training settings: train must be a mapping of settings, got {train!r}")
+    settings = dict(train)
     settings.update({k: v for k, v in flags.items() if v is not None})
     try:
-        return TrainConfig(**settings)
+        return TrainConfig.from_dict(settings)
     except (TypeError, ValueError) as exc:
         raise SqnnError(f"invalid training settings: {exc}") from None
 
@@ -81,15 +190,31 @@ def train_config_from(config: Mapping[str, Any], **flags: Any) -> TrainConfig:
 def columns_from(config: Mapping[str, Any], *, features: str | None = None, **roles: str | None) -> ColumnSpec:
     """The column roles of a config with the flags on top (``features`` as a comma-separated flag)."""
     listed = split_list(features)
+    if features is not None and listed is None:
+        raise SqnnError(f"--features {features!r} names no column; list them as --features a,b,c or leave the flag out")
     if listed is None and config.get("features") is not None:
-        listed = tuple(str(f) for f in config["features"])
-    base = ColumnSpec(features=listed, **{r: config.get(r) for r in ("label", "weight", "control", "observer")})
-    return base.with_roles(**roles)
+        listed = tuple(config["features"])
+    try:
+        base = ColumnSpec(features=listed, **{r: config.get(r) for r in ("label", "weight", "control", "observer")})
+        return base.with_roles(**roles)
+    except ValueError as exc:
+        raise SqnnError(f"invalid columns: {exc}") from None
+
+
+def check_method_options(method: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` of ``method``, each checked by type and range; :class:`SchemaError` names the first wrong one."""
+    if method not in METHOD_OPTIONS:
+        raise SchemaError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    return Fields(METHOD_OPTIONS[method]).check(dict(options or {}), "method_options")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What one training needs: the columns, the method and its strength, the network, the loop."""
+    """What one training needs: the columns, the method and its strength, the network, the loop.
+
+    Every field is checked by type and range when the settings are made (and again for
+    every run of a comparison); a wrong one is one :class:`SqnnError` naming it.
+    """
 
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     method: str = "sqnn"
@@ -99,6 +224,27 @@ class Settings:
     train: TrainConfig = field(default_factory=TrainConfig)
     model: str = "dense"
     domain_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise SqnnError(f"unknown model {self.model!r}; choose {' or '.join(MODELS)}")
+        if self.method not in METHODS:
+            raise SqnnError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        try:
+            object.__setattr__(self, "gamma", check(self.gamma, Nullable(Real(0.0, MAX_GAMMA)), "gamma"))
+            object.__setattr__(self, "method_options", check_method_options(self.method, self.method_options))
+            if self.network is not None:
+                check(self.network, Fields({}, open=True), "network")
+            if self.model == "set" and self.network is not None:
+                _SET_OVERRIDES.check(dict(self.network), "network")
+            if not isinstance(self.train, TrainConfig):
+                raise SchemaError("train", f"must be a TrainConfig, got {type(self.train).__name__}")
+            if not isinstance(self.columns, ColumnSpec):
+                raise SchemaError("columns", f"must be a ColumnSpec, got {type(self.columns).__name__}")
+            object.__setattr__(self, "domain_column", check(self.domain_column, Nullable(Name()), "domain"))
+            self.columns.check_roles(domain=self.domain_column)
+        except (SchemaError, ValueError) as exc:
+            raise SqnnError(f"invalid settings for {self.method}: {exc}") from None
 
     @classmethod
     def from_config(
@@ -114,8 +260,10 @@ class Settings:
         domain_column: str | None = None,
     ) -> "Settings":
         """A config file's settings with the flags that are given on top."""
-        options = dict(config.get("method_options") or {})
-        options.update(method_options or {})
+        options = config.get("method_options") or {}
+        if not isinstance(options, Mapping):
+            raise SqnnError(f"invalid training settings: method_options must be a mapping, got {options!r}")
+        options = {**options, **(method_options or {})}
         settings = cls(
             columns=columns,
             method=method or config.get("method", "sqnn"),
@@ -138,14 +286,13 @@ class Settings:
 
         Invalid settings raise one :class:`SqnnError` saying ``invalid {what}: ...``.
         """
-        if self.model not in MODELS:
-            raise SqnnError(f"unknown model {self.model!r}; choose {' or '.join(MODELS)}")
-        if self.method not in METHODS:
-            raise SqnnError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         try:
             objective = make_objective(self.method, self.gamma, **dict(self.method_options or {}))
             if self.model == "dense" and not objective.own_trainer:
-                objective.network_config(dict(self.network or {}))
+                network = objective.network_config(dict(self.network or {}))
+                _check_joint_width(objective, network.hidden[network.representation_index()])
+            if self.model == "set":
+                _check_joint_width(objective, int((self.network or {}).get("bottleneck", SetConfig.bottleneck)))
         except (TypeError, ValueError) as exc:
             raise SqnnError(f"invalid {what}: {exc}") from None
         return objective
@@ -156,3 +303,13 @@ class Settings:
             return objective.network_config(dict(self.network or {}))
         except (TypeError, ValueError) as exc:
             raise SqnnError(f"invalid training settings: {exc}") from None
+
+
+def _check_joint_width(objective: Objective, width: int) -> None:
+    """The exact joint penalty enumerates 2^m codes: the penalised layer must be small enough."""
+    if getattr(objective, "estimator", None) == "joint" and width > MAX_JOINT_UNITS:
+        raise SchemaError(
+            "method_options.estimator",
+            f"'joint' handles at most {MAX_JOINT_UNITS} units in the penalised layer, the network gives it {width}; "
+            "use estimator: factorized or a narrower layer",
+        )

@@ -20,21 +20,24 @@ import torch.distributed as dist
 
 from sqnn.data import ColumnSpec, Sample, load_inputs
 from sqnn.data.chunks import DEFAULT_CHUNK, sample_rows
+from sqnn.data.io import split_path
 from sqnn.data.sample import columns_of, require_same_columns
+from sqnn.data.splits import SIMULATION, split_indices
 from sqnn.devices import resolve_device
 from sqnn.errors import DataError, SqnnError
 from sqnn.evaluation import evaluate
-from sqnn.files import json_safe, write_json
+from sqnn.files import json_safe, refuse_overwriting, write_json
 from sqnn.methods import Objective
-from sqnn.runs import MODEL_JSON, Run, file_fingerprint, input_fingerprint, load_run, write_run
+from sqnn.runs import MODEL_FILE, MODEL_JSON, Run, file_fingerprint, input_fingerprint, load_run, write_run
 from sqnn.training import FitResult, TrainConfig, fit, splits_for
 from sqnn.training import parallel
+from sqnn.training.checkpoint import CHECKPOINT_STATE, CHECKPOINT_TENSORS, read_checkpoint_state, settings_differences
 from sqnn.training.events import StreamedInput
 from sqnn.training.reweight import Reweighter, fit_reweighter, reweighted, save_reweighter
 from sqnn.training.sets import fit_set_model, set_config_for
 from sqnn.workflows.settings import Settings
 
-__all__ = ["Trained", "evaluate_run", "fit_model", "record_run", "train_run"]
+__all__ = ["RUN_FILES", "Trained", "checkpoint_settings", "evaluate_run", "fit_model", "record_run", "train_run"]
 
 PathLike = str | os.PathLike[str]
 
@@ -43,6 +46,8 @@ MIN_SIMULATION_EVENTS = 20
 MIN_DATA_EVENTS = 10
 # a streamed training is evaluated on at most this many held-out events of each file
 STREAMED_EVALUATION_EVENTS = 500_000
+# what a training writes into its run directory (and --overwrite removes first)
+RUN_FILES = (MODEL_JSON, MODEL_FILE, "history.json", "metrics.json", CHECKPOINT_STATE, CHECKPOINT_TENSORS)
 
 
 @dataclass
@@ -90,8 +95,31 @@ def _check_sizes(simulation: Sample, data: Sample) -> None:
             )
 
 
+def _check_classes(simulation: Sample, config: TrainConfig) -> None:
+    """Each class must be in the training split with a positive weight, and in the validation split.
+
+    The loop estimates the simulated signal fraction on the training split (it must lie
+    strictly between 0 and 1) and stops early on the validation split.
+    """
+    if simulation.label is None:
+        return
+    parts = split_indices(len(simulation), config.seed, SIMULATION, config.validation_fraction, config.test_fraction)
+    for part in ("train", "validation"):
+        label, weight = simulation.label[parts[part]], simulation.weight[parts[part]]
+        for cls, name in ((1, "signal"), (0, "background")):
+            chosen = label == cls
+            if not chosen.any() or (part == "train" and not weight[chosen].sum() > 0):
+                total = int((simulation.label == cls).sum())
+                raise DataError(
+                    f"{simulation.source}: {total} {name} events in simulation leave the {part} split "
+                    f"{'without them' if not chosen.any() else 'with a total weight of ' + format(float(weight[chosen].sum()), 'g')}; "
+                    f"training needs {name} events with a positive total weight in the training and validation splits"
+                )
+
+
 def _check_inputs(settings: Settings, objective: Objective, simulation: Sample, data: Sample) -> None:
     _check_sizes(simulation, data)
+    _check_classes(simulation, settings.train)
     if getattr(objective, "region", None) == "control" and (simulation.control is None or data.control is None):
         raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
 
@@ -112,7 +140,10 @@ def fit_model(
     training splits, then trains on the reweighted simulation.
     """
     objective = settings.objective()
-    loop = {"run_dir": run_dir, "resume": resume, "progress": progress}
+    loop: dict[str, Any] = {"run_dir": run_dir, "resume": resume, "progress": progress}
+    if run_dir is not None:
+        loop["checkpoint_settings"] = checkpoint_settings(settings, objective, simulation.feature_names,
+                                                          simulation.source, data.source)
     reweighter, reweight_seconds = None, 0.0
     if objective.reweighting is not None:
         reweighter, reweight_seconds = fit_reweighter(
@@ -137,6 +168,75 @@ def fit_model(
     trained.reweighter = reweighter
     trained.train_seconds += reweight_seconds
     return trained
+
+
+def _file_identity(source: str) -> dict[str, Any]:
+    path, _ = split_path(source)
+    return {"path": str(path.resolve()), "bytes": path.stat().st_size if path.exists() else None}
+
+
+def checkpoint_settings(
+    settings: Settings, objective: Objective, features: list[str], simulation: str, data: str
+) -> dict[str, Any]:
+    """What a checkpoint records of its training, so that ``--resume`` can refuse other settings or inputs."""
+    network = (
+        settings.network_config(objective).to_dict()
+        if settings.model == "dense" and not objective.own_trainer
+        else dict(settings.network or {})
+    )
+    return json_safe({
+        "model": settings.model,
+        "method": objective.name,
+        "gamma": objective.gamma,
+        "method_options": objective.options,
+        "network": network,
+        "train": settings.train.to_dict(),
+        "features": list(features),
+        "columns": {**settings.columns.role_columns(), "objects": settings.columns.objects,
+                    "max_objects": settings.columns.max_objects, "domain": settings.domain_column},
+        "inputs": {"simulation": _file_identity(simulation), "data": _file_identity(data)},
+    })
+
+
+def _prepare_run_directory(out: Path, *, resume: bool, overwrite: bool, reuse: bool) -> list[Path]:
+    """Check what ``out`` holds against the request; returns the files of an old run to remove before training.
+
+    A directory that holds a run is replaced only with ``overwrite`` (or by a comparison,
+    ``reuse``, which manages its own run directories); ``resume`` needs a checkpoint.
+    """
+    if out.exists() and not out.is_dir():
+        raise SqnnError(f"{out}: exists and is not a directory; choose another --out for the run directory")
+    if resume and overwrite:
+        raise SqnnError("--resume continues the run in --out, --overwrite replaces it; give one of them")
+    held = [out / name for name in RUN_FILES if (out / name).exists()]
+    if resume:
+        if read_checkpoint_state(out) is None:
+            raise SqnnError(
+                f"{out}: no checkpoint to resume from ({CHECKPOINT_STATE} is missing); train without --resume"
+            )
+        return []
+    if held and not (overwrite or reuse):
+        raise SqnnError(
+            f"{out}: already holds a run ({', '.join(p.name for p in held)}); give --overwrite to replace it "
+            "or --resume to continue it"
+        )
+    return held
+
+
+def _check_resumable(out: Path, tag: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint whose training had other settings or inputs, naming them."""
+    differ = settings_differences((read_checkpoint_state(out) or {}).get("settings"), tag)
+    if differ:
+        shown = ", ".join(differ[:8]) + (f" and {len(differ) - 8} more" if len(differ) > 8 else "")
+        raise SqnnError(
+            f"{out}: --resume with settings that differ from the checkpoint's ({shown}); resume with the "
+            "same settings and inputs, or train afresh with --overwrite"
+        )
+
+
+def _clear(files: list[Path]) -> None:
+    for path in files:
+        path.unlink(missing_ok=True)
 
 
 def _fit_own(objective: Objective, simulation: Sample, data: Sample, config: TrainConfig) -> Trained:
@@ -258,8 +358,13 @@ def train_run(
     stream: bool = False,
     chunk: int = DEFAULT_CHUNK,
     engine: str = "torch",
+    overwrite: bool = False,
 ) -> tuple[Run | None, dict[str, Any] | None]:
     """Train one model into the run directory ``out`` and write its metrics.
+
+    A directory that already holds a run is refused unless ``overwrite`` (replace it),
+    ``resume`` (continue its checkpoint, which must exist and have the same settings and
+    inputs) or ``reuse`` is given.
 
     ``data_label`` reads the data's class column for the per-class metrics only; training
     never sees it; ``engine`` computes the metrics' scores (torch, or the deployed arithmetic
@@ -277,20 +382,26 @@ def train_run(
         if columns.features is None:
             settings = replace(settings, columns=replace(columns, features=()))
     objective = settings.objective()
+    out = Path(out)
+    stale = _prepare_run_directory(out, resume=resume, overwrite=overwrite, reuse=reuse)
+    if resume and objective.own_trainer:
+        raise SqnnError(f"method {objective.name!r} trains in one go and writes no checkpoints; train without --resume")
     if stream:
-        return _train_streamed(simulation, data, settings, Path(out), data_label=data_label, resume=resume,
-                               progress=progress, chunk=chunk, engine=engine)
+        return _train_streamed(simulation, data, settings, out, data_label=data_label, resume=resume,
+                               progress=progress, chunk=chunk, engine=engine, stale=stale)
     sim, labelled = load_inputs(simulation, data, settings.columns, domain_column=settings.domain_column, data_label=data_label)
     _check_inputs(settings, objective, sim, labelled)
     # the data labels are read for evaluation only: training sees data without them
     dat = replace(labelled, label=None)
-    out = Path(out)
+    if resume:
+        _check_resumable(out, checkpoint_settings(settings, objective, sim.feature_names, sim.source, dat.source))
     if reuse and finished_run(out, settings, sim, dat):
         run = load_run(out)
         metrics = evaluate(run, sim, labelled, seed=settings.train.seed, engine=engine)
         write_json(out / "metrics.json", json_safe(metrics))
         return run, metrics
     if not distributed:
+        _clear(stale)
         out.mkdir(parents=True, exist_ok=True)
         trained = fit_model(sim, dat, settings, run_dir=out, resume=resume, progress=progress)
         return record_run(out, trained, sim, labelled, settings, engine=engine)
@@ -299,6 +410,7 @@ def train_run(
     try:
         parallel.require_supported(objective)
         if group.is_main:
+            _clear(stale)
             out.mkdir(parents=True, exist_ok=True)
         group.barrier()
         trained = fit_model(sim, dat, settings, run_dir=out, resume=resume, progress=progress and group.is_main,
@@ -325,6 +437,7 @@ def _train_streamed(
     progress: bool,
     chunk: int,
     engine: str,
+    stale: list[Path],
 ) -> tuple[Run, dict[str, Any]]:
     """:func:`train_run` reading both files in chunks; evaluated on their first held-out events."""
     objective = settings.objective()
@@ -344,9 +457,13 @@ def _train_streamed(
     require_same_columns(str(simulation), features, str(data), columns_of(data, data_columns)[0])
     sim_input = StreamedInput(str(simulation), replace(columns, features=tuple(features)), "simulation", chunk)
     data_input = StreamedInput(str(data), data_columns, "data", chunk)
+    tag = checkpoint_settings(settings, objective, list(features), str(simulation), str(data))
+    if resume:
+        _check_resumable(out, tag)
+    _clear(stale)
     out.mkdir(parents=True, exist_ok=True)
     result = fit(sim_input, data_input, objective, network=settings.network_config(objective), config=settings.train,
-                 run_dir=out, resume=resume, progress=progress)
+                 run_dir=out, resume=resume, progress=progress, checkpoint_settings=tag)
     n_sim, n_data = result.extras["events"]
     # evaluation holds the first held-out events of each file, never a whole file
     sim_test = sample_rows(sim_input.path, sim_input.columns, "simulation", result.splits.simulation["test"], chunk,
@@ -383,8 +500,11 @@ def evaluate_run(
     a deployment engine's arithmetic (packed, onnx, hls4ml); ``device`` scores on another device
     than the CPU.
     """
+    if out is not None:
+        inputs = [split_path(p)[0] for p in (simulation, data) if p is not None]
+        refuse_overwriting([out], [*inputs, Path(run_dir) / MODEL_JSON, Path(run_dir) / MODEL_FILE])
     run = load_run(run_dir)
-    spec = run.input_spec(**run.meta.get("columns", {}))
+    spec = run.input_spec(**(run.meta.get("columns") or {}))
     if columns is not None:
         spec = spec.with_roles(**columns.role_columns())
     sim, dat = load_inputs(simulation, data, spec, domain_column=domain_column, data_label=data_label)
