@@ -37,6 +37,7 @@ from sqnn.training.config import TrainConfig
 from sqnn.training.events import InMemoryEvents, StreamedEvents, StreamedInput, Tensors, TrainingEvents, splits_of
 from sqnn.training.parallel import Context, all_reduce_sum, local_rank, require_supported
 from sqnn.training.parallel import context as process_group
+from sqnn.training.progress import FitProgress, fit_progress
 
 __all__ = ["FitResult", "fit", "splits_for", "weighted_bce"]
 
@@ -269,7 +270,7 @@ def fit(
     config: TrainConfig | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
-    progress: bool = False,
+    progress: bool | FitProgress = False,
     distributed: bool = False,
     model: StochasticModule | None = None,
     checkpoint_settings: dict[str, Any] | None = None,
@@ -281,7 +282,8 @@ def fit(
     ``model`` is a network built beforehand (a set model); otherwise the objective builds
     its own from ``network``. ``config.device`` says where the tensors live; the model that
     is returned is on the CPU. ``distributed=True`` needs an initialised process group (see
-    :mod:`sqnn.training.parallel`).
+    :mod:`sqnn.training.parallel`). ``progress`` shows the epochs on stderr (``True``) or
+    tells them to a :class:`~sqnn.training.progress.FitProgress`.
     ``checkpoint_settings`` are recorded in every checkpoint, so that a resumed training can
     be checked against them (:func:`sqnn.training.checkpoint.settings_differences`).
     """
@@ -344,11 +346,8 @@ def fit(
             state = _Progress.from_state(saved)
 
     epochs = range(state.next_epoch, config.epochs) if not state.stopped else range(0)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.epochs, initial=state.next_epoch, desc=objective.name, unit="epoch", leave=False)
+    shown = fit_progress(progress)
+    shown.start_fit(objective, config.epochs, state.next_epoch)
     sim_prior = events.sim_prior
     for epoch in epochs:
         started = time.process_time()
@@ -372,13 +371,10 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in modules.state_dict().items()}
         if run_path is not None and (group is None or group.is_main):
             save_checkpoint(run_path, modules, best_state, optimizer, generator, state.state(), checkpoint_settings)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['val_loss']:.4f}", auc=f"{record['val_auc']:.4f}", mi=f"{record['mi_bits']:.4f}")
+        shown.epoch_done(record, state.best_epoch)
         if state.stopped:
             break
-    if bar is not None:
-        bar.close()
+    shown.fit_done(state.best_epoch, len(state.history), state.stopped, config.patience)
     modules.load_state_dict(best_state)
     modules.cpu()
     model.set_training_generator(None)

@@ -33,6 +33,7 @@ from sqnn.training import FitResult, TrainConfig, fit, splits_for
 from sqnn.training import parallel
 from sqnn.training.checkpoint import CHECKPOINT_STATE, CHECKPOINT_TENSORS, read_checkpoint_state, settings_differences
 from sqnn.training.events import StreamedInput
+from sqnn.training.progress import FitProgress, fit_progress
 from sqnn.training.reweight import Reweighter, fit_reweighter, reweighted, save_reweighter
 from sqnn.training.sets import fit_set_model, set_config_for
 from sqnn.workflows.settings import Settings
@@ -131,7 +132,7 @@ def fit_model(
     *,
     run_dir: PathLike | None = None,
     resume: bool = False,
-    progress: bool = False,
+    progress: bool | FitProgress = False,
     distributed: bool = False,
 ) -> Trained:
     """Train the model ``settings`` describe on labelled simulation and unlabelled ``data``.
@@ -154,7 +155,7 @@ def fit_model(
     if objective.own_trainer:
         if distributed:
             raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
-        trained = _fit_own(objective, simulation, data, settings.train)
+        trained = _fit_own(objective, simulation, data, settings.train, fit_progress(progress))
     elif settings.model == "set":
         if distributed:
             raise SqnnError("--distributed trains dense networks; drop --model set")
@@ -239,11 +240,14 @@ def _clear(files: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def _fit_own(objective: Objective, simulation: Sample, data: Sample, config: TrainConfig) -> Trained:
+def _fit_own(objective: Objective, simulation: Sample, data: Sample, config: TrainConfig, shown: FitProgress) -> Trained:
     """A method trained outside the shared loop (trees): its own fit on the same splits."""
+    max_trees = int(objective.options.get("max_iter", 300))
+    shown.start_trees(objective, max_trees)
     ensemble, history, seconds = objective.fit_trees(  # type: ignore[attr-defined]
         simulation, splits_for(simulation, data, config), seed=config.seed, threads=config.threads
     )
+    shown.trees_done(len(history), len(history) < max_trees, int(objective.options.get("n_iter_no_change", 10)))
     return Trained(
         kind="trees",
         model=ensemble,
@@ -353,7 +357,7 @@ def train_run(
     data_label: str | None = None,
     resume: bool = False,
     reuse: bool = False,
-    progress: bool = False,
+    progress: bool | FitProgress = False,
     distributed: bool = False,
     stream: bool = False,
     chunk: int = DEFAULT_CHUNK,
@@ -434,7 +438,7 @@ def _train_streamed(
     *,
     data_label: str | None,
     resume: bool,
-    progress: bool,
+    progress: bool | FitProgress,
     chunk: int,
     engine: str,
     stale: list[Path],
