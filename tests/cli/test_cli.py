@@ -34,6 +34,9 @@ def test_generate_train_evaluate_predict(tmp_path: Path, capsys) -> None:
         "--weight", "weight", "--control", "control", "--observer", "mass", "--epochs", 2, "--quiet", "--out", run,
     )
     assert code == 0, err
+    assert out.splitlines()[0].split()[:3] == ["method", "setting", "auc_source"]
+    # every line but the last, which names the run directory
+    assert max(len(line) for line in out.splitlines()[:-1]) <= 100 and out.splitlines()[-1].startswith(f"wrote the run to {run}")
     for name in ("model.safetensors", "model.json", "history.json", "metrics.json"):
         assert (run / name).exists()
     model = json.loads((run / "model.json").read_text())
@@ -42,9 +45,12 @@ def test_generate_train_evaluate_predict(tmp_path: Path, capsys) -> None:
     assert label_free["auc_target"] is None and label_free["auc_source"] > 0.6
 
     metrics_file = tmp_path / "metrics.json"
-    code, _, err = run_cli(capsys, "evaluate", run, "--sim", sim, "--data", data, "--data-label", "is_signal", "--out", metrics_file)
+    code, out, err = run_cli(capsys, "evaluate", run, "--sim", sim, "--data", data, "--data-label", "is_signal", "--out", metrics_file)
     assert code == 0, err
     metrics = json.loads(metrics_file.read_text())
+    # the compact block: closure with its error, then where every metric is
+    assert "closure 50 %" in out.splitlines()[0] and f"{metrics['closure']:.3f} ± " in out
+    assert max(len(line) for line in out.splitlines()[:-1]) <= 100 and out.rstrip().endswith(f"wrote {metrics_file} (every metric)")
     assert set(METRIC_KEYS) <= set(metrics)
     assert 0.5 < metrics["auc_target"] <= 1 and metrics["ks"] > 0 and metrics["sf_signal_err"] > 0
     for suffix in ("", "_80"):

@@ -8,10 +8,11 @@ from typing import Any
 import click
 
 from sqnn.cli.options import EPOCHS, SEED, THREADS, Checked, data_options, device_option, engine_option
+from sqnn.cli.summary import terminal_summary
 from sqnn.schema import Integer, Real
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
-from sqnn.workflows.compare import format_markdown, parse_gammas, run_compare
+from sqnn.workflows.compare import parse_gammas, run_compare
 from sqnn.workflows.selection import DEFAULT_DELTA, DISAGREEMENT_METRICS
 from sqnn.workflows.settings import Settings, columns_from, read_config, split_list, train_config_from
 
@@ -126,6 +127,8 @@ def compare(
                 f"report.html needs the plot extra: pip install 'sqnn[plot]' ({exc}); "
                 f"summary.json and summary.md are in {out}, or rerun with --no-report"
             ) from None
+        if not quiet:
+            click.echo("writing report.html (scoring the chosen runs, drawing the figures)", err=True)
         build_report(out)
-    click.echo(format_markdown(summary))
+    click.echo(terminal_summary(summary))
     click.echo(f"wrote {out / 'summary.json'}, {out / 'summary.md'}" + ("" if no_report else f", {out / 'report.html'}"))

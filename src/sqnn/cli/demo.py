@@ -10,13 +10,14 @@ import click
 
 from sqnn.cases import get_generator
 from sqnn.cli.options import Checked
+from sqnn.cli.summary import terminal_summary
 from sqnn.data import ColumnSpec
 from sqnn.datasets import WJETS_FEATURES, wjets_path
 from sqnn.errors import SqnnError
 from sqnn.methods.sqnn import DEFAULT_GAMMA
 from sqnn.schema import Integer
 from sqnn.training import TrainConfig
-from sqnn.workflows.compare import format_markdown, run_compare
+from sqnn.workflows.compare import run_compare
 from sqnn.workflows.settings import Settings
 
 __all__ = ["demo", "run_demo", "DEMO_GAMMAS", "DEMO_METHODS", "QUICK_METHODS"]
@@ -68,6 +69,8 @@ def run_demo(
     if report:
         from sqnn.report import build_report
 
+        if progress:
+            click.echo("writing report.html (scoring the chosen runs, drawing the figures)", err=True)
         build_report(out)
     return summary
 
@@ -80,6 +83,11 @@ def run_demo(
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out: Path, case: str, quick: bool, seeds: int, quiet: bool) -> None:
     """Train source-only, SQNN (γ sweep) and the baselines; print the table and write report.html."""
+    if not quiet:
+        data = "the shipped W-jet data" if case == "wjets" else "the toy"
+        click.echo(f"sqnn demo on {data}: {', '.join(QUICK_METHODS if quick else DEMO_METHODS)}; "
+                   f"{'a few minutes' if quick else '15–30 minutes on 2 cores'}. Progress below; the table at the end.",
+                   err=True)
     summary = run_demo(out, case=case, quick=quick, seeds=seeds, progress=not quiet)
-    click.echo(format_markdown(summary))
-    click.echo(f"\nrun directories, summary.json, summary.md and report.html in {out}")
+    click.echo(terminal_summary(summary, out=str(out)))
+    click.echo(f"\nNext: open {out / 'report.html'} in a browser; the run directories are under {out / 'runs'}.")

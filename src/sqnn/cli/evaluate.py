@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sqnn.cli.options import data_options, device_option, engine_option
+from sqnn.cli.summary import terminal_metrics
 from sqnn.data import ColumnSpec
 from sqnn.errors import SqnnError
 from sqnn.nn.model import SCORING_MODES
@@ -51,4 +52,9 @@ def evaluate(
         run_dir, simulation, data, data_label=data_label, columns=columns, domain_column=domain_column, out=out,
         inference=inference, device=device, engine=engine,
     )
-    click.echo(json.dumps(metrics, indent=2) if out is None else f"wrote {out}")
+    if out is None:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    meta = json.loads((run_dir / "model.json").read_text())
+    click.echo(terminal_metrics(str(meta.get("method", run_dir.name)), meta.get("gamma"), metrics))
+    click.echo(f"wrote {out} (every metric)")

@@ -1,23 +1,14 @@
-"""The terminal tables the commands print."""
+"""The blocks of numbers the commands print: at most 100 columns, closure first, with uncertainties."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_metrics"]
+from sqnn.workflows.tables import terminal_metrics, terminal_summary
 
-_TABLE_KEYS = ("auc_source", "auc_target", "ks", "ks_control", "domain_auc", "mi_bits", "mi_joint_bits", "sf_signal", "sf_background")
+__all__ = ["format_metrics", "terminal_metrics", "terminal_summary"]
 
 
-def format_metrics(rows: dict[str, dict[str, Any]], keys: tuple[str, ...] = _TABLE_KEYS) -> str:
-    """A fixed-width table, one row per run."""
-    width = max([len(name) for name in rows] + [6])
-    header = "run".ljust(width) + "".join(k.rjust(15) for k in keys)
-    lines = [header, "-" * len(header)]
-    for name, metrics in rows.items():
-        cells = []
-        for key in keys:
-            value = metrics.get(key)
-            cells.append(("—" if value is None else f"{value:.4f}").rjust(15))
-        lines.append(name.ljust(width) + "".join(cells))
-    return "\n".join(lines)
+def format_metrics(rows: dict[str, dict[str, Any]]) -> str:
+    """One compact block per run (named by the keys of ``rows``)."""
+    return "\n\n".join(terminal_metrics(name, None, metrics) for name, metrics in rows.items())

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from sqnn.cli.options import CHUNK, EPOCHS, GAMMA, SEED, Checked, data_options, device_option
-from sqnn.cli.summary import format_metrics
+from sqnn.cli.summary import terminal_metrics
 from sqnn.data.chunks import DEFAULT_CHUNK
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
@@ -100,5 +100,5 @@ def train(
     )
     if run is None or metrics is None:  # every rank but 0: rank 0 writes and reports the run
         return
-    click.echo(f"wrote {out}")
-    click.echo(format_metrics({run.meta["method"]: metrics}))
+    click.echo(terminal_metrics(run.meta["method"], run.meta.get("gamma"), metrics))
+    click.echo(f"wrote the run to {out} (model, history.json, metrics.json)")

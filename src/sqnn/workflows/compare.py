@@ -5,7 +5,8 @@ with :func:`sqnn.workflows.train.train_run`, evaluates it on the held-out splits
 data labels when given — for reporting only; they never reach training or selection),
 and writes ``DIR/summary.json`` and ``DIR/summary.md``: per method every setting with the
 mean and standard deviation over seeds of every ``metrics.json`` key, and the setting the
-label-free selection rule (:mod:`sqnn.workflows.selection`) picks.
+label-free selection rule (:mod:`sqnn.workflows.selection`) picks. ``summary.md`` shows them
+with uncertainties (:mod:`sqnn.workflows.tables`).
 
 An interrupted comparison continues: a run whose ``model.json`` matches the requested
 method, γ, options, training settings and input files is not trained again.
@@ -25,6 +26,7 @@ from typing import Any
 from sqnn.errors import SqnnError
 from sqnn.files import json_safe, write_json, write_text
 from sqnn.methods import METHODS
+from sqnn.training.progress import Board, FitProgress, setting_label
 from sqnn.workflows.selection import (
     ACCURACY_METRIC,
     DEFAULT_DELTA,
@@ -35,13 +37,12 @@ from sqnn.workflows.selection import (
     select_setting,
 )
 from sqnn.workflows.settings import Settings
+from sqnn.workflows.tables import RESERVED_KEYS, markdown_summary, method_entries
 from sqnn.workflows.train import train_run
 
 __all__ = [
     "DEFAULT_GAMMAS",
     "RESERVED_KEYS",
-    "TABLE_KEYS",
-    "format_cell",
     "format_markdown",
     "method_entries",
     "parse_gammas",
@@ -60,24 +61,6 @@ DEFAULT_GAMMAS: dict[str, tuple[float, ...]] = {
     "mmd": (0.3, 1.0, 3.0, 10.0),
 }
 _FALLBACK_GAMMAS = (0.3, 1.0, 3.0, 10.0)
-
-# top-level keys of summary.json that are not method names
-RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order", "engine")
-
-TABLE_KEYS = (
-    "auc_source",
-    "auc_target",
-    "rejection_at_50",
-    "ks",
-    "ks_control",
-    "ks_reweighted",
-    "ks_signal",
-    "ks_background",
-    "sf_signal",
-    "sf_background",
-    "domain_auc",
-    "mi_bits",
-)
 
 
 def strength_grid(method: str, gammas: Mapping[str, Sequence[float]] | None = None) -> tuple[float, ...]:
@@ -106,7 +89,8 @@ class _Task:
     data_label: str | None
     settings: Settings
     run_dir: Path
-    progress: bool = False
+    # a FitProgress only in a serial comparison, where the task runs in this process
+    progress: bool | FitProgress = False
     engine: str = "torch"
 
     @property
@@ -138,55 +122,20 @@ def _train_and_evaluate(task: _Task) -> dict[str, Any]:
     return metrics
 
 
-def method_entries(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The per-method entries of a summary, in the order they were run."""
-    order = summary.get("order") or [k for k in summary if k not in RESERVED_KEYS]
-    return {name: summary[name] for name in order if name in summary}
+# the report's tables until it takes its columns from sqnn.workflows.tables
+TABLE_KEYS = ("auc_source", "auc_target", "rejection_at_50", "ks", "ks_control", "ks_reweighted", "ks_signal",
+              "ks_background", "sf_signal", "sf_background", "domain_auc", "mi_bits")
 
 
 def format_cell(stats: Mapping[str, Any] | None) -> str:
     if not stats or stats.get("mean") is None:
         return "—"
-    text = f"{stats['mean']:.4f}"
-    if stats.get("std") is not None:
-        text += f" ± {stats['std']:.4f}"
-    return text
+    return f"{stats['mean']:.4f}" + ("" if stats.get("std") is None else f" ± {stats['std']:.4f}")
 
 
-def format_markdown(summary: Mapping[str, Any], keys: Sequence[str] = TABLE_KEYS) -> str:
-    """summary.md: the selected setting of every method, then every setting; mean ± std over seeds."""
-    entries = method_entries(summary)
-    selection = summary.get("selection", {})
-    lines = [
-        "# Comparison",
-        "",
-        f"Selection rule: {summary.get('selection_rule', SELECTION_RULE)}",
-        "",
-        f"delta = {selection.get('delta', DEFAULT_DELTA)}, disagreement metric = "
-        f"`{selection.get('disagreement_metric', 'domain_auc')}`; seeds: {len(summary.get('seeds', []))}; "
-        f"values are mean ± standard deviation over seeds.",
-        "",
-        "## Selected setting per method",
-        "",
-        "| method | gamma | " + " | ".join(keys) + " |",
-        "|---|---:|" + "---:|" * len(keys),
-    ]
-    for name, entry in entries.items():
-        selected = entry["selected"]
-        lines.append(
-            f"| {name} | {selected['gamma']:g} | " + " | ".join(format_cell(selected["metrics"].get(k)) for k in keys) + " |"
-        )
-    lines += ["", "## Every setting", "", "| method | gamma | selected | " + " | ".join(keys) + " |"]
-    lines.append("|---|---:|:---:|" + "---:|" * len(keys))
-    for name, entry in entries.items():
-        for setting in entry["settings"]:
-            mark = "✔" if setting["gamma"] == entry["selected"]["gamma"] else ""
-            lines.append(
-                f"| {name} | {setting['gamma']:g} | {mark} | "
-                + " | ".join(format_cell(setting["metrics"].get(k)) for k in keys)
-                + " |"
-            )
-    return "\n".join(lines) + "\n"
+def format_markdown(summary: Mapping[str, Any]) -> str:
+    """summary.md: the chosen setting of every method, then every setting, with uncertainties."""
+    return markdown_summary(summary)
 
 
 def run_compare(
@@ -258,28 +207,45 @@ def run_compare(
     for task in {(t.method, t.gamma): t for t in tasks}.values():
         task.settings.objective(f"settings for {task.method}")
     results: dict[Path, dict[str, Any]] = {}
+    board = Board(fits=len(tasks)) if progress else None
+    if board is not None:
+        where = "here" if scheduler is None and jobs == 1 else f"in {jobs} processes" if scheduler is None else f"on {scheduler}"
+        board.write(f"{len(tasks)} fits ({len(methods)} methods × their strengths × {seeds} "
+                    f"seed{'s' if seeds != 1 else ''}, up to {settings.train.epochs} epochs each), {where}")
 
-    def done(task: _Task, metrics: dict[str, Any]) -> None:
+    def done(index: int, task: _Task, metrics: dict[str, Any], outcome: str | None = None) -> None:
         results[task.run_dir] = metrics
-        if echo is not None:
-            echo(
-                f"[{len(results)}/{len(tasks)}] {task.method} gamma={task.gamma:g} seed={task.seed}: "
-                f"auc_source={_fmt(metrics.get('auc_source'))} ks={_fmt(metrics.get('ks'))} "
-                f"domain_auc={_fmt(metrics.get('domain_auc'))}"
-            )
+        label = setting_label(task.method, task.gamma, task.seed)
+        line = f"fit {index + 1}/{len(tasks)} · {label}: " + " · ".join(([outcome] if outcome else []) + _fit_metrics(metrics))
+        if board is not None:
+            board.title = f"fit {index + 1}/{len(tasks)} · {label}"
+            board.end_fit(line)
+        elif echo is not None:
+            echo(line)
 
-    if scheduler is not None:
-        from sqnn.cluster import map_tasks
+    try:
+        if scheduler is not None:
+            from sqnn.cluster import map_tasks
 
-        map_tasks(_train_and_evaluate, tasks, scheduler, workers=jobs, on_result=lambda index, metrics: done(tasks[index], metrics))
-    elif jobs == 1:
-        for task in tasks:
-            done(task, _train_and_evaluate(task))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [(task, pool.submit(_train_and_evaluate, task)) for task in tasks]
-            for task, future in futures:
-                done(task, future.result())
+            map_tasks(_train_and_evaluate, tasks, scheduler, workers=jobs,
+                      on_result=lambda index, metrics: done(index, tasks[index], metrics))
+        elif jobs == 1:
+            for index, task in enumerate(tasks):
+                shown = None
+                if board is not None:
+                    board.begin_fit(index, setting_label(task.method, task.gamma, task.seed))
+                    shown = FitProgress(board, title=board.title)
+                    task = replace(task, progress=shown)
+                metrics = _train_and_evaluate(task)
+                done(index, task, metrics, None if shown is None else shown.outcome or "finished run reused")
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = [(task, pool.submit(_train_and_evaluate, task)) for task in tasks]
+                for index, (task, future) in enumerate(futures):
+                    done(index, task, future.result())
+    finally:
+        if board is not None:
+            board.close()
 
     settings_by_method: dict[str, list[dict[str, Any]]] = {}
     for m in methods:
@@ -330,8 +296,13 @@ def run_compare(
     return summary
 
 
-def _fmt(value: Any) -> str:
-    return "—" if value is None else f"{value:.4f}"
+def _fit_metrics(metrics: Mapping[str, Any]) -> list[str]:
+    """What one finished fit is judged by: its simulation AUC, the label-free disagreement, and closure if known."""
+    shown = []
+    for key in ("auc_source", "ks_control" if metrics.get("ks_control") is not None else "domain_auc", "closure"):
+        if isinstance(metrics.get(key), (int, float)):
+            shown.append(f"{key} {metrics[key]:.4f}")
+    return shown
 
 
 def parse_gammas(items: Iterable[str], methods: Sequence[str]) -> dict[str, tuple[float, ...]]:
