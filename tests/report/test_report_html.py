@@ -19,7 +19,13 @@ from sqnn.report import build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 IMAGE = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
-SECTIONS = ("ROC curves", "Score distributions", "Trade-off", "Training history", "Information plane")
+FIGURES = ["Scale factors", "Trade-off", "Score distributions: source-only", "Score distributions: sqnn γ=0.3",
+           "Score distributions: bdt", "ROC curves", "Training history", "Information plane"]
+SECTIONS = ("Chosen setting per method", "Scale factors across working points", "Closure and accuracy across each sweep",
+            "Score distributions per class", "ROC curves", "Training history", "Information plane of the stochastic layer",
+            "Every setting")
+# a 1400-pixel window holds every figure at its own size
+PAGE_WIDTH = 1400
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +33,21 @@ def report(comparison: Path) -> Path:
     return build_report(comparison)
 
 
-def test_report_embeds_every_figure(report: Path) -> None:
+def test_report_embeds_every_figure_within_a_1400_pixel_page(report: Path, comparison: Path) -> None:
+    import json
+
     text = report.read_text()
     images = IMAGE.findall(text)
-    assert [alt for alt, _ in images] == ["ROC curves", "Score distributions", "Trade-off", "Training history", "Information plane"]
+    summary = json.loads((comparison / "summary.json").read_text())
+    chosen = f"Score distributions: sqnn γ={summary['sqnn']['selected']['gamma']:g}"
+    assert [alt for alt, _ in images] == [chosen if alt.startswith("Score distributions: sqnn") else alt for alt in FIGURES]
     for alt, encoded in images:
         picture = Image.open(io.BytesIO(base64.b64decode(encoded)))
-        assert picture.format == "PNG" and picture.size[0] > 300 and picture.size[1] > 300, alt
+        assert picture.format == "PNG" and 300 < picture.size[0] <= PAGE_WIDTH - 80 and picture.size[1] > 250, alt
         pixels = np.asarray(picture.convert("L"), dtype=float)
         assert pixels.std() > 5, f"{alt} is blank"
+    for section in SECTIONS:
+        assert f"<h2>{section}</h2>" in text
 
 
 def test_report_is_self_contained(report: Path) -> None:
@@ -45,17 +57,22 @@ def test_report_is_self_contained(report: Path) -> None:
     assert text.count("<img") == len(IMAGE.findall(text))
 
 
-def test_report_tables_show_every_method_and_the_selection(report: Path, comparison: Path) -> None:
+def test_report_tables_show_every_method_the_selection_and_uncertainties(report: Path, comparison: Path) -> None:
     import json
 
     summary = json.loads((comparison / "summary.json").read_text())
     text = report.read_text()
     for method in ("source-only", "sqnn", "bdt"):
         assert f"<td>{method}</td>" in text
+    # the chosen rows of the table of every setting
     assert text.count('<tr class="selected">') == 3
-    mean = summary["sqnn"]["selected"]["metrics"]["auc_target"]["mean"]
-    assert f"{mean:.4f}" in text
-    assert html.escape(summary["selection_rule"]) in text
+    stats = summary["sqnn"]["selected"]["metrics"]["auc_target"]
+    # two seeds: the standard error of the mean, spread/√2, under the value
+    assert f'{stats["mean"]:.4f}<br><span class="err">± {stats["std"] / np.sqrt(2):.4f}</span>' in text
+    closure = summary["sqnn"]["selected"]["metrics"]["closure_80"]
+    assert f'{closure["mean"]:.3f}<br><span class="err">± {closure["std"] / np.sqrt(2):.3f}</span>' in text
+    assert "standard error over the 2 seeds" in text and "standard deviation" not in text
+    assert "within 0.005 of the method&#x27;s best" in text and "smallest ks_control" in text
 
 
 def test_missing_summary_is_a_clear_error(tmp_path: Path) -> None:
@@ -82,15 +99,42 @@ def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
+# appended to a copy of the page by the test only: the report itself has no script
+_PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  document.body.setAttribute("data-probe", JSON.stringify({
+    scrollWidth: document.documentElement.scrollWidth,
+    loaded: images.filter(i => i.complete && i.naturalWidth > 0).length,
+    images: images.length,
+    widest: Math.max(...images.map(i => i.getBoundingClientRect().right)),
+  }));
+});
+</script>"""
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="headless check needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    import json
+
     url = report.resolve().as_uri()
     dom = _chromium(["--dump-dom", url], tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
     assert console == []
-    assert len(IMAGE.findall(dom.stdout)) == 5
+    assert len(IMAGE.findall(dom.stdout)) == len(FIGURES)
     assert all(section in dom.stdout for section in SECTIONS)
+
+    # in a 1400-pixel window: every image decoded, nothing wider than the window
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text().replace("</body>", _PROBE + "</body>"))
+    dom = _chromium([f"--window-size={PAGE_WIDTH},3000", "--virtual-time-budget=5000", "--dump-dom", probed.resolve().as_uri()],
+                    tmp_path / "profile-probe")
+    match = re.search(r'data-probe="([^"]+)"', dom.stdout)
+    assert match, dom.stderr[-2000:]
+    probe = json.loads(html.unescape(match.group(1)))
+    assert probe["images"] == probe["loaded"] == len(FIGURES), probe
+    assert probe["scrollWidth"] <= PAGE_WIDTH and probe["widest"] <= PAGE_WIDTH, probe
 
     # the same page with every image emptied: the figures must darken the real one far more
     stripped = tmp_path / "stripped.html"
@@ -99,7 +143,7 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     for name, page in (("report", report), ("stripped", stripped)):
         shot = tmp_path / f"{name}.png"
         screen = _chromium(
-            ["--hide-scrollbars", "--window-size=1400,3000", f"--screenshot={shot}", page.resolve().as_uri()],
+            ["--hide-scrollbars", f"--window-size={PAGE_WIDTH},3000", f"--screenshot={shot}", page.resolve().as_uri()],
             tmp_path / f"profile-{name}",
         )
         assert screen.returncode == 0 and shot.exists(), screen.stderr[-2000:]

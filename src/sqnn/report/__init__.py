@@ -10,8 +10,10 @@ from sqnn.report.plots import (
     plot_history,
     plot_information_plane,
     plot_roc,
+    plot_scale_factors,
     plot_score_comparison,
     plot_tradeoff,
+    scale_factor_curve,
 )
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "plot_history",
     "plot_information_plane",
     "plot_roc",
+    "plot_scale_factors",
     "plot_score_comparison",
     "plot_tradeoff",
+    "scale_factor_curve",
 ]

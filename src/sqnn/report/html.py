@@ -1,8 +1,13 @@
 """``report.html``: one self-contained page (no scripts, no external files) for a comparison directory.
 
-It reads ``summary.json`` and, for every method, the first seed of its selected
-setting: that run's scores on the held-out simulation and data, and its
-``history.json``. Images are PNG files embedded as base64 ``data:`` URIs.
+It reads ``summary.json`` and, for every method, the first seed of its chosen setting:
+that run's scores on the held-out simulation and data, its ``metrics.json``,
+``history.json`` and ``model.json``. The page is built for closure: the tables of the
+chosen settings with their uncertainties, the scale factors across working points, the
+trade-off between accuracy and closure, the score distributions per class, in the control
+region and reweighted to the data's signal fraction, the ROC curves against source-only,
+and the training history per unit of each penalty. Images are PNG files embedded as
+base64 ``data:`` URIs, each at most 1300 pixels wide.
 """
 
 from __future__ import annotations
@@ -16,43 +21,76 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqnn.data import ColumnSpec, load_inputs
+import numpy as np
+
+from sqnn.data import ColumnSpec, Sample, load_inputs
 from sqnn.data.sample import ROLES
 from sqnn.errors import SqnnError
 from sqnn.evaluation import held_out
 from sqnn.files import write_text
+from sqnn.methods import make_objective
 from sqnn.report import plots
 from sqnn.runs import Run, load_run
-from sqnn.workflows.compare import TABLE_KEYS, format_cell, method_entries
+from sqnn.training.progress import Penalty, penalty_of, setting_label
+from sqnn.workflows.tables import column_legend, error_note, method_entries, rule_steps, summary_table
 
-__all__ = ["CSS", "build_report", "image_html", "page", "render_html"]
+__all__ = ["CSS", "build_report", "image_html", "page", "render_html", "table_html"]
 
 PathLike = str | os.PathLike[str]
 
 CSS = """
-body { font-family: sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
-h1, h2 { font-weight: 600; }
-figure { margin: 1.5em 0; }
+body { font-family: sans-serif; margin: 1.5em auto; max-width: 1340px; padding: 0 1em; color: #222; }
+h1, h2, h3 { font-weight: 600; }
+h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
-figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; white-space: nowrap; }
+figcaption { color: #444; font-size: 0.9em; margin-top: 0.3em; max-width: 1300px; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 0.8em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.4em; text-align: right; white-space: nowrap; }
+th { background: #f4f4f4; }
 th:first-child, td:first-child { text-align: left; }
+td .err { color: #666; font-size: 0.9em; }
 tr.selected { background: #eef6ee; font-weight: 600; }
-.scroll { overflow-x: auto; }
-.rule { background: #f6f6f6; padding: 0.8em; border-left: 4px solid #888; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.rule { background: #f6f6f6; padding: 0.6em 1em; border-left: 4px solid #888; }
+.rule ol { margin: 0.3em 0; }
+details { margin: 0.5em 0; font-size: 0.9em; }
 """
 
 
 class _Selected:
-    """What the report needs from one method's selected run."""
+    """What the report needs from one method's chosen run."""
 
-    def __init__(self, name: str, run: Run, history: list[dict[str, Any]], gamma: float) -> None:
-        self.name, self.run, self.history, self.gamma = name, run, history, gamma
+    def __init__(self, name: str, run: Run, run_dir: Path, gamma: float) -> None:
+        self.name, self.run, self.gamma = name, run, gamma
+        history_path, metrics_path = run_dir / "history.json", run_dir / "metrics.json"
+        self.history: list[dict[str, Any]] = json.loads(history_path.read_text()) if history_path.exists() else []
+        self.metrics: dict[str, Any] = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        self.seed = run.meta.get("train", {}).get("seed")
+        best = run.meta.get("best_epoch")
+        self.best_epoch = int(best) if isinstance(best, int) and best >= 0 else None
+        self.label = setting_label(name, gamma)
+        self.penalty: Penalty | None = None
+        method = run.meta.get("method", name)
+        try:
+            self.penalty = penalty_of(make_objective(method, float(run.meta.get("gamma", gamma)),
+                                                     **dict(run.meta.get("method_options") or {})))
+        except (ValueError, TypeError):
+            self.penalty = None
+
+    @property
+    def is_network(self) -> bool:
+        # boosting iterations are not epochs: tree runs stay out of the per-epoch plots
+        return self.run.meta.get("model_kind") != "trees"
 
 
-def _label(item: _Selected) -> str:
-    return f"{item.name} (γ={item.gamma:g})"
+class _Scored:
+    """A chosen run's scores on the held-out simulation and data."""
+
+    def __init__(self, item: _Selected, simulation: Sample, data: Sample) -> None:
+        self.item = item
+        self.sim, self.data = held_out(item.run, simulation, "simulation"), held_out(item.run, data, "data")
+        self.sim_score, self.data_score = item.run.score(self.sim.features), item.run.score(self.data.features)
 
 
 def _load_selected(directory: Path, entries: Mapping[str, Mapping[str, Any]]) -> list[_Selected]:
@@ -62,9 +100,7 @@ def _load_selected(directory: Path, entries: Mapping[str, Mapping[str, Any]]) ->
         if not runs:
             continue
         run_dir = directory / runs[0]
-        history_path = run_dir / "history.json"
-        history = json.loads(history_path.read_text()) if history_path.exists() else []
-        selected.append(_Selected(name, load_run(run_dir), history, float(entry["selected"]["gamma"])))
+        selected.append(_Selected(name, load_run(run_dir), run_dir, float(entry["selected"]["gamma"])))
     return selected
 
 
@@ -76,146 +112,235 @@ def image_html(fig: Any, alt: str, caption: str) -> str:
     )
 
 
-def _table(entries: Mapping[str, Mapping[str, Any]], keys: Sequence[str], every_setting: bool) -> str:
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("method", "gamma", *keys))
-    rows = []
-    for name, entry in entries.items():
-        settings = entry["settings"] if every_setting else [entry["selected"]]
-        for setting in settings:
-            chosen = setting["gamma"] == entry["selected"]["gamma"]
-            cells = "".join(f"<td>{html.escape(format_cell(setting['metrics'].get(k)))}</td>" for k in keys)
-            css = ' class="selected"' if every_setting and chosen else ""
-            rows.append(f"<tr{css}><td>{html.escape(name)}</td><td>{setting['gamma']:g}</td>{cells}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+def _cell_html(text: str) -> str:
+    value, _, error = text.partition(" ± ")
+    if not error:
+        return html.escape(text)
+    return f'{html.escape(value)}<br><span class="err">± {html.escape(error)}</span>'
 
 
-def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: Any, data: Any) -> list[str]:
+def table_html(header: Sequence[str], rows: Sequence[Sequence[str]], chosen: Sequence[bool] | None = None) -> str:
+    """A table with each uncertainty under its value; ``chosen`` rows highlighted."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for index, row in enumerate(rows):
+        css = ' class="selected"' if chosen is not None and chosen[index] else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{_cell_html(c)}</td>" for c in row) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _scale_factor_section(scored: list[_Scored]) -> str:
+    labelled = [s for s in scored if s.data.label is not None]
+    if not labelled:
+        return ("<h2>Scale factors across working points</h2><p>The data have no labels here (no "
+                "<code>--data-label</code>), so the data/simulation efficiencies per class cannot be measured.</p>")
+    curves = {s.item.label: plots.scale_factor_curve(s.sim_score, s.sim.label, s.sim.weight, s.data_score, s.data.label,
+                                                     s.data.weight) for s in labelled}
+    reference = next((curves[s.item.label] for s in labelled if s.item.name == "source-only"), None)
+    columns = min(4, len(curves))
+    rows = math.ceil(len(curves) / columns)
+    fig, axes = plots.figure(rows, columns, size=(3.25 * columns, 3.5 * rows + 0.4), sharex=True, sharey=True)
+    ylim = plots.scale_factor_limits(list(curves.values()))
+    for k, (label, curve) in enumerate(curves.items()):
+        ax = axes[k // columns][k % columns]
+        s50, b50 = curve.at(0.5)
+        s80, b80 = curve.at(0.8)
+        plots.plot_scale_factors(curve, ax=ax, reference=None if label.startswith("source-only") else reference, ylim=ylim,
+                                 title=f"{label}\n50 %: {s50:.3f} / {b50:.3f}   80 %: {s80:.3f} / {b80:.3f}")
+        if k % columns:
+            ax.set_ylabel("")
+    for k in range(len(curves), rows * columns):
+        axes[k // columns][k % columns].set_visible(False)
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(name, handle)
+    fig.legend(list(handles.values()), list(handles), loc="outside upper center", ncols=len(handles))
+    caption = (
+        "Data/simulation efficiency of signal (sf_S, blue) and background (sf_B, red) for cuts on the score that keep "
+        "10–95 % of the simulated signal, for the chosen setting of each method (first seed, held-out events); "
+        "1 is perfect closure. Bands: ±1σ statistical error (binomial on weighted counts, as sf_*_err in metrics.json). "
+        "Dashed: source-only, for reference. Dotted verticals: the 50 % and 80 % working points of the tables; the "
+        "panel titles give sf_S / sf_B there. One y range for all panels, set by the methods that stay near 1."
+    )
+    return "<h2>Scale factors across working points</h2>" + image_html(fig, "Scale factors", caption)
+
+
+def _tradeoff_section(summary: Mapping[str, Any], entries: Mapping[str, Any], colours: Mapping[str, str],
+                      has_labels: bool) -> str:
+    selection = summary.get("selection", {})
+    metric = selection.get("disagreement_metric") or "ks_control"
+    panels = [(metric, "auc_source")] + ([("closure", "auc_target"), ("closure_80", "auc_target")] if has_labels else [])
+    fig, axes = plots.figure(1, len(panels), size=(4.3 * len(panels), 4.8))
+    for ax, (x, y) in zip(axes[0], panels):
+        plots.plot_tradeoff(entries, x=x, y=y, ax=ax, colors=colours, legend=False)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncols=len(names))
+    caption = (
+        f"Left: what the selection rule sees, without data labels — auc_source against {metric}; among the settings "
+        f"within δ = {selection.get('delta', 0.005):g} of a method's best auc_source the rule takes the smallest "
+        f"{metric}. "
+        + ("Middle and right: what an analysis gets — auc_target against the closure |1 − sf_S| + |1 − sf_B| at the 50 % "
+           "and 80 % working points (top left is best). " if has_labels else "")
+        + "Each point is a setting of a method's sweep, labelled with its strength; the star is the chosen one. "
+        "Error bars: ± as in the tables. The axes hold the settings that matter; a setting beyond them sits on the "
+        "edge as an open triangle labelled 'strength: x, y'."
+    )
+    return "<h2>Closure and accuracy across each sweep</h2>" + image_html(fig, "Trade-off", caption)
+
+
+def _reweighted(scored: _Scored) -> tuple[np.ndarray, float | None]:
+    """Simulation weights reweighted per class to the EM estimate of the data signal fraction."""
+    fraction = scored.item.metrics.get("data_signal_fraction")
+    sim = scored.sim
+    if not isinstance(fraction, (int, float)) or sim.label is None:
+        return sim.weight, None
+    total = float(sim.weight.sum())
+    sim_fraction = float(sim.weight[sim.label == 1].sum() / total) if total > 0 else 0.5
+    factor = np.where(sim.label == 1, fraction / max(sim_fraction, 1e-6), (1 - fraction) / max(1 - sim_fraction, 1e-6))
+    return sim.weight * factor, float(fraction)
+
+
+def _score_section(scored: list[_Scored], colours: Mapping[str, str]) -> str:
+    figures = []
+    for s in scored:
+        sim, data = s.sim, s.data
+        panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        if data.label is not None and sim.label is not None:
+            for cls, name in ((1, "Signal"), (0, "Background")):
+                sm, dm = sim.label == cls, data.label == cls
+                panels.append((name, s.sim_score[sm], s.data_score[dm], sim.weight[sm], data.weight[dm]))
+        if sim.control is not None and data.control is not None and sim.control.any() and data.control.any():
+            sc, dc = sim.control.astype(bool), data.control.astype(bool)
+            panels.append(("Control region", s.sim_score[sc], s.data_score[dc], sim.weight[sc], data.weight[dc]))
+        weight, fraction = _reweighted(s)
+        title = "All events" if fraction is None else f"All, sim. reweighted to\nf_S = {fraction:.3f} (EM)"
+        panels.append((title, s.sim_score, s.data_score, weight, data.weight))
+        fig, axes = plots.figure(2, len(panels), size=(3.25 * len(panels), 3.9), gridspec_kw={"height_ratios": [3, 1]},
+                                 sharex="col")
+        for c, (name, sim_score, data_score, sim_weight, data_weight) in enumerate(panels):
+            plots.plot_score_comparison(sim_score, data_score, sim_weight, data_weight, ax=axes[0][c], ratio_ax=axes[1][c],
+                                        title=name, colour=colours.get(s.item.name, "#0072B2"))
+        fig.suptitle(f"{s.item.label} (seed {s.item.seed})", fontsize=12)
+        figures.append(image_html(fig, f"Score distributions: {s.item.label}", ""))
+    caption = (
+        "Unit-area score distributions of held-out simulation (line) and data (points), data/simulation below "
+        "(triangles: beyond the panel). Per class (with data labels: the modelling of signal and of background on its "
+        "own), in the control region (no labels needed), and all events with the simulation reweighted per class to "
+        "the data's signal fraction estimated from the scores (EM, data_signal_fraction in metrics.json), so that a "
+        "different signal fraction in data does not show as mismodelling."
+    )
+    return ("<h2>Score distributions per class</h2>" + f"<p>{html.escape(caption)}</p>"
+            + "".join(f.replace("<figcaption></figcaption>", "") for f in figures))
+
+
+def _roc_section(scored: list[_Scored], colours: Mapping[str, str]) -> str:
+    labelled_data = all(s.data.label is not None for s in scored)
+    panels = [("Simulation (held out)", "sim")] + ([("Data (labels used for this plot only)", "data")] if labelled_data else [])
+    fig, axes = plots.figure(2, len(panels), size=(6.2 * len(panels), 6.0), gridspec_kw={"height_ratios": [3, 1.2]},
+                             sharex="col")
+    baseline = next((s.item.label for s in scored if s.item.name == "source-only"), scored[0].item.label)
+    labelled = {s.item.label: colours[s.item.name] for s in scored}
+    for c, (title, domain) in enumerate(panels):
+        curves = {}
+        for s in scored:
+            sample, score = (s.sim, s.sim_score) if domain == "sim" else (s.data, s.data_score)
+            curves[s.item.label] = plots.roc_from_scores(score, sample.label, sample.weight)
+        plots.plot_roc(curves, ax=axes[0][c], ratio_ax=axes[1][c], baseline=baseline, title=title, colors=labelled)
+    caption = (f"Background rejection against signal efficiency for the chosen setting of each method (first seed, "
+               f"held-out events); below, each rejection divided by that of {baseline} at the same signal efficiency.")
+    return "<h2>ROC curves</h2>" + image_html(fig, "ROC curves", caption)
+
+
+def _history_section(selected: list[_Selected], colours: Mapping[str, str]) -> str:
+    networks = [i for i in selected if i.is_network and i.history]
+    kept = {i.label: i.best_epoch for i in networks if i.best_epoch is not None}
+    labelled = {i.label: colours[i.name] for i in networks}
+    panels: list[tuple[str, str | None, str, dict[str, Any]]] = [
+        ("val_classification", "loss_classification", "Cross-entropy [nats]", {i.label: i.history for i in networks}),
+        ("val_auc", None, "AUC, simulation validation", {i.label: i.history for i in networks}),
+    ]
+    by_unit: dict[str, list[_Selected]] = {}
+    for item in networks:
+        if item.penalty is not None:
+            by_unit.setdefault(item.penalty.unit, []).append(item)
+    for unit, items in by_unit.items():
+        symbols = list(dict.fromkeys(i.penalty.symbol for i in items if i.penalty is not None))
+        label = ", ".join(symbols) if symbols == [unit] else f"{', '.join(symbols)} [{unit}]"
+        panels.append(("val_penalty", "loss_penalty", f"Penalty: {label}", {i.label: i.history for i in items}))
+    columns = 3 if len(panels) > 4 else 2
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plots.figure(rows, columns, size=(4.3 * columns if columns == 3 else 12.0, 3.6 * rows))
+    for k, (key, train_key, ylabel, histories) in enumerate(panels):
+        plots.plot_history(histories, key, ax=axes[k // columns][k % columns], colors=labelled, kept=kept,
+                           train_key=train_key, ylabel=ylabel)
+    for k in range(len(panels), rows * columns):
+        axes[k // columns][k % columns].set_visible(False)
+    caption = (
+        "Per epoch, for the chosen setting of each network (first seed): solid on the validation split, dotted on the "
+        "training events; the star marks the kept epoch (best_epoch in model.json: the lowest validation objective, "
+        "cross-entropy + γ·penalty). Each penalty is drawn in its own unit, as the method minimises it: bits (sqnn, "
+        "the information measure of its region — I(T;S|Y) for the default class-conditional one), nats (dann: the "
+        "domain head's advantage over guessing), dCor² (disco), MMD² (mmd). Trees (bdt) have no epochs."
+    )
+    return "<h2>Training history</h2>" + image_html(fig, "Training history", caption)
+
+
+def _plane_section(selected: list[_Selected], colours: Mapping[str, str]) -> str:
+    stochastic = {i.label: i.history for i in selected if i.run.representation_is_stochastic}
+    fig, axes = plots.figure(1, 1, size=(6.5, 4.8))
+    artists = plots.plot_information_plane(stochastic, ax=axes[0][0], colors={i.label: colours[i.name] for i in selected})
+    caption = "Per epoch on the validation split, light to dark; only runs with a stochastic layer."
+    if not artists:
+        caption = "No run in this comparison has a stochastic layer with the information-plane measures."
+    return "<h2>Information plane of the stochastic layer</h2>" + image_html(fig, "Information plane", caption)
+
+
+def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: Sample, data: Sample) -> list[str]:
     entries = method_entries(summary)
+    colours = plots.method_colours(list(entries))
+    scored = [_Scored(item, simulation, data) for item in selected]
     has_labels = data.label is not None
-    sections: list[str] = []
-    scored = []
-    for item in selected:
-        sim, dat = held_out(item.run, simulation, "simulation"), held_out(item.run, data, "data")
-        scored.append((item, sim, dat, item.run.score(sim.features), item.run.score(dat.features)))
-
-    # one colour per method in every figure
-    colour = dict(zip(entries, plots.palette(len(entries))))
-    labelled = {_label(i): colour[i.name] for i in selected}
     with plots.style():
-        panels = 2 if has_labels else 1
-        fig, axes = plots.figure(1, panels, size=(7.5 * panels, 6.5))
-        plots.plot_roc(
-            {_label(i): plots.roc_from_scores(s_score, sim.label, sim.weight) for i, sim, _, s_score, _ in scored},
-            ax=axes[0][0],
-            title="Simulation (held out)",
-            colors=labelled,
-        )
-        if has_labels:
-            plots.plot_roc(
-                {_label(i): plots.roc_from_scores(d_score, dat.label, dat.weight) for i, _, dat, _, d_score in scored},
-                ax=axes[0][1],
-                title="Data (labels used for this plot only)",
-                colors=labelled,
-            )
-        sections.append(
-            "<h2>ROC curves</h2>"
-            + image_html(fig, "ROC curves", "Selected setting of each method, first seed; held-out events.")
-        )
-
-        columns = min(4, max(1, len(scored)))
-        rows = math.ceil(len(scored) / columns)
-        fig, axes = plots.figure(
-            2 * rows, columns, size=(5.5 * columns, 6.0 * rows), gridspec_kw={"height_ratios": [3, 1] * rows}
-        )
-        for k, (item, sim, dat, s_score, d_score) in enumerate(scored):
-            r, c = divmod(k, columns)
-            plots.plot_score_comparison(
-                s_score, d_score, sim.weight, dat.weight, ax=axes[2 * r][c], ratio_ax=axes[2 * r + 1][c],
-                title=_label(item),
-            )
-        for k in range(len(scored), rows * columns):
-            r, c = divmod(k, columns)
-            axes[2 * r][c].set_visible(False)
-            axes[2 * r + 1][c].set_visible(False)
-        sections.append(
-            "<h2>Score distributions: simulation against data</h2>"
-            + image_html(fig, "Score distributions", "Unit area; the lower panels show data / simulation.")
-        )
-
-        ys = ["auc_source"] + (["auc_target"] if has_labels else [])
-        # with data labels, the closure an analysis cares about: |1 − sf_S| + |1 − sf_B| at 50 % signal efficiency
-        xs = ["ks", "domain_auc"] + (["closure"] if has_labels else [])
-        fig, axes = plots.figure(len(ys), len(xs), size=(7.5 * len(xs), 6.0 * len(ys)))
-        for r, y in enumerate(ys):
-            for c, x in enumerate(xs):
-                plots.plot_tradeoff(entries, x=x, y=y, ax=axes[r][c], colors=colour)
-        sections.append(
-            "<h2>Trade-off across each method's sweep</h2>"
-            + image_html(
-                fig,
-                "Trade-off",
-                "Mean ± standard deviation over seeds, labelled with γ; the star is the setting the selection rule chose.",
-            )
-        )
-
-        # boosting iterations are not epochs: tree runs stay out of the per-epoch plots
-        histories = {_label(i): i.history for i in selected if i.run.meta.get("model_kind") != "trees"}
-        # I(T;S) in bits is defined for a stochastic (Bernoulli) layer only
-        stochastic = {_label(i): i.history for i in selected if i.run.representation_is_stochastic}
-        keys = ["mi_bits", "loss_classification", "loss_penalty", "val_loss"]
-        fig, axes = plots.figure(2, 2, size=(15.0, 12.0))
-        for k, key in enumerate(keys):
-            plots.plot_history(stochastic if key == "mi_bits" else histories, key, ax=axes[k // 2][k % 2], colors=labelled)
-        sections.append(
-            "<h2>Training history</h2>"
-            + image_html(
-                fig,
-                "Training history",
-                "I(T;S) of the penalised layer on the validation split and the loss terms per epoch "
-                "(networks only). The penalty is each method's own: bits (sqnn), the domain "
-                "head's advantage over guessing in nats (dann), dCor² (disco), MMD² (mmd).",
-            )
-        )
-
-        fig, axes = plots.figure(1, 1, size=(8.0, 7.0))
-        artists = plots.plot_information_plane(stochastic, ax=axes[0][0], colors=labelled)
-        caption = "Per epoch on the validation split, light to dark; only runs with a stochastic layer."
-        if not artists:
-            caption = "No run in this comparison has a stochastic layer with the information-plane measures."
-        sections.append("<h2>Information plane of the stochastic layer</h2>" + image_html(fig, "Information plane", caption))
-    return sections
+        return [
+            _scale_factor_section(scored),
+            _tradeoff_section(summary, entries, colours, has_labels),
+            _score_section(scored, colours),
+            _roc_section(scored, colours),
+            _history_section(selected, colours),
+            _plane_section(selected, colours),
+        ]
 
 
 def render_html(summary: Mapping[str, Any], sections: Sequence[str]) -> str:
-    entries = method_entries(summary)
-    selection = summary.get("selection", {})
     inputs = summary.get("inputs", {})
-    keys = list(TABLE_KEYS)
+    seeds = len(summary.get("seeds") or []) or 1
+    steps = "".join(f"<li>{html.escape(step)}</li>" for step in rule_steps(summary))
     rule = (
-        f'<p class="rule">{html.escape(str(summary.get("selection_rule", "")))}<br>'
-        f"δ = {selection.get('delta')}, disagreement metric: <code>{html.escape(str(selection.get('disagreement_metric')))}</code>; "
-        f"{len(summary.get('seeds', []))} seeds; values are mean ± standard deviation over seeds.</p>"
+        '<div class="rule">Each method\'s setting is chosen without data labels:'
+        f"<ol>{steps}</ol>{html.escape(error_note(seeds, bool(inputs.get('data_label'))))} Figures show the first seed of each chosen setting.</div>"
     )
     source = (
         f"<p>Simulation: <code>{html.escape(str(inputs.get('simulation')))}</code>; data: "
-        f"<code>{html.escape(str(inputs.get('data')))}</code>; data labels for evaluation: "
-        f"<code>{html.escape(str(inputs.get('data_label')))}</code>.</p>"
+        f"<code>{html.escape(str(inputs.get('data')))}</code>; data labels, for the reported metrics only: "
+        f"<code>{html.escape(str(inputs.get('data_label')))}</code>; {seeds} seed{'s' if seeds != 1 else ''} per setting.</p>"
     )
-    tables = (
-        "<h2>Comparison</h2><h3>Selected setting per method</h3>"
-        + _table(entries, keys, every_setting=False)
-        + "<h3>Every setting</h3>"
-        + _table(entries, keys, every_setting=True)
-    )
+    legend = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(m)}</li>" for t, m in column_legend(summary))
+    chosen_table = table_html(*summary_table(summary, every_setting=False)[:2])
+    header, rows, chosen = summary_table(summary, every_setting=True)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>sqnn comparison</title>"
         f"<style>{CSS}</style></head><body>"
-        "<h1>sqnn: methods compared on simulation and data</h1>"
+        "<h1>sqnn: closure of each method between simulation and data</h1>"
         + source
         + rule
-        + tables
+        + "<h2>Chosen setting per method</h2>"
+        + chosen_table
+        + f"<details><summary>What the columns mean</summary><ul>{legend}</ul></details>"
         + "".join(sections)
+        + "<h2>Every setting</h2><p>The chosen setting of each method is highlighted.</p>"
+        + table_html(header, rows, chosen)
         + "</body></html>\n"
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqnn.report import plots
 from sqnn.report.html import image_html, page
-from sqnn.workflows.compare import format_cell
+from sqnn.workflows.tables import format_value
 
 __all__ = ["closure_study_page", "closure_study_section"]
 
@@ -23,7 +23,7 @@ def closure_study_section(
     """The closure study (``benchmarks/closure_study.py`` output) as one report section.
 
     Panels of ``auc_target`` against the closure error at the 50 % and 80 % working points,
-    across each family's sweep (mean ± std over seeds, the label-free choice a star), for
+    across each family's sweep (mean ± standard error over seeds, the label-free choice a star), for
     ``families`` (default: those run with at least ``min_seeds`` seeds); with ``zoom``
     (closure up to ``zoom[0]``, AUC from ``zoom[1]``) a second row shows that corner. Then
     every setting in a table, the chosen ones highlighted.
@@ -38,10 +38,10 @@ def closure_study_section(
         shown = {f: grouped[f] for f in families if f in grouped}
     rows = 2 if zoom is not None else 1
     with plots.style():
-        fig, axes = plots.figure(rows, 2, size=(15.0, 6.5 * rows))
+        fig, axes = plots.figure(rows, 2, size=(13.0, 5.4 * rows))
         for row in range(rows):
             for ax, x in zip(axes[row], ("closure", "closure_80")):
-                plots.plot_tradeoff(shown, x=x, y="auc_target", ax=ax, annotate=True)
+                plots.plot_tradeoff(shown, x=x, y="auc_target", ax=ax, annotate=True, limits=row == 0)
                 if row == 1 and zoom is not None:
                     ax.set_xlim(0.0, zoom[0])
                     ax.set_ylim(bottom=zoom[1])
@@ -54,14 +54,15 @@ def closure_study_section(
     rows_html = []
     for setting in settings:
         chosen = selected[setting["family"]]["setting"] == setting["setting"]
-        cells = "".join(f"<td>{html.escape(format_cell(setting['metrics'].get(k)))}</td>" for k in _STUDY_KEYS)
+        cells = "".join(f"<td>{html.escape(format_value(setting['metrics'], k))}</td>" for k in _STUDY_KEYS)
         css = ' class="selected"' if chosen else ""
         rows_html.append(f"<tr{css}><td>{html.escape(setting['family'])}</td><td>{html.escape(setting['setting'])}</td>"
                          f"<td>{setting['seeds']}</td>{cells}</tr>")
     table = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows_html)}</tbody></table></div>'
     rule = html.escape(f"Selection per family without data labels: {study.get('select_by', 'ks_control')} among the settings "
                        "within δ of the family's best auc_source, up to its standard error, then the most accurate; "
-                       "values are mean ± standard deviation over seeds.")
+                       "values are mean ± standard error over seeds (spread/√n), with one seed ± the statistical "
+                       "error of the test sample.")
     return "<h2>Closure study</h2>" + f'<p class="rule">{rule}</p>' + image_html(fig, "Closure study", caption) + table
 
 

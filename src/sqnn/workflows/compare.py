@@ -122,17 +122,6 @@ def _train_and_evaluate(task: _Task) -> dict[str, Any]:
     return metrics
 
 
-# the report's tables until it takes its columns from sqnn.workflows.tables
-TABLE_KEYS = ("auc_source", "auc_target", "rejection_at_50", "ks", "ks_control", "ks_reweighted", "ks_signal",
-              "ks_background", "sf_signal", "sf_background", "domain_auc", "mi_bits")
-
-
-def format_cell(stats: Mapping[str, Any] | None) -> str:
-    if not stats or stats.get("mean") is None:
-        return "—"
-    return f"{stats['mean']:.4f}" + ("" if stats.get("std") is None else f" ± {stats['std']:.4f}")
-
-
 def format_markdown(summary: Mapping[str, Any]) -> str:
     """summary.md: the chosen setting of every method, then every setting, with uncertainties."""
     return markdown_summary(summary)
