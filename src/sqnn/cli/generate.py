@@ -91,7 +91,8 @@ def knobs_from(case: str, values: dict[str, Any]) -> dict[str, Any]:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output parquet file.  [required]")
 @click.option("--workers", type=THREADS, default=1, show_default=True, help="Generator processes (physics cases).")
 @click.option("--constituents", is_flag=True, help="Add the leading constituents as a jagged column (wjets, topjets).")
-@click.option("--signal-fraction", type=FRACTION, default=None, help="Signal fraction (default 0.5 sim, 0.3 data).")
+@click.option("--signal-fraction", type=FRACTION, default=None,
+              help="Signal fraction (default: toy 0.5 in both domains; wjets, topjets, events 0.5 sim, 0.3 data).")
 @click.option("--shift", type=Checked(Real(-1e3, 1e3)), default=1.0, show_default=True, help="Size of the simulation/data shift (toy).")
 @click.option("--channel", help="Analysis channel (events); see --list.")
 @click.option("--list", "list_channels", is_flag=True, help="Print the channels of the case, NAME<TAB>signal|background (events).")
