@@ -61,7 +61,7 @@ def test_a_log_gets_one_line_per_epoch_with_the_penalty_the_history_holds(toy_fi
     model = json.loads((run / "model.json").read_text())
     assert len(lines) == len(history) + 1
     for line, record in zip(lines, history):
-        assert line.startswith("[sqnn γ=0.3] ") and f"epoch {record['epoch'] + 1}/3" in line
+        assert line.startswith("[sqnn γ=0.3 · ") and " elapsed" in line and f"] epoch {record['epoch'] + 1}/3" in line
         shown = float(re.search(r"I\(T;S\|Y\) ([0-9.e-]+) bits", line).group(1))
         assert shown == pytest.approx(record["val_penalty"], rel=5e-3)
         assert f"val AUC {record['val_auc']:.4f}" in line
@@ -73,7 +73,7 @@ def test_trees_report_how_many_were_boosted(toy_files, tmp_path: Path) -> None:
     run = _train(toy_files, tmp_path, "bdt", FitProgress(Board(stream=stream, terminal=False)))
     trees = len(json.loads((run / "history.json").read_text()))
     lines = stream.getvalue().strip().splitlines()
-    assert lines[0] == "[bdt] boosting up to 300 trees"
+    assert lines[0].startswith("[bdt · ") and lines[0].endswith("] boosting up to 300 trees")
     assert lines[-1].startswith(f"bdt: {trees} trees (")
 
 

@@ -110,6 +110,8 @@ class Board:
         self.fit_fraction = 0.0
         self.title = ""
         self.started = time.monotonic()
+        # the part done before the clock started (a resumed training)
+        self._done_before = 0.0
         self._overall: Any = None
         self._bar: Any = None
 
@@ -140,13 +142,16 @@ class Board:
     def timing(self) -> str:
         elapsed = time.monotonic() - self.started
         text = f"{duration(elapsed)} elapsed"
-        if 0 < self.fraction < 1:
-            text += f", ~{duration(elapsed * (1 - self.fraction) / self.fraction)} left"
+        progressed = self.fraction - self._done_before
+        if progressed > 0 and self.fraction < 1:
+            text += f", ~{duration(elapsed * (1 - self.fraction) / progressed)} left"
         return text
 
     # one fit's steps (epochs or trees)
     def begin(self, total: int, done: int, unit: str) -> None:
         self.fit_fraction = done / total if total else 0.0
+        if not self.fits:
+            self.started, self._done_before = time.monotonic(), self.fit_fraction
         if self.terminal:
             from tqdm import tqdm
 
@@ -167,7 +172,7 @@ class Board:
                 self._overall.n = self.fits_done + self.fit_fraction
                 self._overall.refresh()
         else:
-            where = f"{self.title} · {100 * self.fraction:.0f} %, {self.timing()}" if self.fits else self.title
+            where = f"{self.title} · {100 * self.fraction:.0f} %, {self.timing()}" if self.fits else f"{self.title} · {self.timing()}"
             self.write(f"[{where}] {status}")
 
     def status(self, text: str) -> None:
