@@ -148,9 +148,11 @@ def test_tradeoff_axes_hold_the_settings_that_matter_and_mark_the_outlier_on_the
     low, high = ax.get_xlim()
     assert low <= 0 and 0.15 < high < 0.7
     assert ax.get_ylim()[0] > 0.86
-    edge = [a for a in artists if hasattr(a, "get_text") and a.get_text().startswith("30:")]
-    assert len(edge) == 1 and "3.5" in edge[0].get_text()
-    assert any(a.get_text().startswith("1: 0.7") for a in artists if hasattr(a, "get_text"))
+    texts = [a.get_text() for a in artists if hasattr(a, "get_text")]
+    assert "disco λ=30: 3.5, 0.8500" in texts and "disco λ=1: 0.7, 0.8900" in texts
+    assert not any(t.startswith(("sqnn", "dann")) for t in texts)
+    triangles = [a for a in artists if isinstance(a, PathCollection) and a.get_facecolor().size == 0]
+    assert len(triangles) == 2
 
 
 def test_history_marks_the_kept_epoch_and_the_information_plane(ax) -> None:

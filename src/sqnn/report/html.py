@@ -139,7 +139,7 @@ def _scale_factor_section(scored: list[_Scored]) -> str:
     reference = next((curves[s.item.label] for s in labelled if s.item.name == "source-only"), None)
     columns = min(4, len(curves))
     rows = math.ceil(len(curves) / columns)
-    fig, axes = plots.figure(rows, columns, size=(3.25 * columns, 3.5 * rows + 0.4), sharex=True, sharey=True)
+    fig, axes = plots.figure(rows, columns, size=(3.25 * columns, 3.5 * rows + 0.4), sharey=True)
     ylim = plots.scale_factor_limits(list(curves.values()))
     for k, (label, curve) in enumerate(curves.items()):
         ax = axes[k // columns][k % columns]
@@ -184,7 +184,7 @@ def _tradeoff_section(summary: Mapping[str, Any], entries: Mapping[str, Any], co
            "and 80 % working points (top left is best). " if has_labels else "")
         + "Each point is a setting of a method's sweep, labelled with its strength; the star is the chosen one. "
         "Error bars: ± as in the tables. The axes hold the settings that matter; a setting beyond them sits on the "
-        "edge as an open triangle labelled 'strength: x, y'."
+        "edge as an open triangle and is listed with its values in the lower right corner."
     )
     return "<h2>Closure and accuracy across each sweep</h2>" + image_html(fig, "Trade-off", caption)
 

@@ -30,6 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sqnn import metrics
+from sqnn.training.progress import strength_label
 from sqnn.workflows.tables import with_error
 
 __all__ = [
@@ -443,7 +444,8 @@ def plot_tradeoff(
 
     ``entries`` are the per-method entries of ``summary.json`` (``settings`` and ``selected``).
     With ``limits`` the axes hold the points that matter (:func:`core_limits`: x from 0 for a
-    distance) and the others sit on the edge as open triangles labelled with their values.
+    distance; y within a few statistical errors of the best) and the others sit on the edge as
+    open triangles, listed with their values in the lower right corner.
     """
     artists: list[Any] = []
     series = {name: _points(entry, x, y) for name, entry in entries.items()}
@@ -451,10 +453,14 @@ def plot_tradeoff(
     if limits and everything:
         distance = not x.startswith("auc") and x != "domain_auc"
         xlim = core_limits([p[1] for p in everything], floor=0.0 if distance else None)
-        # the accuracy axis: near the best, never stretched by a setting that gave up accuracy
+        # the accuracy axis: from the best down by a few statistical errors, never stretched by a
+        # setting that gave up accuracy
         best = max(p[3] for p in everything)
-        ylim = core_limits([p[3] for p in everything if p[3] >= best - 0.05])
-        ylim = (ylim[0], max(ylim[1], best + 0.1 * (best - ylim[0])))
+        window = max(0.01, 5 * float(np.median([p[4] for p in everything])))
+        near = [p[3] + sign * p[4] for p in everything if p[3] >= best - window for sign in (-1, 1)]
+        pad = 0.08 * (max(near) - min(near) or window)
+        ylim = (min(near) - pad, max(near) + pad)
+    outside: list[tuple[str, str]] = []
     for index, (name, points) in enumerate(series.items()):
         if not points:
             continue
@@ -471,10 +477,19 @@ def plot_tradeoff(
                 artists.append(ax.annotate(f"{g:g}", (xv, yv), textcoords="offset points", xytext=(4, 3), fontsize=8,
                                            color=color, clip_on=True))
         if limits:
-            artists += _edge_markers(ax, xs, ys, gammas, xlim, ylim, color)
+            artists += _edge_markers(ax, xs, ys, xlim, ylim, color)
+            outside += [(color, f"{' '.join(p for p in (name, strength_label(name, g)) if p)}: {xv:.3g}, {yv:.4f}")
+                        for g, xv, yv in zip(gammas, xs, ys) if not (xlim[0] <= xv <= xlim[1] and ylim[0] <= yv <= ylim[1])]
     if limits and everything:
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
+    if outside:
+        # one list of what lies beyond the axes, in the corner a good setting never reaches
+        lines = [("#444444", "beyond the axes (x, y):")] + outside
+        for k, (color, text) in enumerate(lines):
+            artists.append(ax.text(0.98, 0.03 + 0.055 * (len(lines) - 1 - k), text, transform=ax.transAxes, fontsize=7,
+                                   color=color, ha="right", va="bottom", zorder=7,
+                                   bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 0.6}))
     ax.set_xlabel(METRIC_LABELS.get(x, x))
     ax.set_ylabel(METRIC_LABELS.get(y, y))
     if artists and legend:
@@ -482,11 +497,11 @@ def plot_tradeoff(
     return artists
 
 
-def _edge_markers(ax: Axes, xs: np.ndarray, ys: np.ndarray, gammas: np.ndarray, xlim: tuple[float, float],
-                  ylim: tuple[float, float], color: str) -> list[Any]:
-    """Points outside the axes, drawn on the edge they lie beyond with their strength and values."""
+def _edge_markers(ax: Axes, xs: np.ndarray, ys: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float],
+                  color: str) -> list[Any]:
+    """Points outside the axes, drawn as open triangles on the edge they lie beyond."""
     artists = []
-    for g, xv, yv in zip(gammas, xs, ys):
+    for xv, yv in zip(xs, ys):
         marker = ">" if xv > xlim[1] else "<" if xv < xlim[0] else "v" if yv < ylim[0] else "^" if yv > ylim[1] else None
         if marker is None:
             continue
@@ -496,9 +511,6 @@ def _edge_markers(ax: Axes, xs: np.ndarray, ys: np.ndarray, gammas: np.ndarray, 
         inset_y = (ylim[1] - ylim[0]) * 0.02 * (1 if marker == "v" else -1 if marker == "^" else 0)
         artists.append(ax.scatter([edge_x + inset_x], [edge_y + inset_y], marker=marker, s=50, facecolor="none",
                                   edgecolor=color, zorder=6, clip_on=False))
-        artists.append(ax.annotate(f"{g:g}: {xv:.3g}, {yv:.3f}", (edge_x + inset_x, edge_y + inset_y),
-                                   textcoords="offset points", xytext=(-6 if marker == ">" else 6, -10), fontsize=7,
-                                   color=color, ha="right" if marker == ">" else "left"))
     return artists
 
 
