@@ -65,7 +65,7 @@ def test_one_run_prints_the_same_compact_block() -> None:
     text = terminal_metrics("sqnn", 1.0, RUN)
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "0.9000 ± 0.0040" in text and f"0.130 ± {math.hypot(0.03, 0.04):.3f}" in text
-    assert "sf_S / sf_B at 50 %: 0.920 ± 0.030 / 1.050 ± 0.040" in text
+    assert "sf_S / sf_B at 50 %: 0.920 ± 0.030 / 1.050 ± 0.040 · at 80 %: 0.990 ± 0.010 / 1.100 ± 0.020" in text
 
 
 def test_markdown_holds_every_column_with_its_meaning() -> None:

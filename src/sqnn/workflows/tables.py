@@ -274,7 +274,7 @@ def terminal_metrics(name: str, gamma: float | None, metrics: Mapping[str, Any])
     labelled = metrics.get("auc_target") is not None
     lines = _compact([(name, strength_label(name, gamma), stats)], labelled)
     if labelled:
-        lines += _wrap(f"auc_source {format_value(stats, 'auc_source')} · sf_S / sf_B at 50 %: {format_value(stats, 'sf_signal')} / "
-                       f"{format_value(stats, 'sf_background')}, at 80 %: {format_value(stats, 'sf_signal_80')} / "
-                       f"{format_value(stats, 'sf_background_80')}")
+        lines += [f"auc_source {format_value(stats, 'auc_source')}",
+                  f"sf_S / sf_B at 50 %: {format_value(stats, 'sf_signal')} / {format_value(stats, 'sf_background')}"
+                  f" · at 80 %: {format_value(stats, 'sf_signal_80')} / {format_value(stats, 'sf_background_80')}"]
     return "\n".join(lines + [""] + _legend(labelled, 1))
