@@ -32,6 +32,7 @@ from sqnn.methods import make_objective
 from sqnn.report import plots
 from sqnn.runs import Run, load_run
 from sqnn.training.progress import Penalty, penalty_of, setting_label
+from sqnn.training.reweight import load_reweighter, reweighted
 from sqnn.workflows.tables import column_legend, error_note, method_entries, rule_steps, summary_table
 
 __all__ = ["CSS", "build_report", "image_html", "page", "render_html", "table_html"]
@@ -89,7 +90,9 @@ class _Scored:
 
     def __init__(self, item: _Selected, simulation: Sample, data: Sample) -> None:
         self.item = item
-        self.sim, self.data = held_out(item.run, simulation, "simulation"), held_out(item.run, data, "data")
+        # a run trained on reweighted simulation is compared with it, as its metrics are
+        sim = reweighted(held_out(item.run, simulation, "simulation"), load_reweighter(item.run.path, item.run.meta))
+        self.sim, self.data = sim, held_out(item.run, data, "data")
         self.sim_score, self.data_score = item.run.score(self.sim.features), item.run.score(self.data.features)
 
 

@@ -82,8 +82,9 @@ _METHOD_COLOURS = {
     "mmd": "#009E73",
     "mlp": "#E69F00",
     "bdt": "#56B4E9",
+    "reweight": "#7F7F7F",
 }
-_MORE_COLOURS = ("#7F7F7F", "#A6761D", "#6A3D9A", "#B15928", "#1B9E77", "#E7298A")
+_MORE_COLOURS = ("#A6761D", "#6A3D9A", "#B15928", "#1B9E77", "#E7298A")
 _METHOD_STYLES = {"mlp": "--", "bdt": ":"}
 
 
