@@ -128,9 +128,11 @@ def error_note(seeds: int, labelled: bool = True) -> str:
     if seeds >= 2:
         return f"± is the standard error over the {seeds} seeds (spread/√{seeds})."
     if not labelled:
-        return "± is the statistical error of the test sample (one seed; Hanley–McNeil for an AUC)."
+        return ("± is the statistical error of the test sample (one seed; Hanley–McNeil for an AUC); the "
+                "distances have none with one seed.")
     return ("± is the statistical error of the test sample (one seed): Hanley–McNeil for an AUC, binomial on "
-            "weighted counts for a scale factor, √(err_S² + err_B²) for a closure.")
+            "weighted counts for a scale factor, √(err_S² + err_B²) for a closure; the KS distances have none "
+            "with one seed.")
 
 
 def rule_steps(summary: Mapping[str, Any]) -> list[str]:
