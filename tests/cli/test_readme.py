@@ -84,7 +84,8 @@ def test_the_using_it_examples_run_on_the_toy(tmp_path: Path, monkeypatch: pytes
 def _sqnn_commands() -> list[tuple[str, list[str]]]:
     """Every `sqnn …` command of the README's shell blocks and inline code, as (line, words after `sqnn`)."""
     lines = [line for block in _blocks(README, "sh", "bash") for line in _lines(block)]
-    lines += [code for code in re.findall(r"`([^`\n]+)`", README) if re.match(r"(\.venv/bin/)?sqnn \w", code)]
+    # inline code that is a command (not a message such as `sqnn train: Invalid value …`)
+    lines += [code for code in re.findall(r"`([^`\n]+)`", README) if re.match(r"(\.venv/bin/)?sqnn [a-z-]+(\s|$)", code)]
     found = []
     for line in lines:
         words = [w.strip("[]") for w in shlex.split(line.replace("…", "..."), comments=True)]
