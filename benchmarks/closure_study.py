@@ -115,6 +115,7 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     "sqnn-ccjp-k4-every8": [(f"ccjp-K4-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8}, FP16_K4, {}) for g in DEPLOY_GAMMAS],
     "sqnn-fixed": [(f"fixed γ={g:g}", "sqnn", g, CCJP, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
     "sqnn-fixed-every4": [(f"fixed-every4 γ={g:g}", "sqnn", g, {**CCJP, "every": 4}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
+    "sqnn-fixed-every8": [(f"fixed-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
     "all-binary": [(f"all-binary γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_K4, {}) for g in DEPLOY_GAMMAS],
     "all-binary-32": [(f"all-binary-32 γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_F32, {}) for g in DEPLOY_GAMMAS],
     "source-only-fixed": [("source-only fixed", "source-only", None, {}, FIXED_K4, {})],
@@ -127,6 +128,11 @@ GRID.update({
     "sqnn-fixed-draws-16": scored("K=16", "sqnn-fixed", {"inference": "stochastic", "draws": 16}),
     "sqnn-fixed-every4-packed": scored("packed", "sqnn-fixed-every4", {"engine": "packed"}),
     "sqnn-fixed-every4-threshold": scored("threshold", "sqnn-fixed-every4", {"inference": "deterministic"}),
+    "sqnn-fixed-every8-packed": scored("packed", "sqnn-fixed-every8", {"engine": "packed"}),
+    "sqnn-fixed-every8-threshold": scored("threshold", "sqnn-fixed-every8", {"inference": "deterministic"}),
+    "sqnn-fixed-every8-draws-1": scored("K=1", "sqnn-fixed-every8", {"inference": "stochastic", "draws": 1}),
+    "sqnn-fixed-every8-draws-4": scored("K=4", "sqnn-fixed-every8", {"inference": "stochastic", "draws": 4}),
+    "sqnn-fixed-every8-draws-16": scored("K=16", "sqnn-fixed-every8", {"inference": "stochastic", "draws": 16}),
     "sqnn-float-threshold": scored("threshold", "sqnn-ccjp-k4", {"inference": "deterministic"}),
 })
 
