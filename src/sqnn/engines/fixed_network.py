@@ -18,7 +18,6 @@ engine, the ONNX graph and the hls4ml firmware are tested against it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sqnn.engines.network import NETWORK_FILE, NETWORK_JSON, require_network
+from sqnn.engines.network import read_export, require_network, write_export
 from sqnn.errors import ModelFileError, SqnnError
 from sqnn.nn import BernoulliActivation
 from sqnn.nn.fixed import FixedLinear, FixedReLU
@@ -241,10 +240,6 @@ class FixedNetwork:
     # --------------------------------------------------------------- on disk
     def save(self, directory: str | Path) -> None:
         """``network.safetensors`` (arrays) + ``network.json`` (everything else); no pickles."""
-        from safetensors.numpy import save_file
-
-        from sqnn.files import atomic_path, write_json
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, np.ndarray] = {"mean": self.mean, "scale": self.scale, "head.weight_int": self.head_weight_int}
@@ -272,26 +267,12 @@ class FixedNetwork:
             "head": {"grid": self.head_grid.to_list(), "bias_int": self.head_bias_int},
             "source": self.source,
         }
-        with atomic_path(directory / NETWORK_FILE) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
-        write_json(directory / NETWORK_JSON, meta)
+        write_export(directory, tensors, meta)
 
     @classmethod
     def load(cls, directory: str | Path) -> "FixedNetwork":
-        from safetensors.numpy import load_file
-
         directory = Path(directory)
-        try:
-            meta = json.loads((directory / NETWORK_JSON).read_text())
-            tensors = load_file(str(directory / NETWORK_FILE))
-        except FileNotFoundError as exc:
-            raise ModelFileError(f"{exc.filename}: missing; {directory} is not a packed export") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelFileError(f"{directory / NETWORK_JSON}: not valid JSON ({exc})") from None
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise ModelFileError(f"{directory / NETWORK_FILE}: not a readable safetensors file ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelFileError(f"{directory / NETWORK_JSON}: not a fixed-point export (format must be {FORMAT!r})")
+        meta, tensors = read_export(directory, FORMAT, "a fixed-point export")
         try:
             layers = []
             for i, spec in enumerate(meta["layers"]):

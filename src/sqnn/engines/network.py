@@ -301,10 +301,6 @@ class DeployedNetwork:
     # --------------------------------------------------------------- on disk
     def save(self, directory: str | Path) -> None:
         """``network.safetensors`` (arrays) + ``network.json`` (everything else); no pickles."""
-        from safetensors.numpy import save_file
-
-        from sqnn.files import atomic_path, write_json
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, np.ndarray] = {
@@ -333,26 +329,12 @@ class DeployedNetwork:
             "head": {"fractional": self.head.fractional, "integer": self.head.integer},
             "source": self.source,
         }
-        with atomic_path(directory / NETWORK_FILE) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
-        write_json(directory / NETWORK_JSON, meta)
+        write_export(directory, tensors, meta)
 
     @classmethod
     def load(cls, directory: str | Path) -> "DeployedNetwork":
-        from safetensors.numpy import load_file
-
         directory = Path(directory)
-        try:
-            meta = json.loads((directory / NETWORK_JSON).read_text())
-            tensors = load_file(str(directory / NETWORK_FILE))
-        except FileNotFoundError as exc:
-            raise ModelFileError(f"{exc.filename}: missing; {directory} is not a packed export") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelFileError(f"{directory / NETWORK_JSON}: not valid JSON ({exc})") from None
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise ModelFileError(f"{directory / NETWORK_FILE}: not a readable safetensors file ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelFileError(f"{directory / NETWORK_JSON}: not a packed export (format must be {FORMAT!r})")
+        meta, tensors = read_export(directory, FORMAT, "a packed export")
         try:
             hidden: list[BinaryLayer | GridLayer] = []
             for i, spec in enumerate(meta["hidden"]):
@@ -403,3 +385,32 @@ def hidden_preactivation(layer: BinaryLayer | GridLayer, bits: np.ndarray) -> np
     if isinstance(layer, BinaryLayer):
         return t @ layer.signs().T
     return t @ layer.weight_int.T + layer.bias_int
+
+
+def write_export(directory: Path, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """``network.safetensors`` (arrays) and ``network.json`` (everything else) of an export, each atomically."""
+    from safetensors.numpy import save_file
+
+    from sqnn.files import atomic_path, write_json
+
+    with atomic_path(directory / NETWORK_FILE) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
+    write_json(directory / NETWORK_JSON, meta)
+
+
+def read_export(directory: Path, format: str, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The description and arrays of an export of ``format``; anything else is a one-line error."""
+    from safetensors.numpy import load_file
+
+    try:
+        meta = json.loads((directory / NETWORK_JSON).read_text())
+        tensors = load_file(str(directory / NETWORK_FILE))
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"{exc.filename}: missing; {directory} is not a packed export") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{directory / NETWORK_JSON}: not valid JSON ({exc})") from None
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ModelFileError(f"{directory / NETWORK_FILE}: not a readable safetensors file ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != format:
+        raise ModelFileError(f"{directory / NETWORK_JSON}: not {what} (format must be {format!r})")
+    return meta, tensors
