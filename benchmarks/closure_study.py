@@ -116,6 +116,11 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     "sqnn-fixed": [(f"fixed γ={g:g}", "sqnn", g, CCJP, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
     "sqnn-fixed-every4": [(f"fixed-every4 γ={g:g}", "sqnn", g, {**CCJP, "every": 4}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
     "sqnn-fixed-every8": [(f"fixed-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
+    # finer grids: 10-bit weights and ReLU outputs, θ on 6 bits
+    "sqnn-fixed-fine-every8": [
+        (f"fixed-fine-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8},
+         {**FP16_K4, "fixed_point": {"weight": 10, "activation": 10, "theta_bits": 6}}, {}) for g in DEPLOY_GAMMAS
+    ],
     "all-binary": [(f"all-binary γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_K4, {}) for g in DEPLOY_GAMMAS],
     "all-binary-32": [(f"all-binary-32 γ={g:g}", "sqnn", g, CCJP, ALL_BINARY_F32, {}) for g in DEPLOY_GAMMAS],
     "source-only-fixed": [("source-only fixed", "source-only", None, {}, FIXED_K4, {})],
