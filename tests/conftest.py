@@ -40,3 +40,18 @@ def toy_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFacto
     spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight", control="control", observer="mass")
     train_run(*toy_files, Settings(columns=spec, method="sqnn", gamma=1.0, train=TrainConfig(epochs=3, seed=0)), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def float_run(toy_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default SQNN in float arithmetic (``fixed_point: null``): scored by its mean, which only torch and ONNX compute."""
+    from sqnn.data import ColumnSpec
+    from sqnn.training import TrainConfig
+    from sqnn.workflows.settings import Settings
+    from sqnn.workflows.train import train_run
+
+    out = tmp_path_factory.mktemp("float") / "sqnn"
+    spec = ColumnSpec(features=TOY_FEATURES, label="is_signal", weight="weight", control="control", observer="mass")
+    settings = Settings(columns=spec, method="sqnn", gamma=1.0, network={"fixed_point": None}, train=TrainConfig(epochs=3, seed=0))
+    train_run(*toy_files, settings, out)
+    return out

@@ -54,7 +54,7 @@ from sqnn.methods.sqnn import (
 from sqnn.nn import SQNN, NetworkConfig
 from sqnn.nn.model import SCORING_MODES
 from sqnn.nn.model import NETWORK_FIELDS
-from sqnn.schema import Real, Rule, SchemaError
+from sqnn.schema import Flag, Real, Rule, SchemaError
 from sqnn.training import TrainConfig
 from sqnn.training.config import TRAIN_FIELDS
 from sqnn.workflows.settings import MAX_GAMMA, Settings, check_method_options
@@ -146,6 +146,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         "temperature": [_Schema(NETWORK_FIELDS["temperature"])],
         "samples": [_Schema(NETWORK_FIELDS["samples"])],
         "inference": [StrOptions(set(SCORING_MODES))],
+        "fixed_point": [_Schema(Flag())],
         "epochs": [_Schema(TRAIN_FIELDS["epochs"])],
         "batch_size": [_Schema(TRAIN_FIELDS["batch_size"])],
         "learning_rate": [_Schema(TRAIN_FIELDS["learning_rate"])],
@@ -169,6 +170,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         temperature: float = 6.0,
         samples: int = 4,
         inference: str = "mean",
+        fixed_point: bool = True,
         epochs: int = 30,
         batch_size: int = 256,
         learning_rate: float = 3e-3,
@@ -189,6 +191,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         self.temperature = temperature
         self.samples = samples
         self.inference = inference
+        self.fixed_point = fixed_point
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -239,6 +242,8 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
             "temperature": float(self.temperature),
             "samples": int(self.samples),
             "inference": self.inference,
+            # on fixed-point grids chosen from the data: the network the deployment engines run bit for bit
+            "fixed_point": {} if self.fixed_point else None,
         }
 
     def _objective_and_network(self) -> tuple[Objective, NetworkConfig]:

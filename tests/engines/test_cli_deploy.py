@@ -69,13 +69,13 @@ def test_export_errors_are_one_line(args: tuple[object, ...], message: str, qat_
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_export_needs_step_layers_and_quantisation(toy_run: Path, step_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_export_needs_step_layers_and_quantisation(float_run: Path, step_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     # the float default (ReLU, then Bernoulli units scored by their mean): the bit engines cannot compute it
     for fmt in ("packed", "hls4ml"):
-        code, _, err = run_cli(capsys, "export", toy_run, "--format", fmt, "--out", tmp_path / fmt)
+        code, _, err = run_cli(capsys, "export", float_run, "--format", fmt, "--out", tmp_path / fmt)
         assert code == 2 and "fixed_point" in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / fmt).exists()  # nothing else was exported in its place
-    code, _, err = run_cli(capsys, "export", toy_run, "--format", "packed", "--inference", "deterministic", "--out", tmp_path)
+    code, _, err = run_cli(capsys, "export", float_run, "--format", "packed", "--inference", "deterministic", "--out", tmp_path)
     assert code == 2 and "ReLU" in err
     code, _, err = run_cli(capsys, "export", step_run, "--format", "hls4ml", "--out", tmp_path)
     assert code == 2 and "quantisation-aware" in err and len(err.strip().splitlines()) == 1
@@ -175,8 +175,8 @@ def test_default_network_predict_and_bench(fixed_run: Path, toy_files: tuple[Pat
     assert '"torch": 0, "onnx": 0, "packed": 0' in out and "skipped" not in out
 
 
-def test_bench_skips_an_engine_that_cannot_score_the_model(toy_run: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run_cli(capsys, "bench", toy_run, "--batch", "1,100", "--repeats", 1)
+def test_bench_skips_an_engine_that_cannot_score_the_model(float_run: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(capsys, "bench", float_run, "--batch", "1,100", "--repeats", 1)
     assert code == 0, err
     assert "packed: skipped" in out and "fixed_point" in out
     assert '"torch": 0, "onnx": 0' in out

@@ -31,10 +31,10 @@ def test_firmware_metrics_from_the_command_line(fixed_run: Path, toy_files, tmp_
     assert abs(firmware["closure"] - reference["closure"]) < 1e-9 and firmware["auc_target"] == pytest.approx(reference["auc_target"])
 
 
-def test_an_engine_that_cannot_score_the_model_refuses(toy_run: Path, toy_files) -> None:
+def test_an_engine_that_cannot_score_the_model_refuses(float_run: Path, toy_files) -> None:
     # the float default scored by its mean: the packed engine computes only fixed-point means
     with pytest.raises(SqnnError, match="fixed-point"):
-        evaluate_run(toy_run, *toy_files, data_label="is_signal", engine="packed")
+        evaluate_run(float_run, *toy_files, data_label="is_signal", engine="packed")
 
 
 def test_stochastic_draws_approach_the_mean(fixed_run: Path, toy_files) -> None:

@@ -118,7 +118,7 @@ def test_save_and_load(case: tuple[Any, np.ndarray], tmp_path: Path) -> None:
     assert np.array_equal(loaded.logit(x), engine.logit(x))
 
 
-def test_what_the_engines_cannot_compute_is_refused(tmp_path: Path, toy_run: Path) -> None:
+def test_what_the_engines_cannot_compute_is_refused(tmp_path: Path, float_run: Path) -> None:
     n_inputs, network = ARCHITECTURES["default 14-64-16"]
     run = make_run(tmp_path / "run", n_inputs, network)
     with pytest.raises(SqnnError, match="stochastic"):
@@ -129,7 +129,7 @@ def test_what_the_engines_cannot_compute_is_refused(tmp_path: Path, toy_run: Pat
     with pytest.raises(SqnnError, match="never chosen"):
         network_for(pending)
     with pytest.raises(SqnnError, match="fixed_point"):
-        network_for(load_run(toy_run))  # the float default, scored by its mean
+        network_for(load_run(float_run))  # the float default, scored by its mean
 
 
 def test_resources_count_the_design(tmp_path: Path) -> None:

@@ -113,9 +113,9 @@ def test_save_and_load(case: tuple[Any, PackedEngine, np.ndarray], tmp_path: Pat
     assert np.array_equal(PackedEngine.load(tmp_path / "packed").logit(x), engine.logit(x))
 
 
-def test_relu_layers_are_refused_with_a_clear_message(toy_run: Path) -> None:
+def test_relu_layers_are_refused_with_a_clear_message(float_run: Path) -> None:
     with pytest.raises(SqnnError, match="ReLU.*need step"):
-        PackedEngine.from_run(load_run(toy_run))
+        PackedEngine.from_run(load_run(float_run))
 
 
 def test_wrong_width_is_a_one_line_error(case: tuple[Any, PackedEngine, np.ndarray]) -> None:

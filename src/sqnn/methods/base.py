@@ -22,7 +22,18 @@ from sqnn.info import Reduce
 from sqnn.nn import SQNN, NetworkConfig, build_network
 from sqnn.nn.layers import BernoulliActivation, StochasticModule
 
-__all__ = ["Batch", "Objective"]
+__all__ = ["ARITHMETIC_SETTINGS", "Batch", "DEPLOYABLE_NETWORK", "Objective"]
+
+# network settings that choose the arithmetic of the layers rather than their size
+ARITHMETIC_SETTINGS = frozenset({"stochastic", "binary_weights", "input_fixed", "first_layer_fixed"})
+
+# the network sqnn trains by default, and source-only (the same network, γ = 0): a 64-unit
+# ReLU layer, 16 Bernoulli units (K = 4 draws in training) and a linear head, on fixed-point
+# grids chosen from the data, scored by the expected logit through the θ table — the
+# arithmetic the packed engine, ONNX and the firmware compute bit for bit
+DEPLOYABLE_NETWORK: dict[str, Any] = {
+    "hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False], "samples": 4, "fixed_point": {},
+}
 
 
 @dataclass
@@ -114,7 +125,16 @@ class Objective:
         self._mean_head: nn.Module | None = None
 
     def network_config(self, overrides: dict[str, Any] | None = None) -> NetworkConfig:
-        settings = {**self.default_network, **(overrides or {})}
+        """The method's network with ``overrides``.
+
+        The default network's ``fixed_point`` grids belong to its arithmetic: overrides that
+        choose another arithmetic (which layers are Bernoulli or binary, the grids of a step
+        network) drop them unless they ask for ``fixed_point`` themselves; new widths keep them.
+        """
+        overrides = dict(overrides or {})
+        settings = {**self.default_network, **overrides}
+        if (ARITHMETIC_SETTINGS & set(overrides)) and "fixed_point" not in overrides:
+            settings.pop("fixed_point", None)
         return NetworkConfig.from_dict(settings)
 
     def build(self, n_inputs: int, config: NetworkConfig) -> SQNN:

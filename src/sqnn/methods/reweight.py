@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqnn.methods.base import Objective
+from sqnn.methods.base import DEPLOYABLE_NETWORK, Objective
 
 __all__ = ["Reweight", "reweighting_options"]
 
@@ -37,6 +37,8 @@ def reweighting_options(region: Any, clip: Any) -> dict[str, Any] | None:
 class Reweight(Objective):
     name = "reweight"
     options_allowed = ("region", "clip")
+    # the network of source-only: what changes is the simulation it is trained on
+    default_network: dict[str, Any] = DEPLOYABLE_NETWORK
 
     def __init__(self, gamma: float = 0.0, **options: Any) -> None:
         super().__init__(0.0, **options)

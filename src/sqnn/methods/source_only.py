@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from sqnn.methods.base import Objective
+from typing import Any
+
+from sqnn.methods.base import DEPLOYABLE_NETWORK, Objective
 
 __all__ = ["SourceOnly"]
 
 
 class SourceOnly(Objective):
     name = "source-only"
+    default_network: dict[str, Any] = DEPLOYABLE_NETWORK
 
     def __init__(self, gamma: float = 0.0, **options: object) -> None:
         super().__init__(0.0, **options)

@@ -2,9 +2,12 @@
 
 Options (``--config`` YAML ``method_options`` or the estimator's ``method_options``):
 
-Defaults (the winner of the closure study): γ = 1, ``region: class-conditional``,
-``estimator: joint``, ``condition: predicted``, a 64-unit ReLU layer before 16 Bernoulli
-units trained with K = 4 samples per event, scored with the expected logit.
+Defaults (the closure study on the W-jet case, README "Closure study"): γ = 1,
+``region: class-conditional``, ``estimator: joint``, ``condition: predicted``, the penalty
+on one step in 8 (``every: 8``), and the deployable network
+(:data:`~sqnn.methods.base.DEPLOYABLE_NETWORK`): a 64-unit ReLU layer before 16 Bernoulli
+units trained with K = 4 samples per event, on fixed-point grids, scored with the expected
+logit through the θ table.
 
 - ``region``: which events enter the penalty —
   ``all`` (marginal I(T;S)), ``prior-corrected`` (marginal I(T;S) with simulation
@@ -40,7 +43,7 @@ from typing import Any
 import torch
 
 from sqnn import info
-from sqnn.methods.base import Batch, Objective
+from sqnn.methods.base import DEPLOYABLE_NETWORK, Batch, Objective
 from sqnn.methods.reweight import reweighting_options
 from sqnn.priors import estimate_prior, rescale_to_prior
 
@@ -54,15 +57,15 @@ DEFAULT_ESTIMATOR = "joint"
 ESTIMATORS = ("factorized", "joint")
 CONDITIONS = ("truth", "predicted")
 DEFAULT_CONDITION = "predicted"
+# the penalty on one step in 8, scaled by 8: the closure of every step at a fraction of the cost
+DEFAULT_EVERY = 8
 
 
 class SQNNObjective(Objective):
     name = "sqnn"
     uses_data = True
     options_allowed = ("region", "estimator", "warmup", "condition", "anneal", "reweight", "reweight_clip", "every")
-    default_network: dict[str, Any] = {
-        "hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False], "samples": 4,
-    }
+    default_network: dict[str, Any] = DEPLOYABLE_NETWORK
 
     def __init__(self, gamma: float = DEFAULT_GAMMA, **options: Any) -> None:
         super().__init__(gamma, **options)
@@ -79,7 +82,7 @@ class SQNNObjective(Objective):
             raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
         if self.warmup < 0 or self.anneal < 0:
             raise ValueError(f"warmup and anneal must be non-negative, got {self.warmup} and {self.anneal}")
-        self.every = int(self.options.get("every", 1))
+        self.every = int(self.options.get("every", DEFAULT_EVERY))
         if self.every < 1:
             raise ValueError(f"every must be at least 1, got {self.every}")
         self.reweighting = reweighting_options(self.options.get("reweight", "none"), self.options.get("reweight_clip", 10.0))

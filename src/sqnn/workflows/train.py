@@ -308,6 +308,10 @@ def record_run(
         "train_seconds": trained.train_seconds,
         **trained.description,
     }
+    if trained.kind == "network":
+        # the network as asked for: a fixed-point network's grids are chosen in training, so the
+        # recorded `network` holds more than the request a finished run is recognised by
+        meta["network_requested"] = settings.network_config(objective).to_dict()
     if trained.kind == "set":
         meta.update(set_model_meta(settings.columns, simulation))
     if trained.reweighter is not None:
@@ -345,7 +349,7 @@ def finished_run(run_dir: Path, settings: Settings, simulation: Sample, data: Sa
     )
     if not same or objective.own_trainer or settings.model != "dense":
         return same
-    return meta.get("network") == json_safe(settings.network_config(objective).to_dict())
+    return meta.get("network_requested") == json_safe(settings.network_config(objective).to_dict())
 
 
 def train_run(
