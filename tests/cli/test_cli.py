@@ -128,3 +128,23 @@ def test_console_script_reports_a_missing_file_without_traceback(tmp_path: Path)
     )
     assert result.returncode == 2
     assert "no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reweight_flag_sets_the_option_of_its_method(tmp_path: Path, capsys, toy_files) -> None:
+    sim, data = toy_files
+    common = ("train", "--sim", sim, "--data", data, "--features", FEATURES, "--label", "is_signal", "--weight", "weight",
+              "--control", "control", "--epochs", 1, "--quiet")
+    code, _, err = run_cli(capsys, *common, "--reweight", "control", "--out", tmp_path / "sqnn")
+    assert code == 0, err
+    model = json.loads((tmp_path / "sqnn" / "model.json").read_text())
+    assert model["method"] == "sqnn" and model["method_options"]["reweight"] == "control"
+    assert (tmp_path / "sqnn" / "reweighter" / "model.json").exists()
+    code, _, err = run_cli(capsys, *common, "--method", "reweight", "--reweight", "all", "--out", tmp_path / "rw")
+    assert code == 0, err
+    assert json.loads((tmp_path / "rw" / "model.json").read_text())["method_options"]["region"] == "all"
+    for method, words in (("dann", "--reweight is an option of --method sqnn and reweight, not of dann"),
+                          ("reweight", "--method reweight always reweights")):
+        reweight = "control" if method == "dann" else "none"
+        code, out, err = run_cli(capsys, *common, "--method", method, "--reweight", reweight, "--out", tmp_path / method)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / method).exists()

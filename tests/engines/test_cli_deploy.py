@@ -193,3 +193,22 @@ def test_hls4ml_export_of_the_default_network(fixed_run: Path, tmp_path: Path, c
         resources = json.loads((out_dir / "resources.json").read_text())
         assert [layer["kind"] for layer in resources["layers"]] == ["dense", "relu", "dense", "theta_levels", "dense"]
         assert resources["layers"][3]["thresholds"] == (16 if inference == "mean" else 1)
+
+
+def test_the_default_training_deploys_bit_for_bit(toy_run: Path, toy_files: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`sqnn train` with no network settings: the model packed, ONNX and the firmware run, checked at 100 %."""
+    meta = json.loads((toy_run / "model.json").read_text())
+    assert meta["method"] == "sqnn" and meta["network"]["fixed_point"] and meta["network"]["inference"] == "mean"
+    for fmt in ("packed", "onnx", "hls4ml"):
+        code, out, err = run_cli(capsys, "export", toy_run, "--format", fmt, "--out", tmp_path / fmt, "--check", 1000)
+        assert code == 0, err
+        assert "decisions 100.000 % identical" in out and "(mean)" in out, out
+    # the metrics of the deployed arithmetic are those of the Python model
+    metrics = {}
+    for engine in ("torch", "packed"):
+        code, _, err = run_cli(capsys, "evaluate", toy_run, "--sim", toy_files[0], "--data", toy_files[1], "--data-label",
+                               "is_signal", "--engine", engine, "--out", tmp_path / f"{engine}.json")
+        assert code == 0, err
+        metrics[engine] = json.loads((tmp_path / f"{engine}.json").read_text())
+    assert metrics["packed"]["closure"] == metrics["torch"]["closure"]
+    assert metrics["packed"]["auc_target"] == metrics["torch"]["auc_target"]

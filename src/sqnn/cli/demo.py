@@ -25,7 +25,7 @@ __all__ = ["demo", "run_demo", "DEMO_GAMMAS", "DEMO_METHODS", "QUICK_METHODS"]
 TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 # the SQNN sweep of the closure study, around its default strength
 DEMO_GAMMAS = tuple(sorted({0.6, DEFAULT_GAMMA, 2.0}))
-DEMO_METHODS = ("source-only", "sqnn", "dann", "disco", "mmd", "mlp", "bdt")
+DEMO_METHODS = ("source-only", "reweight", "sqnn", "dann", "disco", "mmd", "mlp", "bdt")
 QUICK_METHODS = ("source-only", "sqnn", "dann", "bdt")
 
 

@@ -12,6 +12,7 @@ from sqnn.cli.summary import terminal_metrics
 from sqnn.data.chunks import DEFAULT_CHUNK
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
+from sqnn.methods.reweight import REWEIGHT_REGIONS
 from sqnn.methods.sqnn import REGIONS
 from sqnn.schema import Integer
 from sqnn.workflows.settings import MODELS, Settings, columns_from, read_config, train_config_from
@@ -27,6 +28,9 @@ __all__ = ["train"]
 @click.option("--method", type=click.Choice(sorted(METHODS)), default=None, help="Training objective [default: sqnn].")
 @click.option("--gamma", type=GAMMA, default=None, help="Strength of the domain penalty.")
 @click.option("--region", type=click.Choice(REGIONS), default=None, help="Events in the penalty (sqnn).")
+@click.option("--reweight", type=click.Choice(("none",) + REWEIGHT_REGIONS), default=None,
+              help="Reweight simulation to data before training, by a classifier of the control region or of all events "
+                   "(sqnn, reweight).")
 @click.option("--epochs", type=EPOCHS, default=None, help="Maximum number of epochs.")
 @click.option("--seed", type=SEED, default=None, help="Random seed.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (flags win).")
@@ -54,6 +58,7 @@ def train(
     method: str | None,
     gamma: float | None,
     region: str | None,
+    reweight: str | None,
     epochs: int | None,
     seed: int | None,
     config_path: str | None,
@@ -89,7 +94,7 @@ def train(
         columns=columns,
         method=method,
         gamma=gamma,
-        method_options=None if region is None else {"region": region},
+        method_options=_method_options(config, method, region, reweight),
         train=train_config_from(config, epochs=epochs, seed=seed, device=device),
         model=model,
         domain_column=domain_column,
@@ -102,3 +107,22 @@ def train(
         return
     click.echo(terminal_metrics(run.meta["method"], run.meta.get("gamma"), metrics))
     click.echo(f"wrote the run to {out} (model, history.json, metrics.json)")
+
+
+def _method_options(config: dict, method: str | None, region: str | None, reweight: str | None) -> dict[str, str] | None:
+    """The method options the flags set: ``--region``, and ``--reweight`` in the option its method names it by."""
+    options = {} if region is None else {"region": region}
+    if reweight is None:
+        return options or None
+    chosen = method or config.get("method") or "sqnn"
+    if chosen == "sqnn":
+        options["reweight"] = reweight
+    elif chosen == "reweight":
+        if region is not None:
+            raise SqnnError("--method reweight: give its region with --reweight control|all, not --region as well")
+        if reweight == "none":
+            raise SqnnError("--method reweight always reweights: --reweight control or all")
+        options["region"] = reweight
+    else:
+        raise SqnnError(f"--reweight is an option of --method sqnn and reweight, not of {chosen}")
+    return options

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqnn.methods.base import DEPLOYABLE_NETWORK, Objective
 
-__all__ = ["Reweight", "reweighting_options"]
+__all__ = ["REWEIGHT_REGIONS", "Reweight", "reweighting_options"]
 
 REWEIGHT_REGIONS = ("control", "all")
 
