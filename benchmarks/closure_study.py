@@ -117,6 +117,12 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     "sqnn-fixed-every4": [(f"fixed-every4 γ={g:g}", "sqnn", g, {**CCJP, "every": 4}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
     "sqnn-fixed-every8": [(f"fixed-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8}, FIXED_K4, {}) for g in DEPLOY_GAMMAS],
     # finer grids: 10-bit weights and ReLU outputs, θ on 6 bits
+    # with simulation reweighted to data in the control region before training (option reweight)
+    "sqnn-fixed-every8-rw-control": [
+        (f"fixed-every8-rw γ={g:g}", "sqnn", g, {**CCJP, "every": 8, "reweight": "control"}, FIXED_K4, {}) for g in DEPLOY_GAMMAS
+    ],
+    "reweight-control": [("reweight control fixed", "reweight", None, {"region": "control"}, FIXED_K4, {})],
+    "reweight-all": [("reweight all fixed", "reweight", None, {"region": "all"}, FIXED_K4, {})],
     "sqnn-fixed-fine-every8": [
         (f"fixed-fine-every8 γ={g:g}", "sqnn", g, {**CCJP, "every": 8},
          {**FP16_K4, "fixed_point": {"weight": 10, "activation": 10, "theta_bits": 6}}, {}) for g in DEPLOY_GAMMAS
