@@ -28,6 +28,8 @@ __all__ = ["finetune"]
 @click.option("--epochs", type=int, default=None, help="Maximum number of epochs [default: the pretrained run's].")
 @click.option("--seed", type=int, default=None, help="Random seed (head initialisation, split) [default: the run's].")
 @click.option("--learning-rate", type=float, default=None, help="Learning rate [default: the run's].")
+@click.option("--encoder-learning-rate", type=float, default=None,
+              help="Learning rate of the pretrained encoder with --freeze none [default: as the head's].")
 @click.option("--label", help="Class column [default: the run's].")
 @click.option("--weight", help="Per-event weight column [default: the run's].")
 @click.option("--control", help="Control-region column [default: the run's].")
@@ -47,6 +49,7 @@ def finetune(
     epochs: int | None,
     seed: int | None,
     learning_rate: float | None,
+    encoder_learning_rate: float | None,
     label: str | None,
     weight: str | None,
     control: str | None,
@@ -81,6 +84,7 @@ def finetune(
         epochs=epochs,
         seed=seed,
         learning_rate=learning_rate,
+        encoder_learning_rate=encoder_learning_rate,
         columns={"label": label, "weight": weight, "control": control, "observer": observer},
         device=device,
         progress=not quiet,
