@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from sqnn.report.transfer import main, scratch_events_for, summarize, transfer_markdown, transfer_page
+from sqnn.report.transfer import (
+    headline_events_saved,
+    main,
+    scratch_events_for,
+    summarize,
+    transfer_markdown,
+    transfer_page,
+)
 
 SCRATCH_AUC = {100: 0.70, 1000: 0.80, 10000: 0.90}
 
@@ -55,6 +62,25 @@ def test_summary_has_errors_paired_differences_and_events_saved():
     assert "scratch" not in summary["events_saved"]
 
 
+def test_headline_takes_the_best_transfer_variant_and_says_when_scratch_never_reaches_it():
+    study = _study()
+    # an MLP better than every transfer variant is no transfer: it must not be chosen
+    for seed_run in study["channels"]["tth"]["runs"]["mlp"]["100"].values():
+        seed_run["auc"] = 0.99
+    rows = headline_events_saved(summarize(study), sizes=(100, 10000))
+    assert [(r["events"], r["variant"]) for r in rows] == [(100, "finetune"), (10000, "finetune")]
+    assert rows[0]["scratch_events"] == pytest.approx(1000.0) and rows[0]["bound"] is None
+    assert rows[1]["bound"] == "beyond"  # 0.95 is above scratch's best, 0.90
+    assert headline_events_saved(summarize(study), sizes=(100,), variants=("frozen",)) == []
+
+
+def test_a_cell_of_one_seed_shows_no_spread():
+    study = _study()
+    del study["channels"]["tth"]["runs"]["finetune"]["1000"]["1"]
+    text = transfer_markdown(study)
+    assert "0.8900 (1 seed)" in text and "+0.1000 (1 seed)" in text  # seed 0: 0.90 - 0.01
+
+
 def test_markdown_and_page_show_every_table(tmp_path: Path):
     study = _study()
     closure = {"description": "set models", "summary": {
@@ -64,6 +90,7 @@ def test_markdown_and_page_show_every_table(tmp_path: Path):
     text = transfer_markdown(study, closure)
     assert "## tth: test AUC" in text and "| finetune | 0.8000 ± 0.0100 |" in text
     assert "## tth: events saved" in text and "| finetune | 10× (" in text and "> 1×" in text
+    assert "| tth | 100 | finetune | 0.8000 ± 0.0100 | 0.7000 ± 0.0100 | 1000 (10×) |" in text
     assert "| source-only | 3 | — | 0.800 ± 0.002 |" in text and "| sqnn γ=1 | 3 |" in text
     study_path, closure_path = tmp_path / "study.json", tmp_path / "closure.json"
     study_path.write_text(json.dumps(study))

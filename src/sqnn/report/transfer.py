@@ -30,6 +30,7 @@ import numpy as np
 __all__ = [
     "closure_markdown",
     "closure_table",
+    "headline_events_saved",
     "plot_curves",
     "scratch_events_for",
     "summarize",
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 SCRATCH = "scratch"
+# the variants that transfer from the main pretraining; ``frozen@zprime`` and the like are ablations
+TRANSFER_VARIANTS = ("frozen", "finetune", "finetune-slow")
+HEADLINE_SIZES = (100, 1000)
 CLOSURE_KEYS = ("auc_source", "auc_target", "sf_signal", "sf_background", "closure", "sf_signal_80",
                 "sf_background_80", "closure_80", "domain_auc")
 
@@ -124,6 +128,53 @@ def summarize(results: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def headline_events_saved(summary: Mapping[str, Any], sizes: Sequence[int] = HEADLINE_SIZES,
+                          variants: Sequence[str] | None = TRANSFER_VARIANTS) -> list[dict[str, Any]]:
+    """Per target channel and N: the best transfer variant's mean AUC and the events scratch needs for it.
+
+    ``variants`` are the candidates (``None``: every variant but scratch and the MLP, ablations
+    included). Choosing the best of several on the test AUC favours transfer a little; the
+    row says which won. ``bound`` is ``beyond`` when scratch never reaches the AUC within the
+    largest N measured, ``at_most`` when it does with the fewest.
+    """
+    rows = []
+    for channel, entry in summary.items():
+        cells = entry["cells"]
+        scratch = cells.get(SCRATCH, {})
+        curve_sizes = sorted(int(n) for n, c in scratch.items() if c["auc"]["mean"] is not None)
+        curve = [scratch[str(n)]["auc"]["mean"] for n in curve_sizes]
+        for size in sizes:
+            candidates = [(cells[v][str(size)]["auc"], v) for v in cells
+                          if v not in (SCRATCH, "mlp") and (variants is None or v in variants)
+                          and cells[v].get(str(size), {}).get("auc", {}).get("mean") is not None]
+            if not candidates or len(curve) < 2:
+                continue
+            auc, variant = max(candidates, key=lambda c: c[0]["mean"])
+            reached = scratch_events_for(auc["mean"], curve_sizes, curve)
+            rows.append({"channel": channel, "events": size, "variant": variant, "auc": auc,
+                         "scratch_auc": scratch.get(str(size), {}).get("auc"),
+                         "scratch_events": reached["events"], "bound": reached["bound"],
+                         "ratio": reached["events"] / size})
+    return rows
+
+
+def _headline_text(row: Mapping[str, Any]) -> str:
+    if row["bound"] == "beyond":
+        return f"not reached (> {row['scratch_events']:.0f})"
+    if row["bound"] == "at_most":
+        return f"≤ {row['scratch_events']:.0f}"
+    return f"{row['scratch_events']:.0f} ({row['ratio']:.2g}×)"
+
+
+def headline_table(summary: Mapping[str, Any], variants: Sequence[str] | None = TRANSFER_VARIANTS
+                   ) -> tuple[list[str], list[list[str]]]:
+    """The events-saved headline as a table: channel, N, best variant, its AUC, scratch's, scratch's N for it."""
+    head = ["channel", "N", "best transfer variant", "its AUC", "scratch AUC at N", "scratch reaches it at N ="]
+    rows = [[r["channel"], str(r["events"]), r["variant"], _value(r["auc"]), _value(r["scratch_auc"]),
+             _headline_text(r)] for r in headline_events_saved(summary, variants=variants)]
+    return head, rows
+
+
 # ------------------------------------------------------------------ figures
 
 
@@ -164,12 +215,16 @@ def plot_curves(results: Mapping[str, Any], channel: str, metric: str = "auc", a
 def _value(stats: Mapping[str, Any] | None, digits: int = 4) -> str:
     if not stats or stats.get("mean") is None:
         return "—"
+    if stats.get("seeds") == 1:  # no spread to quote
+        return f"{stats['mean']:.{digits}f} (1 seed)"
     return f"{stats['mean']:.{digits}f} ± {stats['err']:.{digits}f}"
 
 
 def _signed(stats: Mapping[str, Any] | None) -> str:
     if not stats or stats.get("mean") is None:
         return "—"
+    if stats.get("seeds") == 1:
+        return f"{stats['mean']:+.4f} (1 seed)"
     return f"{stats['mean']:+.4f} ± {stats['err']:.4f}"
 
 
@@ -212,7 +267,13 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _study_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     summary = results.get("summary") or summarize(results)
-    tables = []
+    tables = [
+        ("events saved: the N with which scratch reaches the best transfer variant's mean AUC "
+         f"({', '.join(TRANSFER_VARIANTS)}; log-N interpolation of scratch's mean AUC)",
+         *headline_table(summary)),
+        ("events saved, ablations included (every pretraining; the best of more candidates)",
+         *headline_table(summary, variants=None)),
+    ]
     for channel in summary:
         tables.append((f"{channel}: test AUC (mean ± standard error over seeds)",
                        *_rows(summary, channel, lambda c: _value(c and c["auc"]))))
