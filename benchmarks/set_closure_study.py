@@ -12,7 +12,8 @@ and the closure errors ``closure``/``closure_80`` (|1 − sf_S| + |1 − sf_B|).
 
 Every (method, seed) is a run directory under ``--runs``; a rerun keeps the finished ones
 and the results already in ``--out``. Output: JSON with every run's metrics and, per method,
-mean ± standard error over seeds.
+mean ± standard error over seeds, and the paired difference to source-only (same seed, same split)
+of the data AUC and the closure errors.
 
     python benchmarks/set_closure_study.py --sim tth_sim.parquet --data tth_data.parquet \\
         --seeds 0,1,2 --out set_closure_study.json
@@ -40,6 +41,7 @@ from sqnn.workflows.train import train_run
 KEYS = ("auc_source", "auc_target", "auc_target_err", "sf_signal", "sf_background", "closure", "sf_signal_80",
         "sf_background_80", "closure_80", "sf_signal_err", "sf_background_err", "ks_signal", "ks_background",
         "ks_control", "domain_auc", "mi_joint_bits", "train_seconds")
+PAIRED_KEYS = ("auc_target", "closure", "closure_80")
 DEFAULT_METHODS = "source-only:0,sqnn:1,sqnn:2,dann:0.1,dann:0.3"
 
 
@@ -126,6 +128,14 @@ def main() -> None:
     results["summary"] = {
         label: {key: mean_err([run.get(key) for run in by_seed.values()]) for key in KEYS}
         for label, by_seed in results["runs"].items()
+    }
+    # seed by seed on the same split, so that what every method shares at a seed cancels
+    source = results["runs"].get("source-only", {})
+    results["paired_vs_source_only"] = {
+        label: {key: mean_err([run[key] - source[seed][key] for seed, run in by_seed.items()
+                               if seed in source and run.get(key) is not None and source[seed].get(key) is not None])
+                for key in PAIRED_KEYS}
+        for label, by_seed in results["runs"].items() if label != "source-only"
     }
     write_json(out, results)
 

@@ -58,7 +58,7 @@ timed "transfer study" nice -n 10 "$PYTHON" benchmarks/transfer_study.py \
   --out "$RESULTS/transfer_study.json" --plot "$RESULTS/transfer_study.png"
 
 timed "set closure study" nice -n 10 "$PYTHON" benchmarks/set_closure_study.py \
-  --sim "$EVENTS/tth_sim.parquet" --data "$EVENTS/tth_data.parquet" --seeds 0,1,2 \
+  --sim "$EVENTS/tth_sim.parquet" --data "$EVENTS/tth_data.parquet" --seeds "$SEEDS" \
   --runs "$EVENTS/set_closure_runs" --out "$RESULTS/set_closure_study.json"
 
 run -m sqnn.report.transfer --study "$RESULTS/transfer_study.json" --closure "$RESULTS/set_closure_study.json" \

@@ -86,12 +86,14 @@ def test_markdown_and_page_show_every_table(tmp_path: Path):
     closure = {"description": "set models", "summary": {
         "source-only": {"closure": {"mean": 0.2, "err": 0.01, "seeds": 3}, "auc_target": {"mean": 0.8, "err": 0.002, "seeds": 3}},
         "sqnn γ=1": {"closure": {"mean": 0.05, "err": 0.01, "seeds": 3}},
-    }}
+    }, "paired_vs_source_only": {"sqnn γ=1": {"closure": {"mean": -0.15, "err": 0.02, "seeds": 3},
+                                              "auc_target": {"mean": -0.003, "err": 0.001, "seeds": 3}}}}
     text = transfer_markdown(study, closure)
     assert "## tth: test AUC" in text and "| finetune | 0.8000 ± 0.0100 |" in text
     assert "## tth: events saved" in text and "| finetune | 10× (" in text and "> 1×" in text
     assert "| tth | 100 | finetune | 0.8000 ± 0.0100 | 0.7000 ± 0.0100 | 1000 (10×) |" in text
     assert "| source-only | 3 | — | 0.800 ± 0.002 |" in text and "| sqnn γ=1 | 3 |" in text
+    assert "| method | Δ auc_target | Δ closure |" in text and "| sqnn γ=1 | -0.0030 ± 0.0010 | -0.1500 ± 0.0200 |" in text
     study_path, closure_path = tmp_path / "study.json", tmp_path / "closure.json"
     study_path.write_text(json.dumps(study))
     closure_path.write_text(json.dumps(closure))

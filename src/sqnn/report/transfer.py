@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "closure_markdown",
+    "closure_paired_table",
     "closure_table",
     "headline_events_saved",
     "plot_curves",
@@ -43,8 +43,9 @@ SCRATCH = "scratch"
 # the variants that transfer from the main pretraining; ``frozen@zprime`` and the like are ablations
 TRANSFER_VARIANTS = ("frozen", "finetune", "finetune-slow")
 HEADLINE_SIZES = (100, 1000)
+# the scale factors' statistical errors (data counts at the 50 % point) say whether a closure is resolved
 CLOSURE_KEYS = ("auc_source", "auc_target", "sf_signal", "sf_background", "closure", "sf_signal_80",
-                "sf_background_80", "closure_80", "domain_auc")
+                "sf_background_80", "closure_80", "domain_auc", "sf_signal_err", "sf_background_err")
 
 
 # ------------------------------------------------------------------ numbers
@@ -298,6 +299,16 @@ def closure_table(closure: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     return head, rows
 
 
+def closure_paired_table(closure: Mapping[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """Each method minus source-only at the same seed: data AUC and closure errors (mean ± standard error)."""
+    paired = closure.get("paired_vs_source_only")
+    if not paired:
+        return None
+    keys = sorted({k for stats in paired.values() for k in stats}, key=lambda k: (k != "auc_target", k))
+    rows = [[method, *(_signed(stats.get(k)) for k in keys)] for method, stats in paired.items()]
+    return ["method", *(f"Δ {k}" for k in keys)], rows
+
+
 def _pretraining_lines(results: Mapping[str, Any]) -> list[str]:
     lines = []
     for key, info in results.get("pretraining", {}).items():
@@ -316,6 +327,9 @@ def transfer_markdown(results: Mapping[str, Any], closure: Mapping[str, Any] | N
     if closure is not None:
         parts += ["", f"## Set models from simulation to data: {closure.get('title', '')}".rstrip(": "), "",
                   _markdown_table(*closure_table(closure))]
+        paired = closure_paired_table(closure)
+        if paired:
+            parts += ["", "## Set models: minus source-only at the same seed", "", _markdown_table(*paired)]
     return "\n".join(parts) + "\n"
 
 
@@ -341,6 +355,9 @@ def transfer_section(results: Mapping[str, Any], closure: Mapping[str, Any] | No
         body += ["<h2>Set models from simulation to data</h2>",
                  f'<p class="rule">{html.escape(closure.get("description", ""))}</p>',
                  _html_table(*closure_table(closure))]
+        paired = closure_paired_table(closure)
+        if paired:
+            body += ["<h3>Minus source-only at the same seed</h3>", _html_table(*paired)]
     return "".join(body)
 
 
