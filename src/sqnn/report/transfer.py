@@ -197,7 +197,10 @@ def plot_curves(results: Mapping[str, Any], channel: str, metric: str = "auc", a
         mean = [cells[str(n)][metric]["mean"] for n in sizes]
         err = [cells[str(n)][metric]["err"] for n in sizes]
         style = "--" if "@" in variant else "-"
-        artists.append(ax.errorbar(sizes, mean, yerr=err, marker="o", capsize=3, linestyle=style, label=variant))
+        # the reference every other curve is read against; the colour cycle has fewer colours than variants
+        colour = {"color": "black", "zorder": 3} if variant == SCRATCH else {}
+        artists.append(ax.errorbar(sizes, mean, yerr=err, marker="o", capsize=3, linestyle=style, label=variant,
+                                   **colour))
     ax.set_xscale("log")
     if metric == "rejection_50":
         ax.set_yscale("log")
