@@ -29,7 +29,8 @@ PERFECT = Detector(
 def test_list_prints_one_line_per_channel(capsys):
     assert main(["generate", "events", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == ["ttbar\tbackground", "tth\tsignal", "zprime\tsignal", "wprime\tsignal"]
+    assert lines == ["ttbar\tbackground", "tth\tsignal", "zprime\tsignal", "wprime\tsignal", "ttphi\tsignal",
+                     "zprime500\tsignal"]
     assert len([line for line in lines if line.endswith("\tsignal")]) >= 3
 
 
@@ -50,6 +51,8 @@ def test_list_and_channel_belong_to_the_events_case(capsys):
         ({"seed": -1}, "--seed"),
         ({"workers": 0}, "--workers"),
         ({"signal_fraction": 2.0}, "--signal-fraction"),
+        ({"pileup_mu": -1.0}, "--pileup-mu"),
+        ({"pileup_mu": 500.0}, "--pileup-mu"),
     ],
 )
 def test_bad_arguments_raise_one_line_errors(tmp_path, kwargs, message):
@@ -115,6 +118,68 @@ def test_reconstruction_isolates_leptons_clusters_jets_and_balances_met():
     assert flat["n_leptons"].tolist() == [1, 0] and flat["n_photons"].tolist() == [0, 1]
 
 
+def test_channels_have_distinct_codes_and_their_own_process():
+    codes = [channel.code for channel in events.CHANNELS.values()]
+    assert len(set(codes)) == len(codes)
+    assert "35:m0 = 300." in events.CHANNELS["ttphi"].settings and "Higgs:useBSM = on" in events.CHANNELS["ttphi"].settings
+    assert "32:m0 = 500." in events.CHANNELS["zprime500"].settings
+    assert events._pythia_settings("data", "pileup")[0] == "Tune:pp = 21"
+    assert "SoftQCD:nonDiffractive = on" in events._pythia_settings("sim", "pileup")
+
+
+def _pileup_event(event: int) -> list[dict[str, float]]:
+    return [
+        _particle(3.0, 0.3, 1.0, 211, 1.0, event),  # charged: removed by CHS
+        _particle(4.0, -0.4, -2.0, 22, 0.0, event),  # neutral: stays
+        _particle(2.0, 0.1, 0.5, 130, 0.0, event),  # neutral hadron: stays
+    ]
+
+
+def test_charged_hadron_subtraction_removes_tracked_pileup_and_keeps_neutrals():
+    hard = _particles([_particle(50.0, 0.0, 0.0, 211, 1.0, 0), _particle(30.0, 1.0, 2.0, 211, -1.0, 1)])
+    pileup = _particles([*_pileup_event(1), *_pileup_event(0)])
+    subtracted = events.with_pileup(hard, pileup, PERFECT, np.random.default_rng(0), chs=True)
+    kept = events.with_pileup(hard, pileup, PERFECT, np.random.default_rng(0), chs=False)
+    assert "pileup" not in subtracted
+    assert len(kept["px"]) == 2 + 6 and len(subtracted["px"]) == 2 + 4
+    # ordered by event; every hard particle is kept, of pileup only the neutrals survive CHS
+    assert (np.diff(subtracted["event"]) >= 0).all() and (np.diff(kept["event"]) >= 0).all()
+    assert np.sort(subtracted["pid"][subtracted["charge"] != 0]).tolist() == [211, 211]
+    assert sorted(subtracted["pid"][subtracted["charge"] == 0].tolist()) == [22, 22, 130, 130]
+    assert events.with_pileup(hard, None, PERFECT, np.random.default_rng(0))["px"].tolist() == pytest.approx(
+        hard["px"].tolist())
+
+
+def test_pileup_neutrals_enter_jets_and_missing_pt():
+    jet = [_particle(10.0, 1.0 + 0.05 * k, 2.0, 211, 1.0, 0) for k in range(5)]
+    hard = _particles([*jet, _particle(40.0, -1.0, -1.0, 211, 1.0, 0)])
+    none = {"event": np.array([], dtype=np.int64), "eta": np.array([]), "phi": np.array([]), "flavour": np.array([])}
+    # a neutral pileup particle inside the jet, a charged one inside it too (subtracted)
+    pileup = _particles([_particle(6.0, 1.1, 2.0, 22, 0.0, 0), _particle(6.0, 1.1, 2.05, 211, 1.0, 0)])
+    clean = events.reconstruct(hard, none, 1, PERFECT, np.random.default_rng(0))
+    piled = events.reconstruct(hard, none, 1, PERFECT, np.random.default_rng(0), pileup=pileup)
+    unsubtracted = events.reconstruct(hard, none, 1, PERFECT, np.random.default_rng(0), pileup=pileup, chs=False)
+    jet_code, met_code = events.OBJECT_TYPES["jet"], events.OBJECT_TYPES["met"]
+
+    def leading(objects: dict[str, np.ndarray], code: int) -> float:
+        return float(objects["pt"][objects["type"] == code].max())
+
+    assert leading(clean, jet_code) == pytest.approx(50.0, rel=0.01)
+    assert leading(piled, jet_code) == pytest.approx(56.0, rel=0.01)
+    assert leading(unsubtracted, jet_code) == pytest.approx(62.0, rel=0.01)
+    assert leading(piled, met_code) != pytest.approx(leading(clean, met_code))
+
+
+def test_pileup_knobs_of_the_command_line_belong_to_events_and_the_boosted_cases(tmp_path, capsys):
+    assert main(["generate", "toy", "--domain", "sim", "--n", "10", "--pileup-mu", "3", "--out",
+                 str(tmp_path / "toy.parquet")]) == 2
+    assert "--pileup-mu" in capsys.readouterr().err
+    assert main(["generate", "events", "--channel", "tth", "--domain", "sim", "--n", "10", "--jes", "1.1",
+                 "--out", str(tmp_path / "jes.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "--jes belong to the wjets and topjets cases" in err and "--pileup" not in err
+
+
 # ---------------------------------------------------------------- generation (runs Pythia)
 
 
@@ -146,3 +211,19 @@ def test_generated_channel_file_has_objects_and_metadata(tmp_path):
     # the same arguments give the same events
     again = events.generate("sim", 20, seed=3, out=tmp_path / "again.parquet", channel="tth", progress=False)
     assert pq.read_table(again).drop(["objects"]).equals(table.drop(["objects"]))
+
+
+@pytest.mark.physics
+def test_pileup_adds_neutral_particles_and_is_recorded(tmp_path):
+    clean = events.generate("sim", 10, seed=5, out=tmp_path / "clean.parquet", channel="zprime500", progress=False)
+    piled = events.generate("sim", 10, seed=5, out=tmp_path / "piled.parquet", channel="zprime500", progress=False,
+                            pileup_mu=40)
+    metadata = json.loads(pq.read_schema(piled).metadata[b"sqnn"])
+    assert json.loads(pq.read_schema(clean).metadata[b"sqnn"])["pileup"] is None
+    assert metadata["pileup"]["mu"] == 40 and "charged-hadron subtraction" in metadata["pileup"]["subtraction"]
+    runs = metadata["seeds"]["runs"]
+    assert all(0 < run["pileup_pool_seed"] < 9e8 for run in runs)
+    assert len({run["pileup_pool_seed"] for run in runs}) == len(runs)
+    # the same hard events (same Pythia seeds), with pileup neutrals added to their jets
+    ht_clean, ht_piled = (pq.read_table(f).column("ht").to_numpy() for f in (clean, piled))
+    assert ht_piled.sum() > ht_clean.sum()

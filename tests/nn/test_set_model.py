@@ -199,3 +199,23 @@ def test_config_round_trip_and_validation():
         SetConfig(fields=("pt", "eta"), angle_field="phi")
     with pytest.raises(ValueError, match="reads"):
         SetModel(5, SetConfig())
+
+
+def test_several_outputs_give_one_logit_per_class_and_stay_invariant():
+    model = _model(outputs=3)
+    objects, present = _objects(5, 6, seed=4)
+    x = torch.from_numpy(_flat(objects, present))
+    order = np.random.default_rng(1).permutation(6)
+    shuffled = torch.from_numpy(_flat(objects[:, order], present[:, order]))
+    model.eval()
+    with torch.no_grad():
+        logits, again = model(x), model(shuffled)
+    assert logits.shape == (5, 3)
+    torch.testing.assert_close(logits, again, rtol=1e-5, atol=1e-5)
+    # the encoder of a several-output model moves to a one-output model: only the head differs
+    single = _model()
+    single.load_encoder(model.encoder_state())
+    assert single.head.weight.shape == (1, single.head.in_features)
+    with pytest.raises(ValueError, match="outputs must lie in 1..256"):
+        SetConfig(fields=FIELDS, outputs=0)
+    assert SetConfig.from_dict({k: v for k, v in SetConfig(fields=FIELDS).to_dict().items() if k != "outputs"}).outputs == 1

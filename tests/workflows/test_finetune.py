@@ -25,6 +25,10 @@ from sqnn.training import TrainConfig
 from sqnn.training.subsets import select_events
 from sqnn.workflows.finetune import finetune
 from sqnn.workflows.settings import Settings
+from sqnn.methods import Batch, make_objective
+from sqnn.training.loop import parameter_groups
+from sqnn.training.multichannel import fit_channels, joined_channels
+from sqnn.training.sets import check_objective, new_set_model, set_config_for
 
 FIELDS = ("pt", "eta", "phi", "e", "type", "btag")
 
@@ -217,8 +221,8 @@ def test_train_cli_set_model_flags(channels, tmp_path, capsys):
                  "--objects", "objects", "--out", str(tmp_path / "no")]) == 2
     assert "--model set" in capsys.readouterr().err
     assert main(["train", "--sim", str(channels["a_sim"]), "--data", str(channels["a_data"]), "--label", "is_signal",
-                 "--model", "set", "--method", "dann", "--objects", "objects", "--quiet",
-                 "--out", str(tmp_path / "dann")]) == 2
+                 "--model", "set", "--method", "mlp", "--objects", "objects", "--quiet",
+                 "--out", str(tmp_path / "mlp")]) == 2
     assert "cannot train a set model" in capsys.readouterr().err
 
 
@@ -227,3 +231,107 @@ def test_finetuning_never_replaces_a_run(pretrained: Path, channels, tmp_path: P
     with pytest.raises(SqnnError, match="already holds a run"):
         finetune(pretrained, channels["b_sim"], None, pretrained, n_train=50)
     assert (pretrained / "model.safetensors").read_bytes() == before
+
+
+def test_dann_trains_a_set_model_through_its_domain_head(channels, tmp_path, capsys):
+    code = main(["train", "--sim", str(channels["a_sim"]), "--data", str(channels["a_data"]), "--label", "is_signal",
+                 "--model", "set", "--method", "dann", "--gamma", "0.1", "--objects", "objects", "--epochs", "1",
+                 "--quiet", "--out", str(tmp_path / "dann")])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "dann" / "model.json").read_text())["method"] == "dann"
+    # the head reads the Bernoulli units after pooling; the reversed gradient reaches the encoder
+    spec = ColumnSpec(label="is_signal", objects="objects", max_objects=8)
+    sim = load_sample(channels["a_sim"], spec, "simulation", require_label=True)
+    data = load_sample(channels["a_data"], spec, "data")
+    config = set_config_for(sim, {"object_hidden": [16], "event_hidden": [8], "bottleneck": 6})
+    model = new_set_model(config, sim.features, 0, None)
+    objective = make_objective("dann", gamma=0.1)
+    objective.attach(model)
+    head = objective.extra["domain_head"]
+    assert head[0].in_features == model.representation_width == 6
+    model.train()
+    x = torch.from_numpy(np.vstack([sim.features[:64], data.features[:64]]).astype(np.float32))
+    logit = model((x - model.input_mean) / model.input_scale)
+    batch = Batch(logit[:64], model.representation_theta[:64], torch.from_numpy(sim.label[:64].astype(np.float32)),
+                  torch.ones(64), logit[64:], model.representation_theta[64:], torch.ones(64),
+                  sim_output=model.representation_output[:64], data_output=model.representation_output[64:])
+    objective.penalty(batch)["penalty"].backward()
+    assert head[0].weight.grad is not None and head[0].weight.grad.abs().sum() > 0
+    assert model.object_layers[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["mlp", "bdt"])
+def test_methods_with_their_own_network_cannot_train_a_set_model(method):
+    with pytest.raises(SqnnError, match="cannot train a set model"):
+        check_objective(make_objective(method))
+
+
+# ---------------------------------------------------------------- the encoder's own learning rate
+
+
+def test_an_encoder_learning_rate_of_zero_keeps_the_encoder_and_trains_the_head(pretrained, channels, tmp_path):
+    out = tmp_path / "ft_lr0"
+    run, _ = finetune(pretrained, channels["b_sim"], None, out, n_train=200, freeze="none", encoder_learning_rate=0.0,
+                      epochs=2, seed=1)
+    for key, value in _encoder(pretrained).items():
+        torch.testing.assert_close(_encoder(out)[key], value, rtol=0, atol=0)
+    assert not torch.equal(run.model.head.weight, load_run(pretrained).model.head.weight)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["finetune"]["encoder_learning_rate"] == 0.0
+    assert meta["finetune"]["trainable_params"] == meta["n_params"]
+
+
+def test_a_slower_encoder_moves_less(pretrained, channels, tmp_path):
+    def moved(rate: float | None) -> float:
+        out = tmp_path / f"ft_{rate}"
+        finetune(pretrained, channels["b_sim"], None, out, n_train=200, freeze="none", encoder_learning_rate=rate,
+                 epochs=2, seed=1)
+        before, after = _encoder(pretrained), _encoder(out)
+        return max(float((after[k] - before[k]).abs().max()) for k in before if k.startswith("object_layers"))
+
+    assert 0 < moved(1e-4) < 0.2 * moved(None)
+
+
+def test_encoder_learning_rate_errors(pretrained, channels, tmp_path, capsys):
+    with pytest.raises(SqnnError, match="use it with --freeze none"):
+        finetune(pretrained, channels["b_sim"], None, tmp_path / "a", n_train=100, freeze="encoder",
+                 encoder_learning_rate=1e-4)
+    code = main(["finetune", str(pretrained), "--sim", str(channels["b_sim"]), "--n-train", "100", "--freeze", "none",
+                 "--encoder-learning-rate", "-1", "--quiet", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--encoder-learning-rate" in err and "in [0, 1]" in err and err.count("\n") == 1
+    modules = torch.nn.ModuleDict({"model": torch.nn.Linear(2, 1)})
+    with pytest.raises(ValueError, match="starts with encoder"):
+        parameter_groups(modules, 1e-3, {"encoder": 1e-4})
+    groups = parameter_groups(modules, 1e-3, {"weight": 1e-4})
+    assert sorted(g["lr"] for g in groups) == [1e-4, 1e-3]
+
+
+# ---------------------------------------------------------------- pretraining on several channels
+
+
+def test_pretraining_on_channels_tells_their_processes_apart(channels):
+    spec = ColumnSpec(label="is_signal", weight="weight", objects="objects", max_objects=8)
+    samples = {name: load_sample(channels[f"{name}_sim"], spec, "simulation", require_label=True) for name in ("a", "b")}
+    config = set_config_for(samples["a"], {"object_hidden": [16, 16], "event_hidden": [16], "bottleneck": 0})
+    joined, channel, process = joined_channels(samples)
+    assert len(joined) == 2200 and channel.tolist().count(1) == 1000
+    np.testing.assert_array_equal(process, np.where(joined.label > 0.5, channel + 1, 0))
+    result = fit_channels(samples, config, TrainConfig(epochs=4, seed=0))
+    assert result.classes == ["background", "a", "b"] and result.model.config.outputs == 3
+    assert set(result.test_auc) == {"a", "b"} and min(result.test_auc.values()) > 0.6
+    assert result.test_accuracy is not None and result.test_accuracy > 0.5
+    assert result.describe()["events"]["train"] + result.describe()["events"]["test"] < 2200
+    # its encoder starts a one-output model, as fine-tuning does
+    single = new_set_model(config, samples["b"].features, 0, result.model)
+    torch.testing.assert_close(single.encoder_state()["object_layers.0.weight"],
+                               result.model.encoder_state()["object_layers.0.weight"])
+    binary = fit_channels(samples, config, TrainConfig(epochs=2, seed=0), task="signal")
+    assert binary.classes == ["background", "signal"] and binary.model.config.outputs == 1
+    narrow = load_sample(channels["b_sim"], ColumnSpec(label="is_signal", objects="objects", max_objects=4),
+                         "simulation", require_label=True)
+    with pytest.raises(SqnnError, match="same object layout"):
+        joined_channels({"a": samples["a"], "b": narrow})
+    with pytest.raises(SqnnError, match="task must be one of"):
+        fit_channels(samples, config, TrainConfig(epochs=1), task="all")
+

@@ -22,18 +22,32 @@ Channels (``sqnn generate events --list``)
                               ``NewGaugeBoson:ffbar2Wprime``, ``Wprime:coup2WZ = 1``,
                               ``34:onMode = off``, ``34:onIfAll = 23 24``,
                               ``PhaseSpace:mHatMin = 500``
+    ``ttphi``     signal      tt̄φ, a 300 GeV scalar → bb̄ (the BSM H2 of Pythia):
+                              ``Higgs:useBSM``, ``HiggsBSM:gg2H2ttbar``,
+                              ``HiggsBSM:qqbar2H2ttbar``, ``35:m0 = 300``,
+                              ``35:onMode = off``, ``35:onIfAny = 5``
+    ``zprime500`` signal      Z′ (500 GeV) → tt̄, as ``zprime`` with ``32:m0 = 500``
+                              and ``PhaseSpace:mHatMin = 400``: a resonance on top
+                              of the tt̄ mass peak, the signal closest to its
+                              background
     ============  ==========  =====================================================
 
     A signal channel's file holds its signal (``is_signal = 1``) and tt̄ background
     (``is_signal = 0``) with signal fraction 0.5 in ``sim`` and 0.3 in ``data`` (or
     ``signal_fraction``). The background channel ``ttbar`` holds only tt̄ events.
-    The final states differ in multiplicity: tt̄H has ~6–8 jets with four b quarks,
-    Z′ → tt̄ two boosted tops (merged, high-pT jets), W′ → WZ two bosons (few jets,
-    sometimes leptons).
+    The final states differ in multiplicity: tt̄H and tt̄φ have ~6–8 jets with four b
+    quarks, Z′ → tt̄ two boosted tops (merged, high-pT jets), W′ → WZ two bosons (few jets,
+    sometimes leptons); Z′(500) → tt̄ looks like tt̄ itself except for the tt̄ mass.
 Domains
     ``sim``: Monash 2013 tune and the nominal detector; ``data``: ATLAS A14 tune and the
-    shifted detector of :mod:`sqnn.cases.detector` (the same change as the jet case, without
-    pileup).
+    shifted detector of :mod:`sqnn.cases.detector` (the same change as the jet case).
+Pileup
+    Off by default in both domains. ``pileup_mu`` = μ > 0 overlays Poisson(μ) minimum-bias
+    events (``SoftQCD:nonDiffractive``, the domain's tune) on every hard event, drawn from a
+    pool of :data:`PILEUP_POOL_EVENTS` events per task, each copy rotated in φ and mirrored
+    in z (:class:`sqnn.cases._pythia.PileupPool`). They pass the detector with the hard
+    event; with ``chs`` (default) tracked pileup particles are removed (charged-hadron
+    subtraction), pileup neutrals stay in jets, isolation cones and the missing pT.
 Objects
     From the reconstructed particles (:class:`~sqnn.cases.detector.Detector`):
 
@@ -58,8 +72,9 @@ Columns
 Seeds
     The events of each class are made in tasks of :data:`TASK_EVENTS`; task ``t`` of class
     ``c`` runs its own Pythia seeded from (``seed``, domain, channel, class, t), and its own
-    detector and b-tagging random stream, so the file does not depend on ``workers`` and the
-    tt̄ background of two channel files generated with the same seed is not shared.
+    detector and b-tagging random stream (and, with pileup, its own pool and overlay
+    stream), so the file does not depend on ``workers`` and the tt̄ background of two
+    channel files generated with the same seed is not shared.
     Settings, seeds and versions are written as JSON under the key ``sqnn`` of the parquet
     key-value metadata.
 """
@@ -99,18 +114,24 @@ __all__ = [
     "channel_lines",
     "generate",
     "reconstruct",
+    "with_pileup",
 ]
 
 FORMAT_VERSION = 1
 DOMAINS = ("sim", "data")
 DOMAIN_CODE = {"sim": 0, "data": 1}
 CLASS_CODE = {"background": 0, "signal": 1}
+PILEUP_CODE = 2
 SHUFFLE_CODE = 3
 DEFAULT_SIGNAL_FRACTION = {"sim": 0.5, "data": 0.3}
 MAX_SEED = 2**32 - 1
 MAX_WORKERS = 64
 TASK_EVENTS = 400
 CHUNK_EVENTS = 200
+PILEUP_PROCESS = ("SoftQCD:nonDiffractive = on",)
+PILEUP_POOL_EVENTS = 200
+PILEUP_ABS_ETA_MAX = 3.0
+MAX_PILEUP_MU = 200.0
 
 BEAM = ["Beams:idA = 2212", "Beams:idB = 2212", "Beams:eCM = 13000."]
 TUNES = {"sim": (14, "Monash 2013"), "data": (21, "ATLAS A14, NNPDF2.3LO")}
@@ -161,6 +182,32 @@ CHANNELS: dict[str, Channel] = {
         ),
         "W' (1 TeV) -> WZ, inclusive decays",
     ),
+    "ttphi": Channel(
+        4,
+        "signal",
+        (
+            "Higgs:useBSM = on",
+            "HiggsBSM:gg2H2ttbar = on",
+            "HiggsBSM:qqbar2H2ttbar = on",
+            "35:m0 = 300.",
+            "35:onMode = off",
+            "35:onIfAny = 5",
+        ),
+        "tt + scalar (300 GeV) -> bb",
+    ),
+    "zprime500": Channel(
+        5,
+        "signal",
+        (
+            "NewGaugeBoson:ffbar2gmZZprime = on",
+            "Zprime:gmZmode = 3",
+            "32:m0 = 500.",
+            "32:onMode = off",
+            "32:onIfAny = 6",
+            "PhaseSpace:mHatMin = 400.",
+        ),
+        "Z' (500 GeV) -> tt, on top of the tt mass peak",
+    ),
 }
 
 OBJECT_TYPES = {"jet": 0, "electron": 1, "muon": 2, "photon": 3, "met": 4}
@@ -197,8 +244,10 @@ def domain_settings(domain: str) -> dict[str, Any]:
 
 
 def _pythia_settings(domain: str, process: str) -> list[str]:
+    """Pythia lines of a channel's process, or of the minimum-bias pileup (``process="pileup"``)."""
+    lines = PILEUP_PROCESS if process == "pileup" else CHANNELS[process].settings
     # the tune first: it resets parameters that later lines may set
-    return [f"Tune:pp = {TUNES[domain][0]}", *BEAM, *CHANNELS[process].settings]
+    return [f"Tune:pp = {TUNES[domain][0]}", *BEAM, *lines]
 
 
 # ---------------------------------------------------------------- reconstruction
@@ -267,20 +316,51 @@ def btag_probability(
     return np.where(flavour == 5, BTAG["efficiency_b"], np.where(flavour == 4, BTAG["mistag_c"], BTAG["mistag_light"]))
 
 
+def with_pileup(
+    particles: Mapping[str, np.ndarray],
+    pileup: Mapping[str, np.ndarray] | None,
+    detector: Detector,
+    rng: np.random.Generator,
+    chs: bool = True,
+) -> dict[str, np.ndarray]:
+    """Reconstructed particles of the hard events and their overlaid ``pileup`` (None: none).
+
+    Both pass the detector together; with ``chs`` the tracked pileup particles are removed
+    (each is known to come from another vertex), pileup neutrals cannot be told apart and stay.
+    The result is ordered by ``event``.
+    """
+    if pileup is None:
+        return detector.apply(particles, rng)
+    hard = {**particles, "pileup": np.zeros(len(particles["px"]), dtype=bool)}
+    soft = {key: np.asarray(pileup[key]) for key in particles}
+    soft["pileup"] = np.ones(len(soft["px"]), dtype=bool)
+    merged = {key: np.concatenate([np.asarray(hard[key]), soft[key]]) for key in hard}
+    order = np.argsort(merged["event"], kind="stable")
+    reco = detector.apply({key: value[order] for key, value in merged.items()}, rng)
+    from_pileup = reco.pop("pileup")
+    if chs:
+        keep = ~from_pileup | (reco["charge"] == 0)
+        reco = {key: value[keep] for key, value in reco.items()}
+    return reco
+
+
 def reconstruct(
     particles: Mapping[str, np.ndarray],
     hadrons: Mapping[str, np.ndarray],
     n_events: int,
     detector: Detector,
     rng: np.random.Generator,
+    pileup: Mapping[str, np.ndarray] | None = None,
+    chs: bool = True,
 ) -> dict[str, np.ndarray]:
     """Objects of a batch of events from their true final-state particles and heavy hadrons.
 
     ``particles`` are flat and ordered by ``event`` (as :func:`sqnn.cases._pythia.final_state`
-    gives them). Returns flat object arrays ordered by (event, decreasing pT) with ``event``,
-    and per-event ``counts``.
+    gives them); ``pileup`` are overlaid minimum-bias particles with the hard ``event`` they
+    belong to (see :func:`with_pileup`). Returns flat object arrays ordered by (event,
+    decreasing pT) with ``event``, and per-event ``counts``.
     """
-    reco = detector.apply(particles, rng)
+    reco = with_pileup(particles, pileup, detector, rng, chs)
     event = np.asarray(reco["event"], dtype=np.int64)
     kin = _pythia.kinematics(reco["px"], reco["py"], reco["pz"], reco["e"])
     apid = np.abs(reco["pid"])
@@ -385,16 +465,23 @@ class _Task:
     index: int
     n_events: int
     seed: int
+    pileup_mu: float = 0.0
+    chs: bool = True
 
     def keys(self) -> tuple[int, ...]:
         return (DOMAIN_CODE[self.domain], CHANNELS[self.channel].code, CLASS_CODE[self.role], self.index)
 
     def seeds(self) -> dict[str, Any]:
-        return {
+        seeds: dict[str, Any] = {
             "pythia": _pythia.derive_seed(self.seed, *self.keys()),
             # detector and b-tagging draws: numpy's SeedSequence entropy, apart from Pythia's
             "rng": [self.seed, *self.keys(), 1],
         }
+        if self.pileup_mu > 0:
+            seeds["pileup_pool"] = _pythia.derive_seed(self.seed, *self.keys(), PILEUP_CODE)
+            # which pool events are overlaid: its own stream, so that CHS on and off see the same pileup
+            seeds["pileup_rng"] = [self.seed, *self.keys(), PILEUP_CODE]
+        return seeds
 
 
 def _run_task(task: _Task) -> tuple[pa.Table, dict[str, Any]]:
@@ -404,12 +491,19 @@ def _run_task(task: _Task) -> tuple[pa.Table, dict[str, Any]]:
     pythia = _pythia.new_pythia(_pythia_settings(task.domain, task.process), seeds["pythia"])
     charges = _pythia.ChargeTable(pythia.particleData)
     rng = np.random.default_rng(np.random.SeedSequence(seeds["rng"]))
+    pool, pileup_rng = None, None
+    if task.pileup_mu > 0:
+        pool = _pythia.PileupPool.generate(_pythia_settings(task.domain, "pileup"), seeds["pileup_pool"],
+                                           PILEUP_POOL_EVENTS, abs_eta_max=PILEUP_ABS_ETA_MAX)
+        pileup_rng = np.random.default_rng(np.random.SeedSequence(seeds["pileup_rng"]))
     tables, done = [], 0
     while done < task.n_events:
         batch = pythia.nextBatch(min(CHUNK_EVENTS, task.n_events - done))
         n_events = len(batch)
         particles = _pythia.final_state(batch, charges)
-        objects = reconstruct(particles, heavy_hadrons(batch), n_events, settings["detector"], rng)
+        overlay = None if pool is None else pool.overlay(n_events, task.pileup_mu, pileup_rng)
+        objects = reconstruct(particles, heavy_hadrons(batch), n_events, settings["detector"], rng,
+                              pileup=overlay, chs=task.chs)
         columns: dict[str, pa.Array] = {"objects": objects_array(objects)}
         flat = high_level(objects, n_events)
         columns.update({name: pa.array(value) for name, value in flat.items()})
@@ -426,14 +520,18 @@ def _run_task(task: _Task) -> tuple[pa.Table, dict[str, Any]]:
         done += n_events
     run = {"class": task.role, "process": task.process, "task": task.index, "events": done,
            "pythia_seed": seeds["pythia"], "rng_seed": seeds["rng"]}
+    if pool is not None:
+        run.update(pileup_pool_seed=seeds["pileup_pool"], pileup_rng_seed=seeds["pileup_rng"])
     return pa.concat_tables(tables), run
 
 
-def _tasks(domain: str, channel: str, n_signal: int, n_background: int, seed: int) -> list[_Task]:
+def _tasks(domain: str, channel: str, n_signal: int, n_background: int, seed: int,
+           pileup_mu: float = 0.0, chs: bool = True) -> list[_Task]:
     tasks = []
     for role, process, total in (("signal", channel, n_signal), ("background", BACKGROUND, n_background)):
         for index, start in enumerate(range(0, total, TASK_EVENTS)):
-            tasks.append(_Task(domain, channel, process, role, index, min(TASK_EVENTS, total - start), seed))
+            tasks.append(_Task(domain, channel, process, role, index, min(TASK_EVENTS, total - start), seed,
+                               pileup_mu, chs))
     return tasks
 
 
@@ -490,8 +588,24 @@ def _run_tasks(tasks: list[_Task], workers: int, report: Callable[[int], None]) 
 # ---------------------------------------------------------------- the file
 
 
+def _pileup_metadata(domain: str, pileup_mu: float, chs: bool) -> dict[str, Any] | None:
+    if pileup_mu <= 0:
+        return None
+    return {
+        "mu": pileup_mu,
+        "pool_events_per_task": PILEUP_POOL_EVENTS,
+        "pool_abs_eta_max": PILEUP_ABS_ETA_MAX,
+        "process": list(PILEUP_PROCESS),
+        "pythia_settings": ["Print:quiet = on", *_pythia_settings(domain, "pileup")],
+        "overlay": "Poisson(mu) pool events per hard event, each rotated in phi and mirrored in z with probability 1/2",
+        "subtraction": ("charged-hadron subtraction: tracked pileup charged particles removed, pileup neutrals kept"
+                        if chs else "none: every reconstructed pileup particle is kept"),
+    }
+
+
 def _metadata(domain: str, channel: str, n: int, n_signal: int, seed: int, workers: int,
-              fraction: float, runs: list[dict[str, Any]], shuffle_seed: list[int]) -> dict[str, Any]:
+              fraction: float, runs: list[dict[str, Any]], shuffle_seed: list[int],
+              pileup_mu: float = 0.0, chs: bool = True) -> dict[str, Any]:
     settings = domain_settings(domain)
     processes = {"background": BACKGROUND} if CHANNELS[channel].role == "background" else {
         "signal": channel, "background": BACKGROUND}
@@ -513,7 +627,7 @@ def _metadata(domain: str, channel: str, n: int, n_signal: int, seed: int, worke
                       for role, name in processes.items()},
         "tune": {"Tune:pp": settings["tune"], "name": settings["tune_name"]},
         "detector": settings["detector"].to_dict(),
-        "pileup": None,
+        "pileup": _pileup_metadata(domain, pileup_mu, chs),
         "objects": {
             "column": "objects",
             "fields": list(OBJECT_FIELDS),
@@ -533,7 +647,10 @@ def _metadata(domain: str, channel: str, n: int, n_signal: int, seed: int, worke
     }
 
 
-def _validate(domain: str, n: int, seed: int, workers: int, signal_fraction: float | None, channel: str | None) -> str:
+def _validate(domain: str, n: int, seed: int, workers: int, signal_fraction: float | None, channel: str | None,
+              pileup_mu: float = 0.0) -> str:
+    if not 0.0 <= pileup_mu <= MAX_PILEUP_MU:
+        raise SqnnError(f"--pileup-mu must lie in [0, {MAX_PILEUP_MU:g}], got {pileup_mu!r}")
     if channel is None:
         raise SqnnError(f"choose a channel with --channel NAME ({', '.join(CHANNELS)}; --list shows them)")
     if channel not in CHANNELS:
@@ -554,19 +671,28 @@ def generate(
     workers: int = 1,
     signal_fraction: float | None = None,
     progress: bool = True,
+    pileup_mu: float | None = None,
+    chs: bool | None = None,
 ) -> Path:
     """Generate ``n`` events of ``channel`` in ``domain`` ("sim" or "data") into the parquet file ``out``.
 
+    ``pileup_mu`` > 0 overlays pileup (default none), ``chs`` (default True) subtracts its
+    tracked particles; without them the file is the same as before they existed.
+
     >>> generate("sim", 20, seed=1, out="tth.parquet", channel="tth", progress=False)  # doctest: +SKIP
     PosixPath('tth.parquet')
+    >>> generate("sim", 20, seed=1, out="tth_mu20.parquet", channel="tth", pileup_mu=20)  # doctest: +SKIP
+    PosixPath('tth_mu20.parquet')
     """
-    channel = _validate(domain, n, seed, workers, signal_fraction, channel)
+    mu = 0.0 if pileup_mu is None else float(pileup_mu)
+    subtract = True if chs is None else bool(chs)
+    channel = _validate(domain, n, seed, workers, signal_fraction, channel, mu)
     if CHANNELS[channel].role == "background":
         fraction = 0.0
     else:
         fraction = DEFAULT_SIGNAL_FRACTION[domain] if signal_fraction is None else float(signal_fraction)
     n_signal = int(round(n * fraction))
-    tasks = _tasks(domain, channel, n_signal, int(n) - n_signal, int(seed))
+    tasks = _tasks(domain, channel, n_signal, int(n) - n_signal, int(seed), mu, subtract)
     workers = min(int(workers), len(tasks))
     from tqdm import tqdm
 
@@ -588,7 +714,7 @@ def generate(
     order = np.random.default_rng(np.random.SeedSequence(shuffle_seed)).permutation(table.num_rows)
     table = table.take(pa.array(order))
     metadata = _metadata(domain, channel, int(n), n_signal, int(seed), workers, fraction,
-                         [result[1] for result in results], shuffle_seed)
+                         [result[1] for result in results], shuffle_seed, mu, subtract)
     table = table.replace_schema_metadata({"sqnn": json.dumps(metadata)})
     out = Path(out)
     with atomic_path(out) as tmp:

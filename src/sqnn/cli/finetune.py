@@ -10,6 +10,7 @@ from sqnn.cli.options import COUNT, EPOCHS, GAMMA, SEED, Checked, device_option
 from sqnn.training.config import TRAIN_FIELDS
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS
+from sqnn.schema import Real
 from sqnn.training.subsets import FREEZE
 
 __all__ = ["finetune"]
@@ -29,6 +30,8 @@ __all__ = ["finetune"]
 @click.option("--epochs", type=EPOCHS, default=None, help="Maximum number of epochs [default: the pretrained run's].")
 @click.option("--seed", type=SEED, default=None, help="Random seed (head initialisation, split) [default: the run's].")
 @click.option("--learning-rate", type=Checked(TRAIN_FIELDS["learning_rate"]), default=None, help="Learning rate [default: the run's].")
+@click.option("--encoder-learning-rate", type=Checked(Real(0.0, 1.0)), default=None,
+              help="Learning rate of the pretrained encoder with --freeze none [default: as the head's].")
 @click.option("--label", help="Class column [default: the run's].")
 @click.option("--weight", help="Per-event weight column [default: the run's].")
 @click.option("--control", help="Control-region column [default: the run's].")
@@ -48,6 +51,7 @@ def finetune(
     epochs: int | None,
     seed: int | None,
     learning_rate: float | None,
+    encoder_learning_rate: float | None,
     label: str | None,
     weight: str | None,
     control: str | None,
@@ -82,6 +86,7 @@ def finetune(
         epochs=epochs,
         seed=seed,
         learning_rate=learning_rate,
+        encoder_learning_rate=encoder_learning_rate,
         columns={"label": label, "weight": weight, "control": control, "observer": observer},
         device=device,
         progress=not quiet,

@@ -48,6 +48,9 @@ KNOB_OPTIONS: list[tuple[str, str, Any, str]] = [
 ]
 
 
+EVENTS_KNOBS = ("pileup_mu", "chs")
+
+
 def knob_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The generator and reconstruction knobs of the boosted-jet cases, as click options."""
     options = [
@@ -70,8 +73,10 @@ def knob_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def knobs_from(case: str, values: dict[str, Any]) -> dict[str, Any]:
     """The knobs that were given, as keyword arguments of the case's ``generate``."""
     knobs = {name: value for name, value in values.items() if value is not None and value != ()}
-    if knobs and case not in BOOSTED:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in knobs)
+    # the events case takes the pileup knobs only: its domains keep their tune and detector
+    foreign = [name for name in knobs if not (case in BOOSTED or (case == "events" and name in EVENTS_KNOBS))]
+    if foreign:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in foreign)
         raise SqnnError(f"{flags} belong to the wjets and topjets cases, not {case!r}")
     if "tune" in knobs:
         knobs["tune"] = _tune(knobs["tune"])

@@ -77,7 +77,9 @@ class SetConfig:
 
     ``object_hidden``: widths of φ (ReLU); ``pooling``: any of :data:`POOLINGS`, concatenated;
     ``bottleneck``: Bernoulli units after pooling (0 = none; then the pooled vector is the
-    representation); ``event_hidden``: widths of ρ (ReLU).
+    representation); ``event_hidden``: widths of ρ (ReLU); ``outputs``: logits of the head
+    (1 for signal against background; more for pretraining on several processes at once,
+    :mod:`sqnn.training.multichannel`).
     """
 
     fields: tuple[str, ...] = ("pt", "eta", "phi", "e", "type", "btag")
@@ -93,6 +95,7 @@ class SetConfig:
     angle_field: str | None = "phi"
     category_field: str | None = "type"
     n_categories: int = 5
+    outputs: int = 1
 
     def __post_init__(self) -> None:
         # types and ranges first, nothing coerced: "64" is no width
@@ -103,6 +106,8 @@ class SetConfig:
                 raise ValueError(f"field {name!r} is not one of the object fields {', '.join(self.fields)}")
         if self.angle_field is not None and self.angle_field == self.category_field:
             raise ValueError("the angle field and the category field must differ")
+        if not 1 <= self.outputs <= 256:
+            raise ValueError(f"outputs must lie in 1..256, got {self.outputs}")
 
     @classmethod
     def for_objects(cls, fields: tuple[str, ...] | list[str], max_objects: int, n_global: int = 0,
@@ -152,6 +157,8 @@ class SetConfig:
 
 class SetModel(StochasticModule):
     """φ per object, masked symmetric pooling, optional Bernoulli units, ρ; ``forward`` returns the logit (N,).
+
+    With ``config.outputs`` = K > 1 ``forward`` returns K logits per event, (N, K).
 
     After each forward pass ``representation_theta`` holds θ of the Bernoulli units (or the
     pooled vector when there are none) and ``representation_output`` what that layer passed on.
@@ -203,7 +210,7 @@ class SetModel(StochasticModule):
             event_layers.append(nn.Linear(width, size))
             width = size
         self.event_layers = nn.ModuleList(event_layers)
-        self.head = nn.Linear(width, 1)
+        self.head = nn.Linear(width, config.outputs)
         self.representation_theta: torch.Tensor | None = None
         self.representation_output: torch.Tensor | None = None
 
@@ -312,7 +319,8 @@ class SetModel(StochasticModule):
         self.representation_output = z
         for layer in self.event_layers:
             z = torch.relu(layer(z))
-        return self.head(z).squeeze(-1)
+        logit = self.head(z)
+        return logit.squeeze(-1) if self.config.outputs == 1 else logit
 
     @property
     def representation_is_stochastic(self) -> bool:

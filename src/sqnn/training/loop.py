@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,29 @@ def _train_epoch(
     }
 
 
+def parameter_groups(
+    modules: torch.nn.ModuleDict, learning_rate: float, learning_rates: Mapping[str, float] | None
+) -> list[dict[str, Any]]:
+    """Optimiser groups: the model's parameters named by a prefix of ``learning_rates`` get its rate.
+
+    Without ``learning_rates`` one group of every parameter, in the order checkpoints store them.
+    """
+    if not learning_rates:
+        return [{"params": list(modules.parameters())}]
+    for prefix, rate in learning_rates.items():
+        if not rate >= 0:
+            raise ValueError(f"the learning rate of {prefix!r} must be non-negative, got {rate}")
+    named = list(modules.named_parameters())
+    unmatched = [p for p in learning_rates if not any(name.startswith("model." + p) for name, _ in named)]
+    if unmatched:
+        raise ValueError(f"no parameter name of the model starts with {', '.join(unmatched)}")
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, parameter in named:
+        rate = next((r for p, r in learning_rates.items() if name.startswith("model." + p)), learning_rate)
+        groups.setdefault(float(rate), []).append(parameter)
+    return [{"params": params, "lr": rate} for rate, params in groups.items()]
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     """Seed of the Bernoulli draws of ``epoch`` on a GPU: independent per epoch, resumable."""
     return int(np.random.SeedSequence([int(seed), 7877, int(epoch)]).generate_state(1, np.uint64)[0] >> 1)
@@ -274,6 +298,7 @@ def fit(
     distributed: bool = False,
     model: StochasticModule | None = None,
     checkpoint_settings: dict[str, Any] | None = None,
+    learning_rates: Mapping[str, float] | None = None,
 ) -> FitResult:
     """Train ``objective`` on labelled ``simulation`` and unlabelled ``data``.
 
@@ -286,6 +311,9 @@ def fit(
     tells them to a :class:`~sqnn.training.progress.FitProgress`.
     ``checkpoint_settings`` are recorded in every checkpoint, so that a resumed training can
     be checked against them (:func:`sqnn.training.checkpoint.settings_differences`).
+    ``learning_rates`` maps prefixes of the model's parameter
+    names to their own learning rate (e.g. a pretrained encoder that moves slower than a new
+    head); the other parameters use ``config.learning_rate``.
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
@@ -315,7 +343,10 @@ def fit(
         objective.attach(model)
         network = model.config
     modules = torch.nn.ModuleDict({"model": model, "extra": objective.extra}).to(device)
-    optimizer = torch.optim.Adam(modules.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        parameter_groups(modules, config.learning_rate, learning_rates), lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
     # batch order always comes from a CPU generator: the same batches on every device
     generator = torch.Generator().manual_seed(config.seed)
     model.set_training_generator(generator)

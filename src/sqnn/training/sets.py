@@ -46,11 +46,15 @@ def set_config_for(sample: Sample, overrides: dict[str, Any] | None = None) -> S
 
 
 def check_objective(objective: Objective) -> None:
-    """Refuse methods whose network is more than the classifier (they would not train the set model alone)."""
-    if type(objective).build is not Objective.build or type(objective).attach is not Objective.attach:
+    """Refuse methods that build their own network or train outside the loop.
+
+    Methods that only add modules next to the network through ``attach`` (DANN's domain head,
+    built from ``model.representation_width``) train a set model like any network.
+    """
+    if objective.own_trainer or type(objective).build is not Objective.build:
         raise SqnnError(
             f"method {objective.name!r} builds its own network and cannot train a set model; "
-            "use source-only, sqnn, disco or mmd"
+            "use source-only, sqnn, dann, disco or mmd"
         )
 
 

@@ -87,13 +87,15 @@ def fit_subset(
     set_config: SetConfig | None = None,
     encoder_from: SetModel | None = None,
     freeze: str = "none",
+    encoder_learning_rate: float | None = None,
     network: NetworkConfig | None = None,
     **loop: Any,
 ) -> FitResult:
     """Train on the selected events of ``simulation`` with the shared loop.
 
     With ``set_config`` a set model (its encoder copied from ``encoder_from`` when given, and
-    frozen with ``freeze="encoder"``); otherwise the objective's own network (``network``).
+    frozen with ``freeze="encoder"``, or trained at its own ``encoder_learning_rate`` while
+    the new head trains at the settings' rate); otherwise the objective's own network (``network``).
     ``data`` (unlabelled) enters only through the objective's penalty; without it the selected
     simulation stands in for it, which only objectives that ignore data accept. ``loop``
     passes on the loop's own options (``run_dir``, ``progress``).
@@ -102,6 +104,13 @@ def fit_subset(
         raise SqnnError(f"--freeze must be one of {', '.join(FREEZE)}, got {freeze!r}")
     if freeze == "encoder" and encoder_from is None:
         raise SqnnError("--freeze encoder needs a pretrained encoder")
+    if encoder_learning_rate is not None:
+        if set_config is None or encoder_from is None:
+            raise SqnnError("--encoder-learning-rate belongs to fine-tuning a pretrained set model")
+        if freeze == "encoder":
+            raise SqnnError("--encoder-learning-rate trains the encoder: use it with --freeze none")
+        if not 0 <= encoder_learning_rate <= 1:
+            raise SqnnError(f"--encoder-learning-rate must lie in [0, 1], got {encoder_learning_rate}")
     if data is None and objective.uses_data:
         raise SqnnError(f"method {objective.name!r} needs unlabelled data: give --data FILE")
     laid_out, fraction, train_positions = _lay_out(simulation, selection, train_config.seed)
@@ -114,7 +123,12 @@ def fit_subset(
         model = new_set_model(set_config, laid_out.features[train_positions], config.seed, encoder_from)
         if freeze == "encoder":
             model.freeze_encoder()
-    result = fit(laid_out, data, objective, network=network, config=config, model=model, **loop)
+    rates = None
+    if encoder_learning_rate is not None:
+        assert model is not None
+        rates = {name: float(encoder_learning_rate) for name, _ in model.named_parameters()
+                 if name.startswith(SetModel.ENCODER_PREFIXES)}
+    result = fit(laid_out, data, objective, network=network, config=config, model=model, learning_rates=rates, **loop)
     if not np.array_equal(result.splits.simulation["train"], train_positions):
         raise RuntimeError("the training loop split the laid-out events differently than expected")
     if model is not None:

@@ -2,7 +2,9 @@
 
 Fine-tuning starts from a trained set model: its object encoder (φ, the pooling and the
 object normalisation) is copied into a model with a freshly initialised head (Bernoulli
-units, ρ, output), and ``freeze="encoder"`` keeps the encoder fixed. The model trains on
+units, ρ, output), and ``freeze="encoder"`` keeps the encoder fixed; with ``freeze="none"``
+an ``encoder_learning_rate`` below the head's lets it move only slowly away from what it
+learnt before (the head's rate is ``learning_rate``). The model trains on
 the first ``n_train`` events of the new channel's training split
 (:mod:`sqnn.training.subsets`); its test split stays untouched for evaluation, so
 ``sqnn evaluate`` on the same file uses exactly it.
@@ -52,6 +54,7 @@ def finetune(
     epochs: int | None = None,
     seed: int | None = None,
     learning_rate: float | None = None,
+    encoder_learning_rate: float | None = None,
     n_validation: int | None = None,
     columns: dict[str, str | None] | None = None,
     device: str | None = None,
@@ -102,6 +105,7 @@ def finetune(
         set_config=source.model.config,
         encoder_from=source.model,
         freeze=freeze,
+        encoder_learning_rate=encoder_learning_rate,
         run_dir=out,
         progress=progress,
     )
@@ -117,6 +121,7 @@ def finetune(
             "pretrained_inputs": source.meta.get("inputs"),
             "reused": "object encoder (per-object network, pooling, object normalisation); new head",
             "freeze": freeze,
+            "encoder_learning_rate": encoder_learning_rate,
             "n_train": len(selection.train),
             "n_validation": len(selection.validation),
             "selection": "first n_train events of the training split and first n_validation of the validation "
