@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table of every setting as markdown")
     parser.add_argument("--reference", default="dann", help="family whose chosen setting the others are compared with, seed by seed")
     parser.add_argument("--report", type=Path, help="also write the study as an HTML report section (needs the plot extra)")
+    parser.add_argument("--show", help="comma-separated families the report plots (default: the main families of the float study)")
     args = parser.parse_args()
     families = args.only.split(",") if args.only else list(GRID)
     sim, data = wjets_path("sim"), wjets_path("data")
@@ -221,7 +222,8 @@ def main() -> None:
         from sqnn.files import write_text
         from sqnn.report.studies import closure_study_page
 
-        shown = [f for f in REPORT_FAMILIES if f in selected] or None
+        wanted = args.show.split(",") if args.show else REPORT_FAMILIES
+        shown = [f for f in wanted if f in selected] or None
         write_text(args.report, closure_study_page(json.loads(args.out.read_text()), families=shown, zoom=(0.5, 0.898)))
 
 
