@@ -156,6 +156,40 @@ def summarise(runs: list[dict[str, Any]], cases: list[str], delta: float) -> dic
     return summary
 
 
+def _pm(row: dict[str, Any], key: str, digits: int) -> str:
+    value, error = row.get(key), row.get(f"{key}_error")
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" + ("" if error is None else f" ± {error:.{digits}f}")
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """Per case the chosen setting of every family, then the checks and leave-one-case-out."""
+    lines = [
+        "| case | family | choice | seeds | auc_target | sf_S / sf_B 50 % (stat. err. of sf_B) | closure 50 % "
+        "| sf_S / sf_B 80 % | closure 80 % |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case, rows in summary["cases"].items():
+        for family, row in rows.items():
+            lines.append(
+                f"| {case} | {family} | {'γ = ' + format(row['gamma'], 'g') if row['gamma'] else '–'} | {row['seeds']} "
+                f"| {_pm(row, 'auc_target', 4)} | {row['sf_signal']:.3f} / {row['sf_background']:.3f} "
+                f"({row['sf_background_err']:.3f}) | {_pm(row, 'closure', 3)} "
+                f"| {row['sf_signal_80']:.3f} / {row['sf_background_80']:.3f} | {_pm(row, 'closure_80', 3)} |")
+    lines += ["", "| case | SQNN default better than source-only at 50 % and 80 % | on the Pareto front of "
+              + ", ".join(BASELINES) + " | dominated by |", "|---|---|---|---|"]
+    for case, check in summary["checks"].items():
+        lines.append(f"| {case} | {'yes' if check['better_than_source_only'] else 'no'} | {'yes' if check['pareto'] else 'no'} "
+                     f"| {', '.join(check['dominated_by']) or '–'} |")
+    lines += ["", "| case left out | family chosen on the others | its mean closure (50 % + 80 %) there | wins on the case left out |",
+              "|---|---|---|---|"]
+    for case, entry in summary["leave_one_out"].items():
+        means = ", ".join(f"{f} {v:.3f}" for f, v in entry["mean_closure_elsewhere"].items())
+        lines.append(f"| {case} | {entry['chosen']} | {means} | {'yes' if entry['wins_here'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", type=Path, required=True, help="folder of `sqnn suite make`")
@@ -168,6 +202,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--curves", action="store_true", help="also compute the scale-factor curves of the chosen settings")
+    parser.add_argument("--markdown", type=Path, help="also write the per-case table, the checks and leave-one-case-out as markdown")
     args = parser.parse_args()
     cases = args.cases.split(",") if args.cases else sorted(p.name for p in args.suite.iterdir() if (p / "case.json").exists())
     families = args.families.split(",") if args.families else list(FAMILIES)
@@ -199,6 +234,8 @@ def main() -> None:
             for family, chosen in per.items():
                 chosen["curve"] = _curve(Path(chosen["runs"][0]), args.suite / case)
     write_json(args.out, json_safe({"runs": runs, "summary": summary}))
+    if args.markdown:
+        args.markdown.write_text(markdown(summary))
     for case, rows in summary["cases"].items():
         for family, row in rows.items():
             print(f"{case:22s} {family:24s} γ={row['gamma']:<5g} auc_t {row['auc_target']:.4f} "

@@ -107,6 +107,19 @@ def test_every_sqnn_command_line_in_the_readme_names_real_commands_options_and_c
         if command is None:
             problems.append(f"{line}: no command {words[0]!r}")
             continue
+        # a group (`sqnn suite make …`): its sub-command takes the options
+        while isinstance(command, click.Group) and len(words) > 1 and not words[1].startswith("-"):
+            if "|" in words[1]:  # alternatives: each must be a sub-command
+                problems += [f"{line}: {words[0]} has no sub-command {name!r}" for name in words[1].split("|")
+                             if name not in command.commands]
+                break
+            sub = command.commands.get(words[1])
+            if sub is None:
+                problems.append(f"{line}: {words[0]} has no sub-command {words[1]!r}")
+                break
+            command, words = sub, [f"{words[0]} {words[1]}", *words[2:]]
+        if isinstance(command, click.Group):
+            continue
         options: dict[str, click.Parameter] = {"--help": command.get_help_option(click.Context(command))}  # type: ignore[dict-item]
         for param in command.params:
             for name in (*param.opts, *param.secondary_opts):
