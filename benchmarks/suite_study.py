@@ -201,6 +201,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("suite-runs"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="evaluate the runs already in --out again on the cases' evaluation files (e.g. after a larger --n-eval)")
     parser.add_argument("--curves", action="store_true", help="also compute the scale-factor curves of the chosen settings")
     parser.add_argument("--markdown", type=Path, help="also write the per-case table, the checks and leave-one-case-out as markdown")
     args = parser.parse_args()
@@ -209,6 +211,13 @@ def main() -> None:
     previous = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
     runs = previous["runs"]
     done = {(r["case"], r["family"], r["gamma"], r["seed"]) for r in runs}
+    if args.reevaluate:
+        for record in runs:
+            if record["case"] in cases:
+                folder = args.suite / record["case"]
+                record["metrics"] = evaluate_run(Path(record["run"]), folder / "sim_eval.parquet", folder / "data_eval.parquet",
+                                                 data_label="is_signal")
+        write_json(args.out, json_safe({"runs": runs}))
     for case in [] if args.no_train else cases:
         folder = args.suite / case
         for family in families:
