@@ -121,6 +121,9 @@ GRID: dict[str, list[tuple[Any, ...]]] = {
     "sqnn-fixed-every8-rw-control": [
         (f"fixed-every8-rw γ={g:g}", "sqnn", g, {**CCJP, "every": 8, "reweight": "control"}, FIXED_K4, {}) for g in DEPLOY_GAMMAS
     ],
+    "sqnn-fixed-every8-rw-all": [
+        (f"fixed-every8-rw-all γ={g:g}", "sqnn", g, {**CCJP, "every": 8, "reweight": "all"}, FIXED_K4, {}) for g in DEPLOY_GAMMAS
+    ],
     "reweight-control": [("reweight control fixed", "reweight", None, {"region": "control"}, FIXED_K4, {})],
     "reweight-all": [("reweight all fixed", "reweight", None, {"region": "all"}, FIXED_K4, {})],
     "sqnn-fixed-fine-every8": [
