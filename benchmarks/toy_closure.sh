@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's toy example for every method it names, one seed: closure of source-only, the
-# default SQNN, the reweight baseline and SQNN on control-region reweighted simulation.
+# default SQNN, the reweight baseline (control region, all events) and SQNN on reweighted simulation.
 #   bash benchmarks/toy_closure.sh [OUT]     (default benchmarks/results/toy_closure)
 # Writes OUT/<method>.json (sqnn evaluate's metrics) and OUT/summary.json.
 set -euo pipefail
@@ -14,9 +14,11 @@ $SQNN generate toy --domain sim  --n 20000 --seed 1 --out "$WORK/sim.parquet"
 $SQNN generate toy --domain data --n 20000 --seed 2 --out "$WORK/data.parquet"
 F=(--sim "$WORK/sim.parquet" --data "$WORK/data.parquet" --features x0,x1,x2,x3,x4,x5 --label is_signal
    --weight weight --control control --observer mass --gamma 1 --epochs 20 --seed 0 --quiet)
-for name in source-only sqnn reweight sqnn-reweight-control; do
+for name in source-only sqnn reweight sqnn-reweight-control reweight-all sqnn-reweight-all; do
   case $name in
     sqnn-reweight-control) flags=(--method sqnn --reweight control) ;;
+    reweight-all) flags=(--method reweight --reweight all) ;;
+    sqnn-reweight-all) flags=(--method sqnn --reweight all) ;;
     *) flags=(--method "$name") ;;
   esac
   $SQNN train "${F[@]}" "${flags[@]}" --out "$WORK/runs/$name" > /dev/null

@@ -86,7 +86,7 @@ def demo(out: Path, case: str, quick: bool, seeds: int, quiet: bool) -> None:
     if not quiet:
         data = "the shipped W-jet data" if case == "wjets" else "the toy"
         click.echo(f"sqnn demo on {data}: {', '.join(QUICK_METHODS if quick else DEMO_METHODS)}; "
-                   f"{'a few minutes' if quick else 'about 21 minutes on 2 shared cores'}. Progress below; the table at the end.",
+                   f"{'a few minutes' if quick else 'about 5 minutes on 2 shared cores'}. Progress below; the table at the end.",
                    err=True)
     summary = run_demo(out, case=case, quick=quick, seeds=seeds, progress=not quiet)
     click.echo(terminal_summary(summary, out=str(out)))
