@@ -75,17 +75,10 @@ def _curve(run_dir: Path, case: Path) -> dict[str, Any]:
     simulation = reweighted(held_out(run, simulation, "simulation"), load_reweighter(run.path, run.meta))
     data = held_out(run, data, "data")
     score = scorer_of(run)
-    sim_score, data_score = score(simulation.features), score(data.features)
-    curve: dict[str, Any] = {"efficiency": list(CURVE_EFFICIENCIES), "signal": [], "signal_err": [], "background": [],
-                             "background_err": []}
-    for efficiency in CURVE_EFFICIENCIES:
-        point = metrics.WorkingPoint.from_simulation(sim_score, simulation.label, simulation.weight, float(efficiency))
-        for cls, name in ((1, "signal"), (0, "background")):
-            sf, err = metrics.scale_factor(point, sim_score, simulation.label, simulation.weight, data_score, data.label,
-                                           data.weight, cls)
-            curve[name].append(sf)
-            curve[f"{name}_err"].append(err)
-    return curve
+    curve = metrics.scale_factor_curve(score(simulation.features), simulation.label, simulation.weight,
+                                       score(data.features), data.label, data.weight, CURVE_EFFICIENCIES)
+    return {"efficiency": list(CURVE_EFFICIENCIES), "signal": curve.signal.tolist(), "signal_err": curve.signal_err.tolist(),
+            "background": curve.background.tolist(), "background_err": curve.background_err.tolist()}
 
 
 def _chosen(runs: list[dict[str, Any]], case: str, family: str) -> dict[str, Any] | None:

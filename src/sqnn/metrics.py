@@ -8,6 +8,7 @@ classes), never raises on it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ __all__ = [
     "ks_distance",
     "efficiency",
     "scale_factor",
+    "scale_factor_curve",
+    "ScaleFactorCurve",
     "cvm_flatness",
     "domain_probe_auc",
     "WorkingPoint",
@@ -170,6 +173,43 @@ def scale_factor(
     sf = eff_data / eff_sim
     relative = math.hypot(err_data / eff_data if eff_data > 0 else 0.0, err_sim / eff_sim)
     return sf, abs(sf) * relative
+
+
+@dataclass(frozen=True)
+class ScaleFactorCurve:
+    """sf = ε_data / ε_sim of signal and background at cuts keeping ``efficiency`` of simulated signal."""
+
+    efficiency: np.ndarray
+    signal: np.ndarray
+    signal_err: np.ndarray
+    background: np.ndarray
+    background_err: np.ndarray
+
+    def at(self, efficiency: float) -> tuple[float, float]:
+        """(sf_S, sf_B) at the working point nearest ``efficiency``."""
+        index = int(np.argmin(np.abs(self.efficiency - efficiency)))
+        return float(self.signal[index]), float(self.background[index])
+
+
+def scale_factor_curve(
+    sim_score: np.ndarray,
+    sim_label: np.ndarray,
+    sim_weight: np.ndarray,
+    data_score: np.ndarray,
+    data_label: np.ndarray,
+    data_weight: np.ndarray,
+    efficiencies: Sequence[float] | np.ndarray = tuple(np.round(np.arange(0.10, 0.9501, 0.025), 3)),
+) -> ScaleFactorCurve:
+    """The scale factors and their statistical errors (:func:`scale_factor`) at each working point."""
+    rows = []
+    for efficiency in efficiencies:
+        point = WorkingPoint.from_simulation(sim_score, sim_label, sim_weight, float(efficiency))
+        rows.append([
+            *scale_factor(point, sim_score, sim_label, sim_weight, data_score, data_label, data_weight, 1),
+            *scale_factor(point, sim_score, sim_label, sim_weight, data_score, data_label, data_weight, 0),
+        ])
+    table = np.asarray(rows, dtype=float).reshape(-1, 4)
+    return ScaleFactorCurve(np.asarray(efficiencies, dtype=float), table[:, 0], table[:, 1], table[:, 2], table[:, 3])
 
 
 def cvm_flatness(

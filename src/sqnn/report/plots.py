@@ -17,7 +17,6 @@ import contextlib
 import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import hist
@@ -209,45 +208,10 @@ def plot_roc(
     return artists
 
 
-# scale factors across working points
+# scale factors across working points: :class:`sqnn.metrics.ScaleFactorCurve`
 
-
-@dataclass(frozen=True)
-class ScaleFactorCurve:
-    """sf = ε_data / ε_sim of signal and background at cuts keeping ``efficiency`` of simulated signal."""
-
-    efficiency: np.ndarray
-    signal: np.ndarray
-    signal_err: np.ndarray
-    background: np.ndarray
-    background_err: np.ndarray
-
-    def at(self, efficiency: float) -> tuple[float, float]:
-        """(sf_S, sf_B) at the working point nearest ``efficiency``."""
-        index = int(np.argmin(np.abs(self.efficiency - efficiency)))
-        return float(self.signal[index]), float(self.background[index])
-
-
-def scale_factor_curve(
-    sim_score: np.ndarray,
-    sim_label: np.ndarray,
-    sim_weight: np.ndarray,
-    data_score: np.ndarray,
-    data_label: np.ndarray,
-    data_weight: np.ndarray,
-    efficiencies: Sequence[float] | np.ndarray = tuple(np.round(np.arange(0.10, 0.9501, 0.025), 3)),
-) -> ScaleFactorCurve:
-    """The scale factors and their statistical errors (:func:`sqnn.metrics.scale_factor`) at each working point."""
-    rows = []
-    for efficiency in efficiencies:
-        point = metrics.WorkingPoint.from_simulation(sim_score, sim_label, sim_weight, float(efficiency))
-        rows.append([
-            *metrics.scale_factor(point, sim_score, sim_label, sim_weight, data_score, data_label, data_weight, 1),
-            *metrics.scale_factor(point, sim_score, sim_label, sim_weight, data_score, data_label, data_weight, 0),
-        ])
-    table = np.asarray(rows, dtype=float).reshape(-1, 4)
-    return ScaleFactorCurve(np.asarray(efficiencies, dtype=float), table[:, 0], table[:, 1], table[:, 2], table[:, 3])
-
+ScaleFactorCurve = metrics.ScaleFactorCurve
+scale_factor_curve = metrics.scale_factor_curve
 
 SIGNAL_COLOUR, BACKGROUND_COLOUR = "#0072B2", "#D55E00"
 
