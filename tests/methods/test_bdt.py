@@ -119,29 +119,3 @@ def test_evaluation_on_the_training_files_uses_the_test_split(toy_files, tmp_pat
     metrics = evaluate(run, simulation, data)
     assert metrics["n_events_simulation"] == int(round(0.2 * len(simulation)))
     assert metrics["auc_target"] is not None and metrics["sf_signal"] is not None
-
-
-@pytest.mark.parametrize("patience", [3, 10])
-def test_trees_grown_in_steps_are_the_trees_of_one_fit(toy_files, patience: int) -> None:
-    """Growing the trees ten at a time (to report progress) changes nothing: same trees, same scores."""
-    from sqnn.data import load_sample
-    from sqnn.data.splits import make_splits
-
-    simulation = load_sample(toy_files[0], SPEC, "simulation", require_label=True)
-    data = load_sample(toy_files[1], SPEC.with_roles(), "data")
-    splits = make_splits(len(simulation.features), len(data.features), seed=4, validation=0.2, test=0.2)
-    method = BDT(n_iter_no_change=patience, learning_rate=0.3)
-    steps: list[int] = []
-    ensemble, history, _ = method.fit_trees(simulation, splits, seed=4, on_trees=lambda n, loss: steps.append(n))
-    train, validation = splits.simulation["train"], splits.simulation["validation"]
-    scale = float(np.mean(simulation.weight[train]))
-    once = method.classifier(4).fit(
-        simulation.features[train].astype(np.float64), simulation.label[train], sample_weight=simulation.weight[train] / scale,
-        X_val=simulation.features[validation].astype(np.float64), y_val=simulation.label[validation],
-        sample_weight_val=simulation.weight[validation] / scale,
-    )
-    assert len(history) == once.n_iter_ == steps[-1] and all(b - a <= 10 for a, b in zip([0, *steps], steps))
-    from sqnn.nn.trees import TreeEnsemble
-
-    x = simulation.features.astype(np.float64)
-    np.testing.assert_array_equal(ensemble.decision_function(x), TreeEnsemble.from_hist_gradient_boosting(once).decision_function(x))

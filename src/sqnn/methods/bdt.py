@@ -20,7 +20,6 @@ does not apply to trees.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,15 +66,9 @@ class BDT(Objective):
         )
 
     def fit_trees(
-        self, simulation: Sample, splits: Splits, *, seed: int, threads: int = 1,
-        on_trees: Callable[[int, float], None] | None = None,
+        self, simulation: Sample, splits: Splits, *, seed: int, threads: int = 1
     ) -> tuple[TreeEnsemble, list[dict[str, Any]], float]:
-        """Train on the simulation training split; returns the trees, the history and CPU seconds.
-
-        The trees are grown :data:`TREES_PER_STEP` at a time (scikit-learn's ``warm_start``,
-        which grows the same trees as one call), and ``on_trees(trees, validation loss)`` is
-        told after each step.
-        """
+        """Train on the simulation training split; returns the trees, the history and CPU seconds."""
         from threadpoolctl import threadpool_limits
 
         if simulation.label is None:
@@ -84,27 +77,16 @@ class BDT(Objective):
         scale = float(np.mean(simulation.weight[train]))
         scale = scale if scale > 0 else 1.0
         model = self.classifier(seed)
-        max_trees, patience = int(model.max_iter), int(model.n_iter_no_change)
-        model.set_params(warm_start=True)
         started = time.process_time()
-        trees = 0
         with threadpool_limits(limits=threads):
-            while True:
-                trees = min(trees + TREES_PER_STEP, max_trees)
-                model.set_params(max_iter=trees)
-                model.fit(
-                    simulation.features[train].astype(np.float64),
-                    simulation.label[train],
-                    sample_weight=simulation.weight[train] / scale,
-                    X_val=simulation.features[validation].astype(np.float64),
-                    y_val=simulation.label[validation],
-                    sample_weight_val=simulation.weight[validation] / scale,
-                )
-                if on_trees is not None:
-                    on_trees(int(model.n_iter_), float(-model.validation_score_[-1]))
-                if model.n_iter_ < trees or trees >= max_trees or _stopped(model.validation_score_, patience):
-                    break
-        model.set_params(max_iter=max_trees, warm_start=False)
+            model.fit(
+                simulation.features[train].astype(np.float64),
+                simulation.label[train],
+                sample_weight=simulation.weight[train] / scale,
+                X_val=simulation.features[validation].astype(np.float64),
+                y_val=simulation.label[validation],
+                sample_weight_val=simulation.weight[validation] / scale,
+            )
         seconds = time.process_time() - started
         history = [
             {
@@ -118,19 +100,3 @@ class BDT(Objective):
             for i in range(int(model.n_iter_))
         ]
         return TreeEnsemble.from_hist_gradient_boosting(model), history, seconds
-
-
-# trees grown between two progress reports
-TREES_PER_STEP = 10
-
-
-def _stopped(scores: np.ndarray, patience: int, tol: float = 1e-7) -> bool:
-    """scikit-learn's early-stopping rule on the validation scores so far: no gain over ``patience`` iterations.
-
-    A fit that ends exactly at a step boundary has stopped when this holds; growing it further
-    would add trees the single fit does not have.
-    """
-    if len(scores) < patience + 1:
-        return False
-    reference = scores[-(patience + 1)] + tol
-    return not any(score > reference for score in scores[-patience:])

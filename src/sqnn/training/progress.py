@@ -251,11 +251,6 @@ class FitProgress:
             if not self.board.terminal:
                 self.board.update(0, max_trees, f"boosting up to {max_trees} trees")
 
-    def trees_grown(self, trees: int, validation_loss: float) -> None:
-        """While boosting: the trees so far and the validation loss."""
-        if self.board is not None:
-            self.board.update(trees, self.total, f"tree {trees}/{self.total} · val loss {validation_loss:.4f}")
-
     def trees_done(self, trees: int, stopped_early: bool, patience: int) -> None:
         why = f"stopped early: no better validation loss in {patience}" if stopped_early else "the maximum"
         if self.board is not None and self.board.terminal:

@@ -245,8 +245,7 @@ def _fit_own(objective: Objective, simulation: Sample, data: Sample, config: Tra
     max_trees = int(objective.options.get("max_iter", 300))
     shown.start_trees(objective, max_trees)
     ensemble, history, seconds = objective.fit_trees(  # type: ignore[attr-defined]
-        simulation, splits_for(simulation, data, config), seed=config.seed, threads=config.threads,
-        on_trees=shown.trees_grown,
+        simulation, splits_for(simulation, data, config), seed=config.seed, threads=config.threads
     )
     shown.trees_done(len(history), len(history) < max_trees, int(objective.options.get("n_iter_no_change", 10)))
     return Trained(
