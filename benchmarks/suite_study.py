@@ -38,7 +38,7 @@ from sqnn.evaluation import held_out, scorer_of
 from sqnn.files import json_safe, write_json
 from sqnn.runs import load_run
 from sqnn.training import TrainConfig
-from sqnn.training.reweight import load_reweighter, reweighted
+from sqnn.runs.reweighter import load_reweighter, reweighted
 from sqnn.workflows.selection import DEFAULT_DELTA, aggregate, select_setting
 from sqnn.workflows.settings import Settings
 from sqnn.workflows.train import evaluate_run, train_run

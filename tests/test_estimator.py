@@ -241,7 +241,7 @@ BAD_INPUTS = {
     "data weights negative": "data rows' weights sum to -",
     "short control": "control has 119 entries",
     "control values": "control must be a boolean",
-    "control region without control": "region='control' needs fit",
+    "control region without control": r"region='control'\) needs fit",
     "huge X": "too large",
 }
 

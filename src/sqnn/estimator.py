@@ -40,7 +40,6 @@ from sklearn.utils.validation import (
 
 from sqnn.data import Sample, Standardizer
 from sqnn.devices import DEVICES
-from sqnn.info import MAX_JOINT_UNITS
 from sqnn.methods import METHODS, Objective, make_objective
 from sqnn.methods.sqnn import (
     CONDITIONS,
@@ -63,7 +62,7 @@ from sqnn.workflows.train import fit_model
 __all__ = ["SQNNClassifier", "NETWORK_METHODS"]
 
 # methods that train a network in the shared loop; the others (trees) bring their own trainer
-NETWORK_METHODS = tuple(name for name, cls in METHODS.items() if not cls.own_trainer)
+NETWORK_METHODS = tuple(name for name, method in METHODS.items() if not method.own_trainer)
 # options of the sqnn method that the estimator takes as its own parameters
 _SQNN_OPTIONS = {"region": DEFAULT_REGION, "estimator": DEFAULT_ESTIMATOR, "condition": DEFAULT_CONDITION}
 # events scored per forward pass, so that scoring a large sample does not hold every activation at once
@@ -257,12 +256,10 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
             network = objective.network_config(self._network())
         except ValueError as error:
             raise InvalidParameterError(f"the network of {type(self).__name__}: {error}") from error
-        width = network.hidden[network.representation_index()]
-        if self.method == "sqnn" and self.estimator == "joint" and width > MAX_JOINT_UNITS:
-            raise InvalidParameterError(
-                f"estimator='joint' handles at most {MAX_JOINT_UNITS} units in the penalised layer, "
-                f"hidden gives it {width}; use estimator='factorized' or a narrower layer"
-            )
+        try:
+            objective.check_representation(network.hidden[network.representation_index()])
+        except ValueError as error:
+            raise InvalidParameterError(f"the network of {type(self).__name__}: {error}") from error
         return objective, network
 
     def fit(
@@ -314,8 +311,9 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
                 )
         if penalised and float(weight[is_data].sum()) <= 0:
             raise ValueError(f"sample_weight: the data rows' weights sum to {float(weight[is_data].sum()):g}; they need a positive total")
-        if penalised and getattr(objective, "region", None) == "control" and in_control is None:
-            raise ValueError("region='control' needs fit(..., control=...): a boolean per row marking the control region")
+        if penalised and "control" in objective.needs(objective.options) and in_control is None:
+            raise ValueError(f"{self.method} with these options (region='control') needs fit(..., control=...): "
+                             "a boolean per row marking the control region")
         _check_scale(X, simulated)
 
         names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{i}" for i in range(X.shape[1])])]

@@ -1,4 +1,9 @@
-"""Compute the `metrics.json` of the contract (docs/DESIGN.md) for a trained run on simulation and data."""
+"""Compute the `metrics.json` of the contract (docs/DESIGN.md) for a trained run on simulation and data.
+
+:func:`evaluate_scores` also returns the held-out scores it computed them from
+(:class:`~sqnn.runs.scores.Scores`), which a run directory stores next to its metrics so
+that reports read them instead of scoring again.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,15 @@ from typing import Any
 import numpy as np
 
 from sqnn import info, metrics
+from sqnn.data import Sample, domain_labels
+from sqnn.data.splits import held_out_rows
 from sqnn.errors import SqnnError
-from sqnn.data import DATA, SIMULATION, Sample, domain_labels, split_indices
-from sqnn.priors import estimate_prior
+from sqnn.priors import estimate_prior, reweight_to_prior, signal_fraction
 from sqnn.runs import Run, input_fingerprint
-from sqnn.training.reweight import load_reweighter, reweighted
+from sqnn.runs.reweighter import load_reweighter, reweighted
+from sqnn.runs.scores import HeldOut, Scores
 
-__all__ = ["METRIC_KEYS", "evaluate", "evaluate_simulation", "held_out", "scorer_of"]
+__all__ = ["METRIC_KEYS", "evaluate", "evaluate_scores", "evaluate_simulation", "held_out", "scorer_of"]
 
 METRIC_KEYS = (
     "auc_source",
@@ -59,11 +66,7 @@ def held_out(run: Run, sample: Sample, role: str) -> Sample:
     here = input_fingerprint(sample)
     if trained and trained.get("path") == here["path"] and trained.get("events") == here["events"]:
         train = run.meta["train"]
-        stream = SIMULATION if role == "simulation" else DATA
-        index = split_indices(
-            len(sample), train["seed"], stream, train["validation_fraction"], train["test_fraction"]
-        )["test"]
-        return sample.subset(index)
+        return sample.subset(held_out_rows(len(sample), train["seed"], role, train["validation_fraction"], train["test_fraction"]))
     return sample
 
 
@@ -91,7 +94,17 @@ def evaluate(
     run: Run, simulation: Sample, data: Sample, *, seed: int = 0, inference: str | None = None, device: str | None = None,
     engine: str = "torch", draws: int = 1,
 ) -> dict[str, Any]:
-    """All metrics; per-class keys only when ``data.label`` is present (never used for training).
+    """All metrics (see :func:`evaluate_scores`)."""
+    return evaluate_scores(run, simulation, data, seed=seed, inference=inference, device=device, engine=engine,
+                           draws=draws)[0]
+
+
+def evaluate_scores(
+    run: Run, simulation: Sample, data: Sample, *, seed: int = 0, inference: str | None = None, device: str | None = None,
+    engine: str = "torch", draws: int = 1,
+) -> tuple[dict[str, Any], Scores]:
+    """All metrics and the held-out scores they come from; per-class keys only when ``data.label`` is present
+    (never used for training).
 
     ``inference`` scores with another mode than the network's own (``mean``, ``deterministic``,
     or ``stochastic`` with ``draws`` draws per unit); ``engine`` computes the scores with a
@@ -120,11 +133,12 @@ def evaluate(
             sim_score[sim.control], data_score[dat.control], sim.weight[sim.control], dat.weight[dat.control]
         )
     # label-free closure: simulation reweighted per class to the EM estimate of the data signal fraction
-    sim_prior = float(sim.weight[sim.label == 1].sum() / sim.weight.sum())
+    sim_prior = signal_fraction(sim.label, sim.weight)
     data_prior = estimate_prior(data_score, dat.weight, sim_prior)
-    reweight = np.where(sim.label == 1, data_prior / max(sim_prior, 1e-6), (1 - data_prior) / max(1 - sim_prior, 1e-6))
     result["data_signal_fraction"] = data_prior
-    result["ks_reweighted"] = metrics.ks_distance(sim_score, data_score, sim.weight * reweight, dat.weight)
+    result["ks_reweighted"] = metrics.ks_distance(
+        sim_score, data_score, reweight_to_prior(sim.weight, sim.label == 1, sim_prior, data_prior), dat.weight
+    )
     if dat.label is not None:
         result["auc_target"] = metrics.roc_auc(data_score, dat.label, dat.weight)
         result["auc_target_err"] = metrics.roc_auc_error(result["auc_target"], dat.label, dat.weight)
@@ -166,7 +180,11 @@ def evaluate(
     result["n_params"] = run.n_params
     result["model_bytes"] = run.meta.get("model_bytes")
     result["train_seconds"] = run.meta.get("train_seconds")
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+    scores = Scores(
+        simulation=HeldOut(sim_score, sim.weight, sim.label, sim.control),
+        data=HeldOut(data_score, dat.weight, dat.label, dat.control),
+    )
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}, scores
 
 
 def evaluate_simulation(run: Run, simulation: Sample) -> dict[str, Any]:

@@ -7,13 +7,37 @@ signal fraction π_sim, the fraction π in another sample is the fixed point of
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-__all__ = ["rescale_to_prior", "estimate_prior", "PRIOR_BOUNDS"]
+__all__ = ["rescale_to_prior", "estimate_prior", "PRIOR_BOUNDS", "prior_factors", "reweight_to_prior", "signal_fraction"]
 
 # the estimate is clamped here so that it cannot collapse onto one class
 PRIOR_BOUNDS = (0.02, 0.98)
+
+
+def prior_factors(train_prior: float, target_prior: float) -> tuple[float, float]:
+    """The (signal, background) weight factors that take a sample at signal fraction ``train_prior`` to ``target_prior``."""
+    return target_prior / max(train_prior, 1e-6), (1 - target_prior) / max(1 - train_prior, 1e-6)
+
+
+def reweight_to_prior(weight: Any, is_signal: Any, train_prior: float, target_prior: float) -> Any:
+    """Event weights reweighted per class from ``train_prior`` to ``target_prior`` (numpy or torch, as given).
+
+    The one place a sample is taken to another signal fraction: the class-conditional
+    penalty, the label-free closure of evaluation and the report's reweighted distributions.
+    """
+    signal, background = prior_factors(train_prior, target_prior)
+    if isinstance(weight, torch.Tensor):
+        return weight * torch.where(torch.as_tensor(is_signal, device=weight.device), signal, background).to(weight.dtype)
+    return weight * np.where(is_signal, signal, background)
+
+
+def signal_fraction(label: np.ndarray, weight: np.ndarray) -> float:
+    """The weighted signal fraction of a labelled sample."""
+    return float(weight[label == 1].sum() / weight.sum())
 
 
 def rescale_to_prior(probability: torch.Tensor, train_prior: float, target_prior: float) -> torch.Tensor:

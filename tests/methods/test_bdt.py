@@ -15,6 +15,7 @@ from sqnn.errors import ModelFileError
 from sqnn.evaluation import evaluate
 from sqnn.methods import BDT, METHODS
 from sqnn.runs import MODEL_FILE, MODEL_JSON, TreeRun, load_run
+from sqnn.runs.scores import read_scores
 from sqnn.workflows.settings import Settings
 from sqnn.workflows.train import train_run
 
@@ -24,7 +25,7 @@ SPEC = ColumnSpec(features=("x0", "x1", "x2", "x3", "x4", "x5"), label="is_signa
 def test_registered_and_source_only() -> None:
     assert METHODS["bdt"] is BDT
     assert BDT(3.0).gamma == 0.0
-    with pytest.raises(ValueError, match="does not take"):
+    with pytest.raises(ValueError, match="unknown settings"):
         BDT(max_trees=3)
 
 
@@ -46,13 +47,17 @@ def _train(toy_files, out: Path, **options) -> tuple:
 def test_run_directory_holds_no_pickle_and_loads_back(toy_files, tmp_path: Path) -> None:
     run, metrics = _train(toy_files, tmp_path / "run")
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["history.json", "metrics.json", MODEL_JSON, MODEL_FILE]
+    assert files == ["history.json", "metrics.json", MODEL_JSON, MODEL_FILE, "scores.parquet"]
     for path in (tmp_path / "run").iterdir():
         data = path.read_bytes()
         if path.suffix == ".safetensors":
             # an 8-byte header length, then a JSON header and raw numbers: nothing a pickle could hide in
             size = int.from_bytes(data[:8], "little")
             assert isinstance(json.loads(data[8 : 8 + size]), dict), f"{path.name} is not a safetensors file"
+        elif path.suffix == ".parquet":
+            # the stored held-out scores: a parquet file of numbers, read back as numbers
+            assert data[:4] == b"PAR1" and data[-4:] == b"PAR1"
+            assert len(read_scores(tmp_path / "run").simulation) == metrics["n_events_simulation"]
         else:
             json.loads(data)
     loaded = load_run(tmp_path / "run")
@@ -77,14 +82,14 @@ def test_data_is_never_used_and_weights_are(toy_files, tmp_path: Path) -> None:
     simulation, data_sample = load_inputs(sim, data, SPEC)
     splits = splits_for(simulation, data_sample, TrainConfig(seed=0))
     objective = BDT(max_iter=20)
-    base, _, _ = objective.fit_trees(simulation, splits, seed=0)
+    base = objective.fit_own(simulation, splits, seed=0).model
     # the data's events do not enter the fit: only its size enters the splits, and not the simulation's
     shuffled = replace(data_sample, features=data_sample.features[::-1] * 3.0)
-    other, _, _ = objective.fit_trees(simulation, splits_for(simulation, shuffled, TrainConfig(seed=0)), seed=0)
+    other = objective.fit_own(simulation, splits_for(simulation, shuffled, TrainConfig(seed=0)), seed=0).model
     x = simulation.features[:500]
     np.testing.assert_array_equal(base.decision_function(x), other.decision_function(x))
     reweighted = replace(simulation, weight=np.where(simulation.label == 1, 5.0, 1.0))
-    heavy, _, _ = objective.fit_trees(reweighted, splits, seed=0)
+    heavy = objective.fit_own(reweighted, splits, seed=0).model
     # signal weighted up five times: the scores rise
     assert heavy.decision_function(x).mean() > base.decision_function(x).mean() + 0.5
 

@@ -43,9 +43,14 @@ def test_roc(ax) -> None:
 
 def test_every_method_keeps_one_distinct_colour() -> None:
     names = ["source-only", "sqnn", "dann", "disco", "mmd", "mlp", "bdt", "idea"]
-    colours = plots.method_colours(names)
+    from sqnn.methods import METHODS
+
+    own = {name: cls.colour for name, cls in METHODS.items()}
+    colours = plots.method_colours(names, own)
     assert len(set(colours.values())) == len(names)
-    assert plots.method_colours(["bdt", "sqnn"]) == {"bdt": colours["bdt"], "sqnn": colours["sqnn"]}
+    assert colours["sqnn"] == METHODS["sqnn"].colour and colours["idea"] not in own.values()
+    assert plots.method_colours(["bdt", "sqnn"], own) == {"bdt": colours["bdt"], "sqnn": colours["sqnn"]}
+    assert len(set(own.values())) == len(own)
     assert len(set(plots.palette(7))) == 7
 
 
@@ -144,7 +149,8 @@ def test_tradeoff_axes_hold_the_settings_that_matter_and_mark_the_outlier_on_the
         "dann": _entry([(0.1, 0.15, 0.903), (0.3, 0.13, 0.904)], selected=0.3),
         "disco": _entry([(1.0, 0.70, 0.890), (30.0, 3.5, 0.85)], selected=1.0),
     }
-    artists = plots.plot_tradeoff(entries, x="closure", y="auc_target", ax=ax)
+    artists = plots.plot_tradeoff(entries, x="closure", y="auc_target", ax=ax,
+                                  strengths={"sqnn": "γ", "dann": "λ", "disco": "λ"})
     low, high = ax.get_xlim()
     assert low <= 0 and 0.15 < high < 0.7
     assert ax.get_ylim()[0] > 0.86

@@ -82,7 +82,7 @@ def test_penalty_regions_and_joint_estimator_train(samples) -> None:
         assert np.isfinite(result.history[0]["val_loss"])
     with pytest.raises(ValueError, match="region"):
         make_objective("sqnn", 1.0, region="sideband")
-    with pytest.raises(ValueError, match="does not take"):
+    with pytest.raises(ValueError, match="unknown settings"):
         make_objective("sqnn", 1.0, dropout=0.5)
     with pytest.raises(ValueError, match="condition"):
         make_objective("sqnn", 1.0, condition="oracle")

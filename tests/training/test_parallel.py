@@ -300,5 +300,6 @@ def test_train_run_on_two_processes_writes_one_run_from_rank_zero(tmp_path: Path
     assert metrics["auc_source"] > 0.7
     # nothing but the run's own files: no per-process copies, no leftover temporary files
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
-        ["checkpoint.json", "checkpoint.safetensors", "history.json", "metrics.json", "model.json", "model.safetensors"]
+        ["checkpoint.json", "checkpoint.safetensors", "history.json", "metrics.json", "model.json", "model.safetensors",
+         "scores.parquet"]
     )

@@ -14,7 +14,8 @@ from sqnn.cases.toy import make_toy
 from sqnn.data import ColumnSpec, Sample, load_inputs
 from sqnn.errors import SqnnError
 from sqnn.training import TrainConfig, splits_for
-from sqnn.training.reweight import effective_fraction, fit_reweighter, load_reweighter, reweighted
+from sqnn.runs.reweighter import effective_fraction, load_reweighter, reweighted
+from sqnn.training.reweight import fit_reweighter
 from sqnn.workflows.settings import Settings
 from sqnn.workflows.train import train_run
 

@@ -12,7 +12,8 @@ import pytest
 
 from sqnn.cases.toy import generate
 from sqnn.cli import main
-from sqnn.workflows.compare import DEFAULT_GAMMAS, method_entries, parse_gammas, run_compare, run_directory, strength_grid
+from sqnn.methods import METHODS
+from sqnn.workflows.compare import method_entries, parse_gammas, run_compare, run_directory, strength_grid
 from sqnn.workflows.selection import SELECTION_RULE, aggregate, choose_disagreement, select_setting
 from sqnn.workflows.settings import Settings
 from sqnn.data import ColumnSpec
@@ -107,7 +108,7 @@ def test_strength_grids() -> None:
     for method in ("source-only", "mlp", "bdt"):
         assert strength_grid(method) == (0.0,)
         assert strength_grid(method, {method: (1.0, 2.0)}) == (0.0,)
-    assert strength_grid("sqnn") == DEFAULT_GAMMAS["sqnn"] and len(DEFAULT_GAMMAS["dann"]) > 1
+    assert strength_grid("sqnn") == METHODS["sqnn"].strengths == (0.6, 1.0, 2.0) and len(METHODS["dann"].strengths) > 1
     assert strength_grid("dann", {"dann": (0.1, 0.1, 1.0)}) == (0.1, 1.0)
     with pytest.raises(ValueError, match="non-negative"):
         strength_grid("mmd", {"mmd": (-1.0,)})

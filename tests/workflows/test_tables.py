@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from sqnn.methods import METHODS
 from sqnn.workflows.selection import aggregate
 from sqnn.workflows.tables import markdown_summary, run_stats, terminal_metrics, terminal_summary, with_error
 
@@ -40,7 +41,8 @@ def _summary(seeds: int, data_label: str | None = "is_signal") -> dict:
                for name, gamma in (("source-only", 0.0), ("sqnn", 1.0), ("dann", 0.3), ("bdt", 0.0))}
     return {"selection": {"delta": 0.005, "disagreement_metric": "ks_control"}, "seeds": list(range(seeds)),
             "inputs": {"simulation": "s.parquet", "data": "d.parquet", "data_label": data_label},
-            "order": list(entries), **entries}
+            "order": list(entries), **entries,
+            "display": {name: METHODS[name].display({}).to_dict() for name in entries}}
 
 
 @pytest.mark.parametrize("seeds", [1, 3])
@@ -62,7 +64,7 @@ def test_without_data_labels_the_summary_shows_the_label_free_measures() -> None
 
 
 def test_one_run_prints_the_same_compact_block() -> None:
-    text = terminal_metrics("sqnn", 1.0, RUN)
+    text = terminal_metrics("sqnn", "γ=1", RUN)
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "0.9000 ± 0.0040" in text and f"0.130 ± {math.hypot(0.03, 0.04):.3f}" in text
     assert "sf_S / sf_B at 50 %: 0.920 ± 0.030 / 1.050 ± 0.040 · at 80 %: 0.990 ± 0.010 / 1.100 ± 0.020" in text

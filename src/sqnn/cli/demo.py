@@ -14,7 +14,7 @@ from sqnn.cli.summary import terminal_summary
 from sqnn.data import ColumnSpec
 from sqnn.datasets import WJETS_FEATURES, wjets_path
 from sqnn.errors import SqnnError
-from sqnn.methods.sqnn import DEFAULT_GAMMA
+from sqnn.methods import METHODS, demo_methods
 from sqnn.schema import Integer
 from sqnn.training import TrainConfig
 from sqnn.workflows.compare import run_compare
@@ -24,9 +24,9 @@ __all__ = ["demo", "run_demo", "DEMO_GAMMAS", "DEMO_METHODS", "QUICK_METHODS"]
 
 TOY_FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 # the SQNN sweep of the closure study, around its default strength
-DEMO_GAMMAS = tuple(sorted({0.6, DEFAULT_GAMMA, 2.0}))
-DEMO_METHODS = ("source-only", "reweight", "sqnn", "dann", "disco", "mmd", "mlp", "bdt")
-QUICK_METHODS = ("source-only", "sqnn", "dann", "bdt")
+DEMO_GAMMAS = METHODS["sqnn"].strengths
+DEMO_METHODS = demo_methods("full")
+QUICK_METHODS = demo_methods("quick")
 
 
 def _inputs(case: str, out: Path, quick: bool) -> tuple[Path, Path, ColumnSpec]:

@@ -11,6 +11,7 @@ from sqnn.cli.options import data_options, device_option, engine_option
 from sqnn.cli.summary import terminal_metrics
 from sqnn.data import ColumnSpec
 from sqnn.errors import SqnnError
+from sqnn.methods import strength_of
 from sqnn.nn.model import SCORING_MODES
 from sqnn.workflows.train import evaluate_run
 
@@ -56,5 +57,5 @@ def evaluate(
         click.echo(json.dumps(metrics, indent=2))
         return
     meta = json.loads((run_dir / "model.json").read_text())
-    click.echo(terminal_metrics(str(meta.get("method", run_dir.name)), meta.get("gamma"), metrics))
+    click.echo(terminal_metrics(str(meta.get("method", run_dir.name)), strength_of(str(meta.get("method")), meta.get("gamma")), metrics))
     click.echo(f"wrote {out} (every metric)")

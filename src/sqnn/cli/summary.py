@@ -11,4 +11,4 @@ __all__ = ["format_metrics", "terminal_metrics", "terminal_summary"]
 
 def format_metrics(rows: dict[str, dict[str, Any]]) -> str:
     """One compact block per run (named by the keys of ``rows``)."""
-    return "\n\n".join(terminal_metrics(name, None, metrics) for name, metrics in rows.items())
+    return "\n\n".join(terminal_metrics(name, "", metrics) for name, metrics in rows.items())

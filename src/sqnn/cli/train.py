@@ -11,7 +11,7 @@ from sqnn.cli.options import CHUNK, EPOCHS, GAMMA, SEED, Checked, data_options, 
 from sqnn.cli.summary import terminal_metrics
 from sqnn.data.chunks import DEFAULT_CHUNK
 from sqnn.errors import SqnnError
-from sqnn.methods import METHODS
+from sqnn.methods import METHODS, strength_of
 from sqnn.methods.reweight import REWEIGHT_REGIONS
 from sqnn.methods.sqnn import REGIONS
 from sqnn.schema import Integer
@@ -105,7 +105,7 @@ def train(
     )
     if run is None or metrics is None:  # every rank but 0: rank 0 writes and reports the run
         return
-    click.echo(terminal_metrics(run.meta["method"], run.meta.get("gamma"), metrics))
+    click.echo(terminal_metrics(run.meta["method"], strength_of(run.meta["method"], run.meta.get("gamma")), metrics))
     click.echo(f"wrote the run to {out} (model, history.json, metrics.json)")
 
 

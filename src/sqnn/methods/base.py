@@ -1,28 +1,47 @@
-"""What a training objective is: a network, optional extra modules and a penalty.
+"""What a training objective is: a network, optional extra modules and a penalty — and how the method describes itself.
 
 The shared loop in :mod:`sqnn.training` forwards one balanced batch of simulation and
 data through the network, computes the weighted cross-entropy on labelled simulation,
 and adds ``gamma × objective.penalty(batch)``. A new method is one module defining a
 subclass and one line in :data:`sqnn.methods.METHODS`.
 
+Everything the rest of the package needs to know about a method is declared on its class
+(:class:`Objective`'s class attributes and class methods): its options with their types and
+ranges (:attr:`Objective.option_rules`, checked once, here), the strengths a comparison and
+the demo sweep, the letter of its strength, what its penalty measures and in which unit,
+the column roles it needs in both domains (a control region), whether it trains outside the
+shared loop, whether it can train a set model, and how it is drawn. Code outside
+``sqnn.methods`` asks these; it never inspects an objective's attributes.
+
 An objective never reads or writes files. Methods that are not trained by the shared
-loop (trees) say so with ``own_trainer = True`` and provide their own fit.
+loop (trees) subclass :class:`OwnTrainer` and provide their own fit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from sqnn.data.splits import domain_labels
 from sqnn.info import Reduce
+from sqnn.labels import Display, Penalty
 from sqnn.nn import SQNN, NetworkConfig, build_network
 from sqnn.nn.layers import BernoulliActivation, StochasticModule
+from sqnn.schema import Choice, Fields, Rule
 
-__all__ = ["ARITHMETIC_SETTINGS", "Batch", "DEPLOYABLE_NETWORK", "Objective"]
+if TYPE_CHECKING:
+    from sqnn.data import Sample, Splits
+    from sqnn.nn.trees import TreeEnsemble
+
+__all__ = ["ARITHMETIC_SETTINGS", "Batch", "DEPLOYABLE_NETWORK", "Objective", "OwnFit", "OwnTrainer", "READS", "Reweighting"]
+
+# how a penalty on the representation reads it: as the network scores (θ under mean
+# inference) or the drawn bits (DANN, MMD)
+READS = Choice("scored", "drawn")
 
 # network settings that choose the arithmetic of the layers rather than their size
 ARITHMETIC_SETTINGS = frozenset({"stochastic", "binary_weights", "input_fixed", "first_layer_fixed"})
@@ -91,38 +110,98 @@ class Batch:
         return torch.cat([self.sim_weight, self.data_weight])
 
 
+@dataclass(frozen=True)
+class Reweighting:
+    """Simulation reweighted to data before training: where the density ratio is learnt, and its largest value."""
+
+    region: str
+    clip: float
+
+
 class Objective:
     """Source-only training: the classification loss alone. Subclasses add a penalty."""
 
     name: ClassVar[str] = "source-only"
+    # one line for help texts
+    summary: ClassVar[str] = "the network trained on simulation alone"
     # whether the penalty needs data events in the batch at all
     uses_data: ClassVar[bool] = False
-    # trained outside the shared loop (its own fit), e.g. gradient-boosted trees
+    # trained outside the shared loop (its own fit, see OwnTrainer), e.g. gradient-boosted trees
     own_trainer: ClassVar[bool] = False
     # the penalty is a function of sums over events, so it can be taken over the global
     # batch of a data-parallel run (see sqnn.training.parallel)
     distributable: ClassVar[bool] = True
-    options_allowed: ClassVar[tuple[str, ...]] = ()
+    # the options of the method, by type and range (sqnn.schema): checked once, when an objective is made
+    option_rules: ClassVar[Mapping[str, Rule]] = {}
     default_network: ClassVar[dict[str, Any]] = {}
+    # the strengths `sqnn compare` and the demo sweep (a method without a penalty has one setting, γ = 0)
+    strengths: ClassVar[tuple[float, ...]] = (0.3, 1.0, 3.0, 10.0)
+    # the letter its strength goes by in the literature
+    strength_symbol: ClassVar[str] = "γ"
+    # what the penalty measures and its unit (None: no penalty)
+    penalty_label: ClassVar[Penalty | None] = None
+    # whether it can train a permutation-invariant set model (it uses the network it is given)
+    trains_set_models: ClassVar[bool] = True
+    # how it is drawn: one colour in every figure (Okabe & Ito's colour-blind-safe set), a line style
+    colour: ClassVar[str] = "#444444"
+    linestyle: ClassVar[str] = "-"
+    # in which demo it is compared: "full" (`sqnn demo`) and "quick" (`sqnn demo --quick`)
+    demo: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, gamma: float = 0.0, **options: Any) -> None:
-        unknown = set(options) - set(self.options_allowed)
-        if unknown:
-            raise ValueError(f"method {self.name!r} does not take {', '.join(sorted(unknown))}")
-        if gamma < 0:
+        self.options = self.check_options(options)
+        if not gamma >= 0:
             raise ValueError(f"gamma must be non-negative, got {gamma}")
         self.gamma = float(gamma)
-        self.options = dict(options)
         self.extra = nn.ModuleDict()
         self.reads = str(self.options.get("reads", "scored"))
-        if self.reads not in ("scored", "drawn"):
-            raise ValueError(f"reads must be 'scored' or 'drawn', got {self.reads!r}")
-        # simulation reweighted to data before training ({"region", "clip"}), or None
-        self.reweighting: dict[str, Any] | None = None
+        # simulation reweighted to data before training, or None
+        self.reweighting: Reweighting | None = None
         # the trained network's config and Bernoulli layers (for schedules), known once attached
         self.network: NetworkConfig | None = None
         self.bernoulli_layers: list[BernoulliActivation] = []
         self._mean_head: nn.Module | None = None
+
+    # ------------------------------------------------------------ the description
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any] | None, path: str = "method_options") -> dict[str, Any]:
+        """``options`` checked by type and range; :class:`~sqnn.schema.SchemaError` names the first wrong one."""
+        return Fields(cls.option_rules).check(dict(options or {}), path)
+
+    @classmethod
+    def sweep(cls) -> tuple[float, ...]:
+        """The strengths a comparison tries: one setting, γ = 0, for a method without a penalty."""
+        return cls.strengths if cls.uses_data else (0.0,)
+
+    @classmethod
+    def penalty_for(cls, options: Mapping[str, Any]) -> Penalty | None:
+        """What the penalty of this method with ``options`` measures, and its unit."""
+        if not cls.uses_data:
+            return None
+        return cls.penalty_label or Penalty("penalty", "penalty")
+
+    @classmethod
+    def needs(cls, options: Mapping[str, Any]) -> frozenset[str]:
+        """The column roles (e.g. ``control``) that both domains must have for this method with ``options``."""
+        return frozenset()
+
+    @classmethod
+    def display(cls, options: Mapping[str, Any]) -> Display:
+        """How a comparison names and draws this method with ``options``."""
+        return Display(
+            strength=cls.strength_symbol if cls.uses_data else None,
+            penalty=cls.penalty_for(options),
+            colour=cls.colour,
+            linestyle=cls.linestyle,
+        )
+
+    @property
+    def penalty_measure(self) -> Penalty | None:
+        """What this objective's penalty measures, in its unit (None without a penalty)."""
+        return self.penalty_for(self.options)
+
+    def check_representation(self, width: int) -> None:
+        """Refuse a penalised layer of ``width`` units that the penalty cannot handle (ValueError)."""
 
     def network_config(self, overrides: dict[str, Any] | None = None) -> NetworkConfig:
         """The method's network with ``overrides``.
@@ -213,3 +292,34 @@ class Objective:
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, "gamma": self.gamma, "options": dict(self.options)}
+
+
+@dataclass
+class OwnFit:
+    """What a method trained outside the shared loop returns: its model, one record per iteration, CPU seconds."""
+
+    model: "TreeEnsemble"
+    history: list[dict[str, Any]]
+    train_seconds: float
+    # the most iterations it could have run, and how many without improvement stop it
+    max_iterations: int
+    patience: int
+
+    @property
+    def stopped_early(self) -> bool:
+        return len(self.history) < self.max_iterations
+
+
+class OwnTrainer(Objective):
+    """A method trained outside the shared loop (gradient-boosted trees): it brings its own fit."""
+
+    own_trainer = True
+    distributable = False
+    trains_set_models = False
+
+    def max_iterations(self) -> int:
+        raise NotImplementedError
+
+    def fit_own(self, simulation: "Sample", splits: "Splits", *, seed: int, threads: int = 1) -> OwnFit:
+        """Train on the simulation training split (stop on the validation split)."""
+        raise NotImplementedError

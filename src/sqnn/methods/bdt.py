@@ -25,28 +25,34 @@ from typing import Any
 import numpy as np
 
 from sqnn.data import Sample, Splits
-from sqnn.methods.base import Objective
+from sqnn.methods.base import OwnFit, OwnTrainer
 from sqnn.nn.trees import TreeEnsemble
+from sqnn.schema import Integer, Nullable, Real
 
 __all__ = ["BDT"]
 
 
-class BDT(Objective):
+class BDT(OwnTrainer):
     name = "bdt"
-    own_trainer = True
-    distributable = False
-    options_allowed = (
-        "max_iter",
-        "learning_rate",
-        "max_leaf_nodes",
-        "max_depth",
-        "min_samples_leaf",
-        "l2_regularization",
-        "n_iter_no_change",
-    )
+    summary = "gradient-boosted trees on simulation alone"
+    option_rules = {
+        "max_iter": Integer(1, 100_000),
+        "learning_rate": Real(0.0, 1.0, low_open=True),
+        "max_leaf_nodes": Integer(2, 1 << 16),
+        "max_depth": Nullable(Integer(1, 1000)),
+        "min_samples_leaf": Integer(1, 1 << 24),
+        "l2_regularization": Real(0.0, 1e6),
+        "n_iter_no_change": Integer(1, 100_000),
+    }
+    colour = "#56B4E9"
+    linestyle = ":"
+    demo = ("full", "quick")
 
     def __init__(self, gamma: float = 0.0, **options: Any) -> None:
         super().__init__(0.0, **options)
+
+    def max_iterations(self) -> int:
+        return int(self.options.get("max_iter", 300))
 
     def classifier(self, seed: int) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -65,10 +71,8 @@ class BDT(Objective):
             random_state=seed,
         )
 
-    def fit_trees(
-        self, simulation: Sample, splits: Splits, *, seed: int, threads: int = 1
-    ) -> tuple[TreeEnsemble, list[dict[str, Any]], float]:
-        """Train on the simulation training split; returns the trees, the history and CPU seconds."""
+    def fit_own(self, simulation: Sample, splits: Splits, *, seed: int, threads: int = 1) -> OwnFit:
+        """Train on the simulation training split, early-stopped on its validation split."""
         from threadpoolctl import threadpool_limits
 
         if simulation.label is None:
@@ -99,4 +103,5 @@ class BDT(Objective):
             }
             for i in range(int(model.n_iter_))
         ]
-        return TreeEnsemble.from_hist_gradient_boosting(model), history, seconds
+        return OwnFit(TreeEnsemble.from_hist_gradient_boosting(model), history, seconds, self.max_iterations(),
+                      int(self.options.get("n_iter_no_change", 10)))

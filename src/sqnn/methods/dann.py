@@ -34,8 +34,11 @@ from torch import nn
 
 from sqnn.data.splits import DATA, SIMULATION
 from sqnn.info import Reduce
-from sqnn.methods.base import Batch, Objective
+from sqnn.labels import Penalty
+from sqnn.methods.base import READS, Batch, Objective
 from sqnn.nn.layers import StochasticModule
+from sqnn.nn.model import MAX_WIDTH
+from sqnn.schema import Choice, Integer
 
 __all__ = ["DANN", "GradientReversal", "reverse_gradient", "domain_loss", "dann_lambda", "SCHEDULES"]
 
@@ -95,23 +98,28 @@ def domain_loss(
 
 class DANN(Objective):
     name = "dann"
+    summary = "domain-adversarial training through a gradient reversal layer"
     uses_data = True
     # the domain head needs every event of the batch, not sums over them
     distributable = False
-    options_allowed = ("schedule", "schedule_epochs", "head_hidden", "reads")
+    option_rules = {
+        "schedule": Choice(*SCHEDULES),
+        "schedule_epochs": Integer(1, 100_000),
+        "head_hidden": Integer(1, MAX_WIDTH),
+        "reads": READS,
+    }
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
+    strengths = (0.03, 0.1, 0.3, 1.0)
+    strength_symbol = "λ"
+    penalty_label = Penalty("domain-head advantage", "nats")
+    colour = "#0072B2"
+    demo = ("full", "quick")
 
     def __init__(self, gamma: float = 0.1, **options: Any) -> None:
         super().__init__(gamma, **options)
         self.schedule = str(self.options.get("schedule", "constant"))
         self.schedule_epochs = int(self.options.get("schedule_epochs", 10))
         self.head_hidden = int(self.options.get("head_hidden", 32))
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.schedule_epochs < 1:
-            raise ValueError(f"schedule_epochs must be at least 1, got {self.schedule_epochs}")
-        if self.head_hidden < 1:
-            raise ValueError(f"head_hidden must be at least 1, got {self.head_hidden}")
 
     def attach(self, model: StochasticModule) -> None:
         super().attach(model)

@@ -26,7 +26,9 @@ import torch
 
 from sqnn.data.splits import domain_labels
 from sqnn.info import Reduce
+from sqnn.labels import Penalty
 from sqnn.methods.base import Batch, Objective
+from sqnn.schema import Integer
 
 __all__ = ["DisCo", "distance_correlation", "domain_blocks"]
 
@@ -81,17 +83,21 @@ def _balanced(weight: torch.Tensor) -> torch.Tensor:
 
 class DisCo(Objective):
     name = "disco"
+    summary = "distance correlation between the classifier output and the domain"
     uses_data = True
     # pairwise distances need every event of the batch, not sums over them
     distributable = False
-    options_allowed = ("block_events",)
+    option_rules = {"block_events": Integer(4, 1 << 20)}
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
+    strengths = (1.0, 3.0, 10.0, 30.0)
+    strength_symbol = "λ"
+    penalty_label = Penalty("dCor²", "dCor²")
+    colour = "#CC79A7"
+    demo = ("full",)
 
     def __init__(self, gamma: float = 10.0, **options: Any) -> None:
         super().__init__(gamma, **options)
         self.block_events = int(self.options.get("block_events", 2048))
-        if self.block_events < 4:
-            raise ValueError(f"block_events must be at least 4, got {self.block_events}")
 
     def penalty(self, batch: Batch, reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
         sim_logit, data_logit = self.served_logits(batch)

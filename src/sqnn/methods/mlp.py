@@ -14,6 +14,12 @@ __all__ = ["MLP"]
 
 class MLP(Objective):
     name = "mlp"
+    summary = "the full-precision reference: ReLU layers of the same widths, on simulation alone"
+    # it builds its own full-precision network
+    trains_set_models = False
+    colour = "#E69F00"
+    linestyle = "--"
+    demo = ("full",)
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, False], "binary_weights": [False, False]}
 
     def __init__(self, gamma: float = 0.0, **options: Any) -> None:

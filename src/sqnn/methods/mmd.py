@@ -27,8 +27,11 @@ from typing import Any
 import torch
 
 from sqnn.info import Reduce
-from sqnn.methods.base import Batch, Objective
+from sqnn.labels import Penalty
+from sqnn.methods.base import READS, Batch, Objective
 from sqnn.methods.disco import domain_blocks
+from sqnn.schema import Integer, Real
+from sqnn.schema import Sequence as Several
 
 __all__ = ["MMD", "mmd_squared", "DEFAULT_BANDWIDTHS"]
 
@@ -80,20 +83,26 @@ def mmd_squared(
 
 class MMD(Objective):
     name = "mmd"
+    summary = "the maximum mean discrepancy of the representation between the domains"
     uses_data = True
     # the kernel sums run over pairs of events of the whole batch, not sums over events
     distributable = False
-    options_allowed = ("bandwidths", "block_events", "reads")
+    option_rules = {
+        "bandwidths": Several(Real(1e-6, 1e6), 1, 16),
+        "block_events": Integer(4, 1 << 20),
+        "reads": READS,
+    }
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
+    strengths = (0.3, 1.0, 3.0, 10.0)
+    strength_symbol = "λ"
+    penalty_label = Penalty("MMD²", "MMD²")
+    colour = "#009E73"
+    demo = ("full",)
 
     def __init__(self, gamma: float = 1.0, **options: Any) -> None:
         super().__init__(gamma, **options)
         self.bandwidths = tuple(float(b) for b in self.options.get("bandwidths", DEFAULT_BANDWIDTHS))
         self.block_events = int(self.options.get("block_events", 2048))
-        if not self.bandwidths or any(b <= 0 for b in self.bandwidths):
-            raise ValueError(f"bandwidths must be positive factors, got {self.bandwidths}")
-        if self.block_events < 4:
-            raise ValueError(f"block_events must be at least 4, got {self.block_events}")
 
     def penalty(self, batch: Batch, reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
         sim_output, data_output = self.served_representation(batch)

@@ -15,31 +15,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqnn.methods.base import DEPLOYABLE_NETWORK, Objective
+from collections.abc import Mapping
 
-__all__ = ["REWEIGHT_REGIONS", "Reweight", "reweighting_options"]
+from sqnn.methods.base import DEPLOYABLE_NETWORK, Objective, Reweighting
+from sqnn.schema import Choice, Real
+
+__all__ = ["CLIP", "REWEIGHT_REGIONS", "Reweight", "reweighting_options"]
 
 REWEIGHT_REGIONS = ("control", "all")
+# the largest density ratio of a reweighting (and 1/clip the smallest)
+CLIP = Real(1.0, 1e6, low_open=True)
 
 
-def reweighting_options(region: Any, clip: Any) -> dict[str, Any] | None:
-    """The checked reweighting of an objective: None for ``none``, else its region and clip."""
+def reweighting_options(region: Any, clip: Any) -> Reweighting | None:
+    """The reweighting of an objective from its checked options: None for ``none``, else its region and clip."""
     if region in (None, "none"):
         return None
-    if region not in REWEIGHT_REGIONS:
-        raise ValueError(f"reweighting region must be one of none, {', '.join(REWEIGHT_REGIONS)}, got {region!r}")
-    clip = float(clip)
-    if not clip > 1:
-        raise ValueError(f"the reweighting clip must be above 1, got {clip}")
-    return {"region": str(region), "clip": clip}
+    return Reweighting(str(region), float(clip))
 
 
 class Reweight(Objective):
     name = "reweight"
-    options_allowed = ("region", "clip")
+    summary = "simulation reweighted to data by a domain classifier, then trained as source-only"
+    option_rules = {"region": Choice(*REWEIGHT_REGIONS), "clip": CLIP}
     # the network of source-only: what changes is the simulation it is trained on
     default_network: dict[str, Any] = DEPLOYABLE_NETWORK
+    colour = "#7F7F7F"
+    demo = ("full",)
 
     def __init__(self, gamma: float = 0.0, **options: Any) -> None:
         super().__init__(0.0, **options)
         self.reweighting = reweighting_options(self.options.get("region", "control"), self.options.get("clip", 10.0))
+
+    @classmethod
+    def needs(cls, options: Mapping[str, Any]) -> frozenset[str]:
+        return frozenset({"control"} if options.get("region", "control") == "control" else ())

@@ -42,10 +42,14 @@ from typing import Any
 
 import torch
 
+from collections.abc import Mapping
+
 from sqnn import info
+from sqnn.labels import Penalty
 from sqnn.methods.base import DEPLOYABLE_NETWORK, Batch, Objective
-from sqnn.methods.reweight import reweighting_options
-from sqnn.priors import estimate_prior, rescale_to_prior
+from sqnn.methods.reweight import CLIP, REWEIGHT_REGIONS, reweighting_options
+from sqnn.priors import estimate_prior, rescale_to_prior, reweight_to_prior
+from sqnn.schema import Choice, Integer
 
 __all__ = ["SQNNObjective", "REGIONS", "ESTIMATORS"]
 
@@ -59,13 +63,35 @@ CONDITIONS = ("truth", "predicted")
 DEFAULT_CONDITION = "predicted"
 # the penalty on one step in 8, scaled by 8: the closure of every step at a fraction of the cost
 DEFAULT_EVERY = 8
+EPOCHS = Integer(0, 100_000)
+# what the penalty of each region measures
+_MEASURES = {
+    "all": "I(T;S)",
+    "class-conditional": "I(T;S|Y)",
+    "prior-corrected": "I(T;S) reweighted",
+    "control": "I(T;S) control region",
+}
 
 
 class SQNNObjective(Objective):
     name = "sqnn"
+    summary = "cross-entropy + γ · I(T;S) of the Bernoulli layer, in bits"
     uses_data = True
-    options_allowed = ("region", "estimator", "warmup", "condition", "anneal", "reweight", "reweight_clip", "every")
+    option_rules = {
+        "region": Choice(*REGIONS),
+        "estimator": Choice(*ESTIMATORS),
+        "condition": Choice(*CONDITIONS),
+        "warmup": EPOCHS,
+        "anneal": EPOCHS,
+        "every": Integer(1, 100_000),
+        "reweight": Choice("none", *REWEIGHT_REGIONS),
+        "reweight_clip": CLIP,
+    }
     default_network: dict[str, Any] = DEPLOYABLE_NETWORK
+    # the sweep of the closure study, around the default strength
+    strengths = tuple(sorted({0.6, DEFAULT_GAMMA, 2.0}))
+    colour = "#D55E00"
+    demo = ("full", "quick")
 
     def __init__(self, gamma: float = DEFAULT_GAMMA, **options: Any) -> None:
         super().__init__(gamma, **options)
@@ -74,20 +100,26 @@ class SQNNObjective(Objective):
         self.warmup = int(self.options.get("warmup", 0))
         self.condition = str(self.options.get("condition", DEFAULT_CONDITION))
         self.anneal = int(self.options.get("anneal", 0))
-        if self.region not in REGIONS:
-            raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {self.region!r}")
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
-        if self.condition not in CONDITIONS:
-            raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
-        if self.warmup < 0 or self.anneal < 0:
-            raise ValueError(f"warmup and anneal must be non-negative, got {self.warmup} and {self.anneal}")
         self.every = int(self.options.get("every", DEFAULT_EVERY))
-        if self.every < 1:
-            raise ValueError(f"every must be at least 1, got {self.every}")
         self.reweighting = reweighting_options(self.options.get("reweight", "none"), self.options.get("reweight_clip", 10.0))
         self.sim_prior: float | None = None
         self.data_prior: float | None = None
+
+    @classmethod
+    def penalty_for(cls, options: Mapping[str, Any]) -> Penalty:
+        return Penalty(_MEASURES[str(options.get("region", DEFAULT_REGION))], "bits")
+
+    @classmethod
+    def needs(cls, options: Mapping[str, Any]) -> frozenset[str]:
+        control = options.get("region", DEFAULT_REGION) == "control" or options.get("reweight", "none") == "control"
+        return frozenset({"control"} if control else ())
+
+    def check_representation(self, width: int) -> None:
+        if self.estimator == "joint" and width > info.MAX_JOINT_UNITS:
+            raise ValueError(
+                f"method_options.estimator: 'joint' handles at most {info.MAX_JOINT_UNITS} units in the penalised layer, "
+                f"the network gives it {width}; use estimator: factorized or a narrower layer"
+            )
 
     def temperature_at(self, epoch: int, final: float) -> float:
         """τ of the Bernoulli layers in ``epoch``: from τ/4 up to τ over ``anneal`` epochs, then τ."""
@@ -126,8 +158,8 @@ class SQNNObjective(Objective):
             train_prior = self.sim_prior if self.sim_prior is not None else 0.5
             prior = self.data_prior if self.data_prior is not None else train_prior
             # simulation reweighted per class to the data's estimated signal fraction
-            sim_reweight = torch.where(sim_truth > 0.5, prior / max(train_prior, 1e-6), (1 - prior) / max(1 - train_prior, 1e-6))
-            weight = weight * torch.cat([sim_reweight, torch.ones_like(batch.data_weight)])
+            n = batch.n_simulation
+            weight = torch.cat([reweight_to_prior(weight[:n], sim_truth > 0.5, train_prior, prior), weight[n:]])
         if self.region == "class-conditional":
             data_signal = rescale_to_prior(torch.sigmoid(batch.data_logit.detach()).to(theta.dtype), train_prior, prior)
             if self.condition == "truth":

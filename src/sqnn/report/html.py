@@ -1,8 +1,10 @@
 """``report.html``: one self-contained page (no scripts, no external files) for a comparison directory.
 
-It reads ``summary.json`` and, for every method, the first seed of its chosen setting:
-that run's scores on the held-out simulation and data, its ``metrics.json``,
-``history.json`` and ``model.json``. The page is built for closure: the tables of the
+It reads results only: ``summary.json`` and, for every method, the first seed of its chosen
+setting: that run's stored held-out scores (``scores.parquet``, written by its evaluation),
+its ``metrics.json``, ``history.json`` and ``model.json``. It never loads the inputs,
+scores a model or builds a method: how each method is named and drawn comes from the
+summary's ``display``. The page is built for closure: the tables of the
 chosen settings with their uncertainties, the scale factors across working points, the
 trade-off between accuracy and closure, the score distributions per class, in the control
 region and reweighted to the data's signal fraction, the ROC curves against source-only,
@@ -23,17 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from sqnn.data import ColumnSpec, Sample, load_inputs
-from sqnn.data.sample import ROLES
 from sqnn.errors import SqnnError
-from sqnn.evaluation import held_out
 from sqnn.files import write_text
-from sqnn.methods import make_objective
+from sqnn.labels import Display, Penalty
+from sqnn.priors import reweight_to_prior, signal_fraction
 from sqnn.report import plots
-from sqnn.runs import Run, load_run
-from sqnn.training.progress import Penalty, penalty_of, setting_label
-from sqnn.training.reweight import load_reweighter, reweighted
-from sqnn.workflows.tables import column_legend, error_note, method_entries, rule_steps, summary_table
+from sqnn.runs.format import read_meta
+from sqnn.runs.scores import HeldOut, read_scores
+from sqnn.workflows.tables import column_legend, displays, error_note, method_entries, rule_steps, summary_table
 
 __all__ = ["CSS", "build_report", "image_html", "page", "render_html", "table_html"]
 
@@ -60,50 +59,36 @@ details { margin: 0.5em 0; font-size: 0.9em; }
 
 
 class _Selected:
-    """What the report needs from one method's chosen run."""
+    """What the report needs from one method's chosen run: its description, history, metrics and held-out scores."""
 
-    def __init__(self, name: str, run: Run, run_dir: Path, gamma: float) -> None:
-        self.name, self.run, self.gamma = name, run, gamma
+    def __init__(self, name: str, run_dir: Path, gamma: float, display: Display) -> None:
+        self.name, self.gamma, self.display = name, gamma, display
+        self.meta = read_meta(run_dir)
         history_path, metrics_path = run_dir / "history.json", run_dir / "metrics.json"
         self.history: list[dict[str, Any]] = json.loads(history_path.read_text()) if history_path.exists() else []
         self.metrics: dict[str, Any] = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        self.seed = run.meta.get("train", {}).get("seed")
-        best = run.meta.get("best_epoch")
+        self.seed = self.meta.get("train", {}).get("seed")
+        best = self.meta.get("best_epoch")
         self.best_epoch = int(best) if isinstance(best, int) and best >= 0 else None
-        self.label = setting_label(name, gamma)
-        self.penalty: Penalty | None = None
-        method = run.meta.get("method", name)
-        try:
-            self.penalty = penalty_of(make_objective(method, float(run.meta.get("gamma", gamma)),
-                                                     **dict(run.meta.get("method_options") or {})))
-        except (ValueError, TypeError):
-            self.penalty = None
+        self.label = display.label(name, gamma)
+        self.penalty: Penalty | None = display.penalty
+        scores = read_scores(run_dir)
+        self.sim, self.data = scores.simulation, scores.data
 
     @property
     def is_network(self) -> bool:
         # boosting iterations are not epochs: tree runs stay out of the per-epoch plots
-        return self.run.meta.get("model_kind") != "trees"
+        return self.meta.get("model_kind") != "trees"
 
 
-class _Scored:
-    """A chosen run's scores on the held-out simulation and data."""
-
-    def __init__(self, item: _Selected, simulation: Sample, data: Sample) -> None:
-        self.item = item
-        # a run trained on reweighted simulation is compared with it, as its metrics are
-        sim = reweighted(held_out(item.run, simulation, "simulation"), load_reweighter(item.run.path, item.run.meta))
-        self.sim, self.data = sim, held_out(item.run, data, "data")
-        self.sim_score, self.data_score = item.run.score(self.sim.features), item.run.score(self.data.features)
-
-
-def _load_selected(directory: Path, entries: Mapping[str, Mapping[str, Any]]) -> list[_Selected]:
+def _load_selected(directory: Path, summary: Mapping[str, Any]) -> list[_Selected]:
+    shown = displays(summary)
     selected = []
-    for name, entry in entries.items():
+    for name, entry in method_entries(summary).items():
         runs = entry["selected"].get("runs") or []
         if not runs:
             continue
-        run_dir = directory / runs[0]
-        selected.append(_Selected(name, load_run(run_dir), run_dir, float(entry["selected"]["gamma"])))
+        selected.append(_Selected(name, directory / runs[0], float(entry["selected"]["gamma"]), shown[name]))
     return selected
 
 
@@ -132,14 +117,14 @@ def table_html(header: Sequence[str], rows: Sequence[Sequence[str]], chosen: Seq
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _scale_factor_section(scored: list[_Scored]) -> str:
+def _scale_factor_section(scored: list[_Selected]) -> str:
     labelled = [s for s in scored if s.data.label is not None]
     if not labelled:
         return ("<h2>Scale factors across working points</h2><p>The data have no labels here (no "
                 "<code>--data-label</code>), so the data/simulation efficiencies per class cannot be measured.</p>")
-    curves = {s.item.label: plots.scale_factor_curve(s.sim_score, s.sim.label, s.sim.weight, s.data_score, s.data.label,
-                                                     s.data.weight) for s in labelled}
-    reference = next((curves[s.item.label] for s in labelled if s.item.name == "source-only"), None)
+    curves = {s.label: plots.scale_factor_curve(s.sim.score, s.sim.label, s.sim.weight, s.data.score, s.data.label,
+                                                s.data.weight) for s in labelled}
+    reference = next((curves[s.label] for s in labelled if s.name == "source-only"), None)
     columns = min(4, len(curves))
     rows = math.ceil(len(curves) / columns)
     fig, axes = plots.figure(rows, columns, size=(3.25 * columns, 3.5 * rows + 0.4), sharey=True)
@@ -171,12 +156,15 @@ def _scale_factor_section(scored: list[_Scored]) -> str:
 
 def _tradeoff_section(summary: Mapping[str, Any], entries: Mapping[str, Any], colours: Mapping[str, str],
                       has_labels: bool) -> str:
+    shown = displays(summary)
     selection = summary.get("selection", {})
     metric = selection.get("disagreement_metric") or "ks_control"
     panels = [(metric, "auc_source")] + ([("closure", "auc_target"), ("closure_80", "auc_target")] if has_labels else [])
     fig, axes = plots.figure(1, len(panels), size=(4.3 * len(panels), 4.8))
     for ax, (x, y) in zip(axes[0], panels):
-        plots.plot_tradeoff(entries, x=x, y=y, ax=ax, colors=colours, legend=False)
+        plots.plot_tradeoff(entries, x=x, y=y, ax=ax, colors=colours, legend=False,
+                            linestyles={name: d.linestyle for name, d in shown.items()},
+                            strengths={name: d.strength for name, d in shown.items()})
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside upper center", ncols=len(names))
     caption = (
@@ -192,19 +180,17 @@ def _tradeoff_section(summary: Mapping[str, Any], entries: Mapping[str, Any], co
     return "<h2>Closure and accuracy across each sweep</h2>" + image_html(fig, "Trade-off", caption)
 
 
-def _reweighted(scored: _Scored) -> tuple[np.ndarray, float | None]:
+def _reweighted(item: _Selected) -> tuple[np.ndarray, float | None]:
     """Simulation weights reweighted per class to the EM estimate of the data signal fraction."""
-    fraction = scored.item.metrics.get("data_signal_fraction")
-    sim = scored.sim
+    fraction = item.metrics.get("data_signal_fraction")
+    sim = item.sim
     if not isinstance(fraction, (int, float)) or sim.label is None:
         return sim.weight, None
-    total = float(sim.weight.sum())
-    sim_fraction = float(sim.weight[sim.label == 1].sum() / total) if total > 0 else 0.5
-    factor = np.where(sim.label == 1, fraction / max(sim_fraction, 1e-6), (1 - fraction) / max(1 - sim_fraction, 1e-6))
-    return sim.weight * factor, float(fraction)
+    sim_fraction = signal_fraction(sim.label, sim.weight) if float(sim.weight.sum()) > 0 else 0.5
+    return reweight_to_prior(sim.weight, sim.label == 1, sim_fraction, float(fraction)), float(fraction)
 
 
-def _score_section(scored: list[_Scored], colours: Mapping[str, str]) -> str:
+def _score_section(scored: list[_Selected], colours: Mapping[str, str]) -> str:
     figures = []
     for s in scored:
         sim, data = s.sim, s.data
@@ -212,20 +198,20 @@ def _score_section(scored: list[_Scored], colours: Mapping[str, str]) -> str:
         if data.label is not None and sim.label is not None:
             for cls, name in ((1, "Signal"), (0, "Background")):
                 sm, dm = sim.label == cls, data.label == cls
-                panels.append((name, s.sim_score[sm], s.data_score[dm], sim.weight[sm], data.weight[dm]))
+                panels.append((name, sim.score[sm], data.score[dm], sim.weight[sm], data.weight[dm]))
         if sim.control is not None and data.control is not None and sim.control.any() and data.control.any():
             sc, dc = sim.control.astype(bool), data.control.astype(bool)
-            panels.append(("Control region", s.sim_score[sc], s.data_score[dc], sim.weight[sc], data.weight[dc]))
+            panels.append(("Control region", sim.score[sc], data.score[dc], sim.weight[sc], data.weight[dc]))
         weight, fraction = _reweighted(s)
         title = "All events" if fraction is None else f"All, sim. reweighted to\nf_S = {fraction:.3f} (EM)"
-        panels.append((title, s.sim_score, s.data_score, weight, data.weight))
+        panels.append((title, sim.score, data.score, weight, data.weight))
         fig, axes = plots.figure(2, len(panels), size=(3.25 * len(panels), 3.9), gridspec_kw={"height_ratios": [3, 1]},
                                  sharex="col")
         for c, (name, sim_score, data_score, sim_weight, data_weight) in enumerate(panels):
             plots.plot_score_comparison(sim_score, data_score, sim_weight, data_weight, ax=axes[0][c], ratio_ax=axes[1][c],
-                                        title=name, colour=colours.get(s.item.name, "#0072B2"))
-        fig.suptitle(f"{s.item.label} (seed {s.item.seed})", fontsize=12)
-        figures.append(image_html(fig, f"Score distributions: {s.item.label}", ""))
+                                        title=name, colour=colours.get(s.name, "#0072B2"))
+        fig.suptitle(f"{s.label} (seed {s.seed})", fontsize=12)
+        figures.append(image_html(fig, f"Score distributions: {s.label}", ""))
     caption = (
         "Unit-area score distributions of held-out simulation (line) and data (points), data/simulation below "
         "(triangles: beyond the panel). Per class (with data labels: the modelling of signal and of background on its "
@@ -237,28 +223,31 @@ def _score_section(scored: list[_Scored], colours: Mapping[str, str]) -> str:
             + "".join(f.replace("<figcaption></figcaption>", "") for f in figures))
 
 
-def _roc_section(scored: list[_Scored], colours: Mapping[str, str]) -> str:
+def _roc_section(scored: list[_Selected], colours: Mapping[str, str], linestyles: Mapping[str, str]) -> str:
     labelled_data = all(s.data.label is not None for s in scored)
     panels = [("Simulation (held out)", "sim")] + ([("Data (labels used for this plot only)", "data")] if labelled_data else [])
     fig, axes = plots.figure(2, len(panels), size=(6.2 * len(panels), 6.0), gridspec_kw={"height_ratios": [3, 1.2]},
                              sharex="col")
-    baseline = next((s.item.label for s in scored if s.item.name == "source-only"), scored[0].item.label)
-    labelled = {s.item.label: colours[s.item.name] for s in scored}
+    baseline = next((s.label for s in scored if s.name == "source-only"), scored[0].label)
+    labelled = {s.label: colours[s.name] for s in scored}
+    styles = {s.label: linestyles.get(s.name, "-") for s in scored}
     for c, (title, domain) in enumerate(panels):
         curves = {}
         for s in scored:
-            sample, score = (s.sim, s.sim_score) if domain == "sim" else (s.data, s.data_score)
-            curves[s.item.label] = plots.roc_from_scores(score, sample.label, sample.weight)
-        plots.plot_roc(curves, ax=axes[0][c], ratio_ax=axes[1][c], baseline=baseline, title=title, colors=labelled)
+            held: HeldOut = s.sim if domain == "sim" else s.data
+            curves[s.label] = plots.roc_from_scores(held.score, held.label, held.weight)
+        plots.plot_roc(curves, ax=axes[0][c], ratio_ax=axes[1][c], baseline=baseline, title=title, colors=labelled,
+                       linestyles=styles)
     caption = (f"Background rejection against signal efficiency for the chosen setting of each method (first seed, "
                f"held-out events); below, each rejection divided by that of {baseline} at the same signal efficiency.")
     return "<h2>ROC curves</h2>" + image_html(fig, "ROC curves", caption)
 
 
-def _history_section(selected: list[_Selected], colours: Mapping[str, str]) -> str:
+def _history_section(selected: list[_Selected], colours: Mapping[str, str], linestyles: Mapping[str, str]) -> str:
     networks = [i for i in selected if i.is_network and i.history]
     kept = {i.label: i.best_epoch for i in networks if i.best_epoch is not None}
     labelled = {i.label: colours[i.name] for i in networks}
+    styles = {i.label: linestyles.get(i.name, "-") for i in networks}
     panels: list[tuple[str, str | None, str, dict[str, Any]]] = [
         ("val_classification", "loss_classification", "Cross-entropy [nats]", {i.label: i.history for i in networks}),
         ("val_auc", None, "AUC, simulation validation", {i.label: i.history for i in networks}),
@@ -276,7 +265,7 @@ def _history_section(selected: list[_Selected], colours: Mapping[str, str]) -> s
     fig, axes = plots.figure(rows, columns, size=(4.3 * columns if columns == 3 else 12.0, 3.6 * rows))
     for k, (key, train_key, ylabel, histories) in enumerate(panels):
         plots.plot_history(histories, key, ax=axes[k // columns][k % columns], colors=labelled, kept=kept,
-                           train_key=train_key, ylabel=ylabel)
+                           train_key=train_key, ylabel=ylabel, linestyles=styles)
     for k in range(len(panels), rows * columns):
         axes[k // columns][k % columns].set_visible(False)
     caption = (
@@ -290,7 +279,8 @@ def _history_section(selected: list[_Selected], colours: Mapping[str, str]) -> s
 
 
 def _plane_section(selected: list[_Selected], colours: Mapping[str, str]) -> str:
-    stochastic = {i.label: i.history for i in selected if i.run.representation_is_stochastic}
+    # the information-plane measures exist only for a stochastic penalised layer
+    stochastic = {i.label: i.history for i in selected if any("i_tx_bits" in record for record in i.history)}
     fig, axes = plots.figure(1, 1, size=(6.5, 4.8))
     artists = plots.plot_information_plane(stochastic, ax=axes[0][0], colors={i.label: colours[i.name] for i in selected})
     caption = "Per epoch on the validation split, light to dark; only runs with a stochastic layer."
@@ -299,18 +289,19 @@ def _plane_section(selected: list[_Selected], colours: Mapping[str, str]) -> str
     return "<h2>Information plane of the stochastic layer</h2>" + image_html(fig, "Information plane", caption)
 
 
-def _figures(summary: Mapping[str, Any], selected: list[_Selected], simulation: Sample, data: Sample) -> list[str]:
+def _figures(summary: Mapping[str, Any], selected: list[_Selected]) -> list[str]:
     entries = method_entries(summary)
-    colours = plots.method_colours(list(entries))
-    scored = [_Scored(item, simulation, data) for item in selected]
-    has_labels = data.label is not None
+    shown = displays(summary)
+    colours = plots.method_colours(list(entries), {name: d.colour for name, d in shown.items()})
+    linestyles = {name: d.linestyle for name, d in shown.items()}
+    has_labels = bool(summary.get("inputs", {}).get("data_label"))
     with plots.style():
         return [
-            _scale_factor_section(scored),
+            _scale_factor_section(selected),
             _tradeoff_section(summary, entries, colours, has_labels),
-            _score_section(scored, colours),
-            _roc_section(scored, colours),
-            _history_section(selected, colours),
+            _score_section(selected, colours),
+            _roc_section(selected, colours, linestyles),
+            _history_section(selected, colours, linestyles),
             _plane_section(selected, colours),
         ]
 
@@ -355,22 +346,10 @@ def build_report(directory: PathLike, *, out: PathLike | None = None) -> Path:
     if not summary_path.exists():
         raise SqnnError(f"{summary_path}: missing; run `sqnn compare` first")
     summary = json.loads(summary_path.read_text())
-    inputs = summary["inputs"]
-    columns = inputs["columns"]
-    spec = ColumnSpec(features=None if columns.get("features") is None else tuple(columns["features"])).with_roles(
-        **{role: columns.get(role) for role in ROLES}
-    )
-    simulation, data = load_inputs(
-        inputs["simulation"],
-        inputs.get("data"),
-        spec,
-        domain_column=inputs.get("domain_column"),
-        data_label=inputs.get("data_label"),
-    )
-    selected = _load_selected(directory, method_entries(summary))
+    selected = _load_selected(directory, summary)
     if not selected:
         raise SqnnError(f"{summary_path}: no method has a selected run to show")
-    text = render_html(summary, _figures(summary, selected, simulation, data))
+    text = render_html(summary, _figures(summary, selected))
     return write_text(Path(out) if out is not None else directory / "report.html", text)
 
 

@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sqnn import metrics
-from sqnn.training.progress import strength_label
+from sqnn.labels import strength_label
 from sqnn.workflows.tables import with_error
 
 __all__ = [
@@ -72,36 +72,27 @@ METRIC_LABELS = {
     "val_auc": "AUC, simulation validation",
 }
 
-# Okabe & Ito's colour-blind-safe set, one colour per method, the same in every figure
-_METHOD_COLOURS = {
-    "source-only": "#000000",
-    "sqnn": "#D55E00",
-    "dann": "#0072B2",
-    "disco": "#CC79A7",
-    "mmd": "#009E73",
-    "mlp": "#E69F00",
-    "bdt": "#56B4E9",
-    "reweight": "#7F7F7F",
-}
-_MORE_COLOURS = ("#A6761D", "#6A3D9A", "#B15928", "#1B9E77", "#E7298A")
-_METHOD_STYLES = {"mlp": "--", "bdt": ":"}
+# Okabe & Ito's colour-blind-safe set, then further distinct colours: each method brings its own
+# (sqnn.methods, stored in a comparison's display); these are for the rest
+PALETTE = ("#000000", "#D55E00", "#0072B2", "#CC79A7", "#009E73", "#E69F00", "#56B4E9", "#7F7F7F",
+           "#A6761D", "#6A3D9A", "#B15928", "#1B9E77", "#E7298A")
 
 
-def method_colours(names: Sequence[str]) -> dict[str, str]:
-    """A distinct colour for each method: its own for the known ones, further ones in order for the rest."""
-    spare = iter(c for c in _MORE_COLOURS + tuple(mplhep.style.CMS["axes.prop_cycle"].by_key()["color"])
-                 if c not in _METHOD_COLOURS.values())
+def method_colours(names: Sequence[str], known: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """A distinct colour for each method: its own (``known``, by name) where it has one, further ones in order."""
+    known = {name: colour for name, colour in (known or {}).items() if colour}
+    spare = iter(c for c in PALETTE + tuple(mplhep.style.CMS["axes.prop_cycle"].by_key()["color"])
+                 if c not in known.values())
     colours = {}
     for name in names:
         base = name.split(" ")[0]
-        colours[name] = _METHOD_COLOURS.get(base) or next(spare, "#444444")
+        colours[name] = known.get(name) or known.get(base) or next(spare, "#444444")
     return colours
 
 
 def palette(n: int) -> list[str]:
     """``n`` distinct colours (repeating past the 13 known)."""
-    base = list(_METHOD_COLOURS.values()) + list(_MORE_COLOURS)
-    return [base[i % len(base)] for i in range(n)]
+    return [PALETTE[i % len(PALETTE)] for i in range(n)]
 
 
 def _colour(colors: Mapping[str, str] | None, name: str, index: int) -> str:
@@ -110,8 +101,9 @@ def _colour(colors: Mapping[str, str] | None, name: str, index: int) -> str:
     return palette(index + 1)[index]
 
 
-def _linestyle(name: str) -> str:
-    return _METHOD_STYLES.get(name.split(" ")[0], "-")
+def _linestyle(linestyles: Mapping[str, str] | None, name: str) -> str:
+    styles = linestyles or {}
+    return styles.get(name) or styles.get(name.split(" ")[0]) or "-"
 
 
 @contextlib.contextmanager
@@ -165,6 +157,7 @@ def plot_roc(
     baseline: str | None = None,
     title: str | None = None,
     colors: Mapping[str, str] | None = None,
+    linestyles: Mapping[str, str] | None = None,
 ) -> list[Any]:
     """Background rejection 1/ε_B against signal efficiency ε_S, one line per entry.
 
@@ -177,7 +170,7 @@ def plot_roc(
         eff_b, eff_s = np.asarray(eff_b, dtype=float), np.asarray(eff_s, dtype=float)
         keep = np.isfinite(eff_b) & np.isfinite(eff_s) & (eff_b > 0) & (eff_s > 0)
         (line,) = ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=name, color=_colour(colors, name, index),
-                          linestyle=_linestyle(name))
+                          linestyle=_linestyle(linestyles, name))
         artists.append(line)
     ax.set_yscale("log")
     ax.set_xlim(0.1, 1.0)
@@ -195,7 +188,7 @@ def plot_roc(
     for index, (name, (eff_b, eff_s)) in enumerate(curves.items()):
         ratio = _rejection_on(grid, eff_b, eff_s) / reference
         ratios.append(ratio)
-        (line,) = ratio_ax.plot(grid, ratio, color=_colour(colors, name, index), linestyle=_linestyle(name))
+        (line,) = ratio_ax.plot(grid, ratio, color=_colour(colors, name, index), linestyle=_linestyle(linestyles, name))
         artists.append(line)
     finite = np.concatenate([r[np.isfinite(r)] for r in ratios] or [np.ones(1)])
     low, high = np.quantile(finite, [0.02, 0.98]) if finite.size else (0.9, 1.1)
@@ -404,10 +397,13 @@ def plot_tradeoff(
     colors: Mapping[str, str] | None = None,
     limits: bool = True,
     legend: bool = True,
+    linestyles: Mapping[str, str] | None = None,
+    strengths: Mapping[str, str | None] | None = None,
 ) -> list[Any]:
     """``y`` against ``x`` across each method's sweep (mean ± uncertainty); the selected setting is a star.
 
-    ``entries`` are the per-method entries of ``summary.json`` (``settings`` and ``selected``).
+    ``entries`` are the per-method entries of ``summary.json`` (``settings`` and ``selected``);
+    ``strengths`` the letter each method's strength goes by (``display`` of the summary).
     With ``limits`` the axes hold the points that matter (:func:`core_limits`: x from 0 for a
     distance; y within a few statistical errors of the best) and the others sit on the edge as
     open triangles, listed with their values in the lower right corner.
@@ -431,7 +427,7 @@ def plot_tradeoff(
             continue
         color = _colour(colors, name, index)
         gammas, xs, x_err, ys, y_err = (np.array(v, dtype=float) for v in zip(*points))
-        artists.append(ax.errorbar(xs, ys, xerr=x_err, yerr=y_err, fmt="o", linestyle=_linestyle(name), color=color,
+        artists.append(ax.errorbar(xs, ys, xerr=x_err, yerr=y_err, fmt="o", linestyle=_linestyle(linestyles, name), color=color,
                                    markersize=4, label=name, capsize=2, elinewidth=0.8))
         selected = entries[name].get("selected", {}).get("gamma")
         chosen = [i for i, g in enumerate(gammas) if g == selected]
@@ -443,7 +439,8 @@ def plot_tradeoff(
                                            color=color, clip_on=True))
         if limits:
             artists += _edge_markers(ax, xs, ys, xlim, ylim, color)
-            outside += [(color, f"{' '.join(p for p in (name, strength_label(name, g)) if p)}: {xv:.3g}, {yv:.4f}")
+            symbol = (strengths or {}).get(name)
+            outside += [(color, f"{' '.join(p for p in (name, strength_label(symbol, g)) if p)}: {xv:.3g}, {yv:.4f}")
                         for g, xv, yv in zip(gammas, xs, ys) if not (xlim[0] <= xv <= xlim[1] and ylim[0] <= yv <= ylim[1])]
     if limits and everything:
         ax.set_xlim(*xlim)
@@ -500,6 +497,7 @@ def plot_history(
     kept: Mapping[str, int] | None = None,
     train_key: str | None = None,
     ylabel: str | None = None,
+    linestyles: Mapping[str, str] | None = None,
 ) -> list[Any]:
     """``key`` of ``history.json`` per epoch (1-based), one line per run; runs without the key are left out.
 
@@ -512,7 +510,8 @@ def plot_history(
         if not len(values):
             continue
         color = _colour(colors, name, index)
-        (line,) = ax.plot(epochs, values, marker="o", markersize=2.5, color=color, label=name, linestyle=_linestyle(name))
+        (line,) = ax.plot(epochs, values, marker="o", markersize=2.5, color=color, label=name,
+                          linestyle=_linestyle(linestyles, name))
         artists.append(line)
         if train_key is not None:
             train_epochs, train_values = _series(history, train_key)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from sqnn.data import ColumnSpec, Sample, Splits, Standardizer, make_splits
-from sqnn.data.splits import DATA, SIMULATION, TEST, TRAIN, VALIDATION, split_roles
+from sqnn.data.splits import TEST, TRAIN, VALIDATION, split_roles
 from sqnn.data.chunks import DEFAULT_CHUNK, Piece, count_events, plan_pieces, sample_chunks
 from sqnn.errors import DataError
 from sqnn.training.config import TrainConfig
@@ -260,8 +260,8 @@ class StreamedEvents:
         max_validation: int = 100_000,
     ) -> "StreamedEvents":
         roles = {
-            role: split_roles(count_events(source.path), config.seed, stream, config.validation_fraction, config.test_fraction)
-            for role, source, stream in (("simulation", simulation, SIMULATION), ("data", data, DATA))
+            role: split_roles(count_events(source.path), config.seed, role, config.validation_fraction, config.test_fraction)
+            for role, source in (("simulation", simulation), ("data", data))
         }
         # the roles say where every event goes; of the index arrays only the held-out events are kept
         splits = Splits(**{role: {"test": np.flatnonzero(r == TEST)} for role, r in roles.items()})

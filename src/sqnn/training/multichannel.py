@@ -35,7 +35,6 @@ import torch
 
 from sqnn import metrics
 from sqnn.data import Sample, Standardizer, split_indices
-from sqnn.data.splits import SIMULATION
 from sqnn.errors import SqnnError
 from sqnn.methods import make_objective
 from sqnn.nn.set_model import SetConfig, SetModel
@@ -176,7 +175,7 @@ def fit_channels(
         raise SqnnError(f"the pretraining task must be one of {', '.join(TASKS)}, got {task!r}")
     joined, channel, process = joined_channels(samples)
     names = list(samples)
-    split = split_indices(len(joined), train_config.seed, SIMULATION, train_config.validation_fraction,
+    split = split_indices(len(joined), train_config.seed, "simulation", train_config.validation_fraction,
                           train_config.test_fraction)
     test = split["test"]
     if task == "processes":

@@ -21,66 +21,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-__all__ = ["Board", "FitProgress", "Penalty", "duration", "fit_progress", "penalty_of", "setting_label", "strength_label"]
+from sqnn import labels
+from sqnn.labels import Penalty
+from sqnn.methods import Objective, strength_of
 
-# what each method's penalty measures and its unit; a method may declare its own with the
-# class attributes ``penalty_symbol`` and ``penalty_unit``
-PENALTIES: dict[str, tuple[str, str]] = {
-    "sqnn": ("I(T;S)", "bits"),
-    "dann": ("domain-head advantage", "nats"),
-    "disco": ("dCor²", "dCor²"),
-    "mmd": ("MMD²", "MMD²"),
-}
-_SQNN_REGIONS = {
-    "all": "I(T;S)",
-    "class-conditional": "I(T;S|Y)",
-    "prior-corrected": "I(T;S) reweighted",
-    "control": "I(T;S) control region",
-}
-# the greek letter each method's strength goes by in the literature
-_STRENGTH = {"dann": "λ", "disco": "λ", "mmd": "λ"}
+__all__ = ["Board", "FitProgress", "Penalty", "duration", "fit_progress", "penalty_of", "setting_label"]
 
 
-@dataclass(frozen=True)
-class Penalty:
-    """What a method's penalty measures (``symbol``) and its unit."""
-
-    symbol: str
-    unit: str
-
-    @property
-    def axis_label(self) -> str:
-        return self.symbol if self.unit == self.symbol else f"{self.symbol} [{self.unit}]"
-
-    def format(self, value: float) -> str:
-        text = f"{self.symbol} {value:.3g}"
-        return text if self.unit == self.symbol else f"{text} {self.unit}"
-
-
-def penalty_of(objective: Any) -> Penalty | None:
+def penalty_of(objective: Objective) -> Penalty | None:
     """The penalty ``objective`` minimises, or None for a method without one (source-only, mlp, bdt)."""
-    if not getattr(objective, "uses_data", False):
-        return None
-    name = getattr(objective, "name", "")
-    symbol, unit = PENALTIES.get(name, ("penalty", ""))
-    if name == "sqnn":
-        symbol = _SQNN_REGIONS.get(str(getattr(objective, "region", "all")), symbol)
-    symbol = getattr(objective, "penalty_symbol", None) or symbol
-    unit = getattr(objective, "penalty_unit", None) or unit or symbol
-    return Penalty(symbol, unit)
-
-
-def strength_label(method: str, gamma: float | None) -> str:
-    """``γ=1`` (sqnn), ``λ=0.3`` (dann, disco, mmd); empty for a method without a strength."""
-    if gamma is None or not (gamma > 0 or method in PENALTIES):
-        return ""
-    return f"{_STRENGTH.get(method, 'γ')}={gamma:g}"
+    return objective.penalty_measure
 
 
 def setting_label(method: str, gamma: float | None, seed: int | None = None) -> str:
-    """``sqnn γ=1 seed 0``; methods without a strength have none."""
-    text = " ".join(part for part in (method, strength_label(method, gamma)) if part)
-    return text if seed is None else f"{text} seed {seed}"
+    """``sqnn γ=1 seed 0``, as the method names its strength; methods without a strength have none."""
+    return labels.setting_label(method, strength_of(method, gamma), seed)
 
 
 def duration(seconds: float) -> str:
@@ -218,7 +173,7 @@ class FitProgress:
         self.penalty: Penalty | None = None
         self.outcome: str | None = None
 
-    def start_fit(self, objective: Any, epochs: int, first_epoch: int = 0) -> None:
+    def start_fit(self, objective: Objective, epochs: int, first_epoch: int = 0) -> None:
         self.penalty = penalty_of(objective)
         self.total = epochs
         self._begin(objective, epochs, first_epoch, "epoch")
@@ -262,7 +217,7 @@ class FitProgress:
         if self.board is None:
             return
         if self.title is None:
-            self.title = setting_label(objective.name, getattr(objective, "gamma", None))
+            self.title = setting_label(objective.name, objective.gamma)
         if not self.board.fits:
             self.board.title = self.title
         self.board.begin(total, done, unit)

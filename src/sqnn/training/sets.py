@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from sqnn.data import Sample, Standardizer, split_indices
-from sqnn.data.splits import SIMULATION
 from sqnn.errors import SqnnError
 from sqnn.methods import Objective
 from sqnn.nn.set_model import SetConfig, SetModel
@@ -51,7 +50,7 @@ def check_objective(objective: Objective) -> None:
     Methods that only add modules next to the network through ``attach`` (DANN's domain head,
     built from ``model.representation_width``) train a set model like any network.
     """
-    if objective.own_trainer or type(objective).build is not Objective.build:
+    if not objective.trains_set_models:
         raise SqnnError(
             f"method {objective.name!r} builds its own network and cannot train a set model; "
             "use source-only, sqnn, dann, disco or mmd"
@@ -98,7 +97,7 @@ def fit_set_model(
     """
     check_objective(objective)
     train = split_indices(
-        len(simulation), train_config.seed, SIMULATION, train_config.validation_fraction, train_config.test_fraction
+        len(simulation), train_config.seed, "simulation", train_config.validation_fraction, train_config.test_fraction
     )["train"]
     model = new_set_model(config, simulation.features[train], train_config.seed, None)
     result = fit(simulation, data, objective, config=train_config, model=model, **loop)

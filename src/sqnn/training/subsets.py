@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from sqnn.data import Sample, split_indices
-from sqnn.data.splits import SIMULATION
 from sqnn.errors import SqnnError
 from sqnn.methods import Objective
 from sqnn.nn import NetworkConfig
@@ -50,7 +49,7 @@ def select_events(
     n_events: int, n_train: int, train_config: TrainConfig, n_validation: int | None = None, source: str = "the sample"
 ) -> Selection:
     """The first ``n_train`` training and ``n_validation`` validation events of the file's split."""
-    split = split_indices(n_events, train_config.seed, SIMULATION, train_config.validation_fraction, train_config.test_fraction)
+    split = split_indices(n_events, train_config.seed, "simulation", train_config.validation_fraction, train_config.test_fraction)
     if n_train < 2 or n_train > len(split["train"]):
         raise SqnnError(
             f"{source}: --n-train must lie in 2..{len(split['train'])} (the training split of its {n_events} events), "
@@ -68,7 +67,7 @@ def _lay_out(sample: Sample, selection: Selection, seed: int) -> tuple[Sample, f
     n_train, n_validation = len(selection.train), len(selection.validation)
     n = n_train + n_validation
     fraction = n_validation / n
-    split = split_indices(n, seed, SIMULATION, fraction, 0.0)
+    split = split_indices(n, seed, "simulation", fraction, 0.0)
     if len(split["validation"]) != n_validation:
         raise RuntimeError(f"cannot lay out {n_train} training and {n_validation} validation events")
     order = np.empty(n, dtype=np.int64)

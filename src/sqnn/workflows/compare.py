@@ -25,8 +25,9 @@ from typing import Any
 
 from sqnn.errors import SqnnError
 from sqnn.files import json_safe, write_json, write_text
+from sqnn.labels import Display
 from sqnn.methods import METHODS
-from sqnn.training.progress import Board, FitProgress, setting_label
+from sqnn.training.progress import Board, FitProgress
 from sqnn.workflows.selection import (
     ACCURACY_METRIC,
     DEFAULT_DELTA,
@@ -41,7 +42,6 @@ from sqnn.workflows.tables import RESERVED_KEYS, markdown_summary, method_entrie
 from sqnn.workflows.train import train_run
 
 __all__ = [
-    "DEFAULT_GAMMAS",
     "RESERVED_KEYS",
     "format_markdown",
     "method_entries",
@@ -53,24 +53,14 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
-# a sensible grid per method: each penalty has its own scale (bits, nats, dCor², MMD²)
-DEFAULT_GAMMAS: dict[str, tuple[float, ...]] = {
-    "sqnn": (0.6, 1.0, 2.0),
-    "dann": (0.03, 0.1, 0.3, 1.0),
-    "disco": (1.0, 3.0, 10.0, 30.0),
-    "mmd": (0.3, 1.0, 3.0, 10.0),
-}
-_FALLBACK_GAMMAS = (0.3, 1.0, 3.0, 10.0)
-
-
 def strength_grid(method: str, gammas: Mapping[str, Sequence[float]] | None = None) -> tuple[float, ...]:
-    """The γ values to sweep for ``method``: one setting (0) for methods without a penalty."""
+    """The γ values to sweep for ``method``: its own sweep unless ``gammas`` names one; γ = 0 without a penalty."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if not METHODS[method].uses_data:
         return (0.0,)
     chosen = (gammas or {}).get(method)
-    grid = tuple(float(g) for g in chosen) if chosen else DEFAULT_GAMMAS.get(method, _FALLBACK_GAMMAS)
+    grid = tuple(float(g) for g in chosen) if chosen else METHODS[method].sweep()
     if any(g < 0 or not math.isfinite(g) for g in grid):
         raise ValueError(f"gamma values must be finite and non-negative, got {grid} for {method}")
     return tuple(dict.fromkeys(grid))
@@ -104,6 +94,14 @@ class _Task:
     @property
     def seed(self) -> int:
         return self.settings.train.seed
+
+    @property
+    def display(self) -> Display:
+        return METHODS[self.method].display(self.settings.method_options)
+
+    @property
+    def label(self) -> str:
+        return self.display.label(self.method, self.gamma, self.seed)
 
 
 def _train_and_evaluate(task: _Task) -> dict[str, Any]:
@@ -204,7 +202,7 @@ def run_compare(
 
     def done(index: int, task: _Task, metrics: dict[str, Any], outcome: str | None = None) -> None:
         results[task.run_dir] = metrics
-        label = setting_label(task.method, task.gamma, task.seed)
+        label = task.label
         line = f"fit {index + 1}/{len(tasks)} · {label}: " + " · ".join(([outcome] if outcome else []) + _fit_metrics(metrics))
         if board is not None:
             board.title = f"fit {index + 1}/{len(tasks)} · {label}"
@@ -222,7 +220,7 @@ def run_compare(
             for index, task in enumerate(tasks):
                 shown = None
                 if board is not None:
-                    board.begin_fit(index, setting_label(task.method, task.gamma, task.seed))
+                    board.begin_fit(index, task.label)
                     shown = FitProgress(board, title=board.title)
                     task = replace(task, progress=shown)
                 metrics = _train_and_evaluate(task)
@@ -265,6 +263,8 @@ def run_compare(
         "engine": engine,
         "seeds": seed_values,
         "order": methods,
+        # how each method is named and drawn, so that tables and reports need not know the methods
+        "display": {m: next(t for t in tasks if t.method == m).display.to_dict() for m in methods},
     }
     for m in methods:
         entries = settings_by_method[m]

@@ -21,7 +21,6 @@ import numpy as np
 from torch import nn
 
 from sqnn.data import Sample, load_inputs, load_sample, split_indices
-from sqnn.data.splits import DATA
 from sqnn.errors import SqnnError
 from sqnn.evaluation import evaluate, evaluate_simulation
 from sqnn.nn.set_model import SetModel
@@ -91,7 +90,7 @@ def finetune(
     if data_full is not None:
         # unlabelled data enters training only through its training and validation splits
         data_split = split_indices(
-            len(data_full), train_config.seed, DATA, train_config.validation_fraction, train_config.test_fraction
+            len(data_full), train_config.seed, "data", train_config.validation_fraction, train_config.test_fraction
         )
         data_used = data_full.subset(np.sort(np.concatenate([data_split["train"], data_split["validation"]])))
     out = Path(out)

@@ -26,34 +26,17 @@ import yaml
 
 from sqnn.data import ColumnSpec
 from sqnn.errors import SqnnError
-from sqnn.info import MAX_JOINT_UNITS
 from sqnn.methods import METHODS, Objective, make_objective
-from sqnn.methods.dann import SCHEDULES
-from sqnn.methods.reweight import REWEIGHT_REGIONS
-from sqnn.methods.sqnn import CONDITIONS, ESTIMATORS, REGIONS
 from sqnn.nn import NetworkConfig
 from sqnn.nn.model import MAX_WIDTH
 from sqnn.nn.set_model import SET_FIELDS, SetConfig
-from sqnn.schema import (
-    Choice,
-    Fields,
-    Integer,
-    Name,
-    Nullable,
-    Real,
-    Rule,
-    SchemaError,
-    Sequence,
-    Unchecked,
-    check,
-)
+from sqnn.schema import Choice, Fields, Name, Nullable, Real, SchemaError, Sequence, Unchecked, check
 from sqnn.training import TrainConfig
 
 __all__ = [
     "CONFIG_KEYS",
     "CONFIG_RULES",
     "MAX_GAMMA",
-    "METHOD_OPTIONS",
     "MODELS",
     "Settings",
     "check_method_options",
@@ -72,49 +55,6 @@ MODELS = ("dense", "set")
 MAX_GAMMA = 1e6
 # a YAML config is a few lines; anything this large is not one
 MAX_CONFIG_BYTES = 1 << 20
-_READS = Choice("scored", "drawn")
-_EPOCHS = Integer(0, 100_000)
-# the largest density ratio of a reweighting (and 1/clip the smallest)
-_CLIP = Real(1.0, 1e6, low_open=True)
-
-# the options of every method, by type and range; a method's options_allowed and its entry here agree (a test checks)
-METHOD_OPTIONS: dict[str, dict[str, Rule]] = {
-    "source-only": {},
-    "mlp": {},
-    "sqnn": {
-        "region": Choice(*REGIONS),
-        "estimator": Choice(*ESTIMATORS),
-        "condition": Choice(*CONDITIONS),
-        "warmup": _EPOCHS,
-        "anneal": _EPOCHS,
-        "every": Integer(1, 100_000),
-        "reweight": Choice("none", *REWEIGHT_REGIONS),
-        "reweight_clip": _CLIP,
-    },
-    "reweight": {"region": Choice(*REWEIGHT_REGIONS), "clip": _CLIP},
-    "dann": {
-        "schedule": Choice(*SCHEDULES),
-        "schedule_epochs": Integer(1, 100_000),
-        "head_hidden": Integer(1, MAX_WIDTH),
-        "reads": _READS,
-    },
-    "disco": {"block_events": Integer(4, 1 << 20)},
-    "mmd": {
-        "bandwidths": Sequence(Real(1e-6, 1e6), 1, 16),
-        "block_events": Integer(4, 1 << 20),
-        "reads": _READS,
-    },
-    "bdt": {
-        "max_iter": Integer(1, 100_000),
-        "learning_rate": Real(0.0, 1.0, low_open=True),
-        "max_leaf_nodes": Integer(2, 1 << 16),
-        "max_depth": Nullable(Integer(1, 1000)),
-        "min_samples_leaf": Integer(1, 1 << 24),
-        "l2_regularization": Real(0.0, 1e6),
-        "n_iter_no_change": Integer(1, 100_000),
-    },
-}
-
 # the top level of a YAML config; method options, network and train are checked in full by Settings
 CONFIG_RULES = Fields(
     {
@@ -203,9 +143,9 @@ def columns_from(config: Mapping[str, Any], *, features: str | None = None, **ro
 
 def check_method_options(method: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """``options`` of ``method``, each checked by type and range; :class:`SchemaError` names the first wrong one."""
-    if method not in METHOD_OPTIONS:
+    if method not in METHODS:
         raise SchemaError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
-    return Fields(METHOD_OPTIONS[method]).check(dict(options or {}), "method_options")
+    return METHODS[method].check_options(options)
 
 
 @dataclass(frozen=True)
@@ -290,9 +230,9 @@ class Settings:
             objective = make_objective(self.method, self.gamma, **dict(self.method_options or {}))
             if self.model == "dense" and not objective.own_trainer:
                 network = objective.network_config(dict(self.network or {}))
-                _check_joint_width(objective, network.hidden[network.representation_index()])
+                objective.check_representation(network.hidden[network.representation_index()])
             if self.model == "set":
-                _check_joint_width(objective, int((self.network or {}).get("bottleneck", SetConfig.bottleneck)))
+                objective.check_representation(int((self.network or {}).get("bottleneck", SetConfig.bottleneck)))
         except (TypeError, ValueError) as exc:
             raise SqnnError(f"invalid {what}: {exc}") from None
         return objective
@@ -303,13 +243,3 @@ class Settings:
             return objective.network_config(dict(self.network or {}))
         except (TypeError, ValueError) as exc:
             raise SqnnError(f"invalid training settings: {exc}") from None
-
-
-def _check_joint_width(objective: Objective, width: int) -> None:
-    """The exact joint penalty enumerates 2^m codes: the penalised layer must be small enough."""
-    if getattr(objective, "estimator", None) == "joint" and width > MAX_JOINT_UNITS:
-        raise SchemaError(
-            "method_options.estimator",
-            f"'joint' handles at most {MAX_JOINT_UNITS} units in the penalised layer, the network gives it {width}; "
-            "use estimator: factorized or a narrower layer",
-        )

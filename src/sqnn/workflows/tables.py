@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqnn.training.progress import strength_label
+from sqnn.labels import Display, strength_label
 
 __all__ = [
+    "displays",
     "COLUMNS",
     "Column",
     "column_legend",
@@ -40,7 +41,7 @@ __all__ = [
 WIDTH = 100
 
 # top-level keys of summary.json that are not method names
-RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order", "engine")
+RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order", "engine", "display")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,12 @@ def rule_steps(summary: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def displays(summary: Mapping[str, Any]) -> dict[str, Display]:
+    """How each method of a comparison is named and drawn (``summary.json``, ``display``)."""
+    stored = summary.get("display") or {}
+    return {name: Display.from_dict(stored.get(name)) for name in method_entries(summary)}
+
+
 def method_entries(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The per-method entries of a comparison's summary, in the order they were run."""
     order = summary.get("order") or [k for k in summary if k not in RESERVED_KEYS]
@@ -171,9 +178,10 @@ def summary_table(summary: Mapping[str, Any], every_setting: bool = False) -> tu
     keys = FULL_KEYS if _has_labels(summary) else LABEL_FREE_KEYS
     header = ["method", "setting", "seeds", *(COLUMNS[k].title for k in keys)]
     rows, chosen = [], []
+    shown = displays(summary)
     for name, setting, selected in _method_rows(summary, every_setting):
         seeds = len(setting.get("seeds") or setting.get("runs") or []) or 1
-        rows.append([name, strength_label(name, setting["gamma"]) or "—", str(seeds),
+        rows.append([name, strength_label(shown[name].strength, setting["gamma"]) or "—", str(seeds),
                      *(format_value(setting["metrics"], k) for k in keys)])
         chosen.append(selected)
     return header, rows, chosen
@@ -258,7 +266,8 @@ def _legend(labelled: bool, seeds: int) -> list[str]:
 
 def terminal_summary(summary: Mapping[str, Any], *, out: str | None = None, report: bool = True) -> str:
     """The chosen setting of every method in at most 100 columns, what the numbers mean, and where the rest is."""
-    rows = [(name, strength_label(name, setting["gamma"]), setting["metrics"])
+    shown = displays(summary)
+    rows = [(name, strength_label(shown[name].strength, setting["gamma"]), setting["metrics"])
             for name, setting, _ in _method_rows(summary, every_setting=False)]
     labelled = _has_labels(summary)
     seeds = _seeds(summary)
@@ -270,11 +279,11 @@ def terminal_summary(summary: Mapping[str, Any], *, out: str | None = None, repo
     return "\n".join(lines)
 
 
-def terminal_metrics(name: str, gamma: float | None, metrics: Mapping[str, Any]) -> str:
-    """One run's metrics as the same compact block (``sqnn train``, ``sqnn evaluate``)."""
+def terminal_metrics(name: str, strength: str, metrics: Mapping[str, Any]) -> str:
+    """One run's metrics as the same compact block (``sqnn train``, ``sqnn evaluate``); ``strength`` as ``γ=1``."""
     stats = run_stats(metrics)
     labelled = metrics.get("auc_target") is not None
-    lines = _compact([(name, strength_label(name, gamma), stats)], labelled)
+    lines = _compact([(name, strength, stats)], labelled)
     if labelled:
         lines += [f"auc_source {format_value(stats, 'auc_source')}",
                   f"sf_S / sf_B at 50 %: {format_value(stats, 'sf_signal')} / {format_value(stats, 'sf_background')}"

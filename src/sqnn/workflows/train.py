@@ -22,19 +22,21 @@ from sqnn.data import ColumnSpec, Sample, load_inputs
 from sqnn.data.chunks import DEFAULT_CHUNK, sample_rows
 from sqnn.data.io import split_path
 from sqnn.data.sample import columns_of, require_same_columns
-from sqnn.data.splits import SIMULATION, split_indices
+from sqnn.data.splits import split_indices
 from sqnn.devices import resolve_device
 from sqnn.errors import DataError, SqnnError
-from sqnn.evaluation import evaluate
+from sqnn.evaluation import evaluate, evaluate_scores
 from sqnn.files import json_safe, refuse_overwriting, write_json
-from sqnn.methods import Objective
+from sqnn.methods import Objective, OwnTrainer
 from sqnn.runs import MODEL_FILE, MODEL_JSON, Run, file_fingerprint, input_fingerprint, load_run, write_run
+from sqnn.runs.reweighter import Reweighter, reweighted, save_reweighter
+from sqnn.runs.scores import SCORES_FILE, write_scores
 from sqnn.training import FitResult, TrainConfig, fit, splits_for
 from sqnn.training import parallel
 from sqnn.training.checkpoint import CHECKPOINT_STATE, CHECKPOINT_TENSORS, read_checkpoint_state, settings_differences
 from sqnn.training.events import StreamedInput
 from sqnn.training.progress import FitProgress, fit_progress
-from sqnn.training.reweight import Reweighter, fit_reweighter, reweighted, save_reweighter
+from sqnn.training.reweight import fit_reweighter
 from sqnn.training.sets import fit_set_model, set_config_for
 from sqnn.workflows.settings import Settings
 
@@ -48,7 +50,7 @@ MIN_DATA_EVENTS = 10
 # a streamed training is evaluated on at most this many held-out events of each file
 STREAMED_EVALUATION_EVENTS = 500_000
 # what a training writes into its run directory (and --overwrite removes first)
-RUN_FILES = (MODEL_JSON, MODEL_FILE, "history.json", "metrics.json", CHECKPOINT_STATE, CHECKPOINT_TENSORS)
+RUN_FILES = (MODEL_JSON, MODEL_FILE, "history.json", "metrics.json", SCORES_FILE, CHECKPOINT_STATE, CHECKPOINT_TENSORS)
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _check_classes(simulation: Sample, config: TrainConfig) -> None:
     """
     if simulation.label is None:
         return
-    parts = split_indices(len(simulation), config.seed, SIMULATION, config.validation_fraction, config.test_fraction)
+    parts = split_indices(len(simulation), config.seed, "simulation", config.validation_fraction, config.test_fraction)
     for part in ("train", "validation"):
         label, weight = simulation.label[parts[part]], simulation.weight[parts[part]]
         for cls, name in ((1, "signal"), (0, "background")):
@@ -121,8 +123,9 @@ def _check_classes(simulation: Sample, config: TrainConfig) -> None:
 def _check_inputs(settings: Settings, objective: Objective, simulation: Sample, data: Sample) -> None:
     _check_sizes(simulation, data)
     _check_classes(simulation, settings.train)
-    if getattr(objective, "region", None) == "control" and (simulation.control is None or data.control is None):
-        raise SqnnError("--method sqnn with region 'control' needs --control COL in both simulation and data")
+    for role in sorted(objective.needs(objective.options)):
+        if getattr(simulation, role) is None or getattr(data, role) is None:
+            raise SqnnError(f"--method {objective.name} with these options needs --{role} COL in both simulation and data")
 
 
 def fit_model(
@@ -149,10 +152,10 @@ def fit_model(
     if objective.reweighting is not None:
         reweighter, reweight_seconds = fit_reweighter(
             simulation, data, splits_for(simulation, data, settings.train), seed=settings.train.seed,
-            threads=settings.train.threads, **objective.reweighting,
+            threads=settings.train.threads, region=objective.reweighting.region, clip=objective.reweighting.clip,
         )
         simulation = reweighted(simulation, reweighter)
-    if objective.own_trainer:
+    if isinstance(objective, OwnTrainer):
         if distributed:
             raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
         trained = _fit_own(objective, simulation, data, settings.train, fit_progress(progress))
@@ -240,27 +243,24 @@ def _clear(files: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def _fit_own(objective: Objective, simulation: Sample, data: Sample, config: TrainConfig, shown: FitProgress) -> Trained:
+def _fit_own(objective: OwnTrainer, simulation: Sample, data: Sample, config: TrainConfig, shown: FitProgress) -> Trained:
     """A method trained outside the shared loop (trees): its own fit on the same splits."""
-    max_trees = int(objective.options.get("max_iter", 300))
-    shown.start_trees(objective, max_trees)
-    ensemble, history, seconds = objective.fit_trees(  # type: ignore[attr-defined]
-        simulation, splits_for(simulation, data, config), seed=config.seed, threads=config.threads
-    )
-    shown.trees_done(len(history), len(history) < max_trees, int(objective.options.get("n_iter_no_change", 10)))
+    shown.start_trees(objective, objective.max_iterations())
+    result = objective.fit_own(simulation, splits_for(simulation, data, config), seed=config.seed, threads=config.threads)
+    shown.trees_done(len(result.history), result.stopped_early, result.patience)
     return Trained(
         kind="trees",
-        model=ensemble,
+        model=result.model,
         objective=objective,
-        history=history,
-        train_seconds=seconds,
+        history=result.history,
+        train_seconds=result.train_seconds,
         description={
-            "trees": ensemble.describe(),
+            "trees": result.model.describe(),
             "preprocessing": {"kind": "none"},
-            "best_epoch": len(history) - 1,
-            "epochs_run": len(history),
-            "stopped_early": len(history) < int(objective.options.get("max_iter", 300)),
-            "n_params": ensemble.n_params,
+            "best_epoch": len(result.history) - 1,
+            "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early,
+            "n_params": result.model.n_params,
         },
     )
 
@@ -325,7 +325,8 @@ def record_run(
     if metrics_of is not None:
         metrics = metrics_of(run)
     else:
-        metrics = evaluate(run, simulation, data, seed=settings.train.seed, engine=engine)
+        metrics, scores = evaluate_scores(run, simulation, data, seed=settings.train.seed, engine=engine)
+        write_scores(out, scores)
     write_json(out / "metrics.json", json_safe(metrics))
     return run, metrics
 
@@ -405,7 +406,8 @@ def train_run(
         _check_resumable(out, checkpoint_settings(settings, objective, sim.feature_names, sim.source, dat.source))
     if reuse and finished_run(out, settings, sim, dat):
         run = load_run(out)
-        metrics = evaluate(run, sim, labelled, seed=settings.train.seed, engine=engine)
+        metrics, scores = evaluate_scores(run, sim, labelled, seed=settings.train.seed, engine=engine)
+        write_scores(out, scores)
         write_json(out / "metrics.json", json_safe(metrics))
         return run, metrics
     if not distributed:
