@@ -47,8 +47,7 @@ def profile(method: str, simulation: np.ndarray, label: np.ndarray, data: np.nda
         x = torch.cat([x_sim[pick_sim], x_data[pick_data]]) if objective.uses_data else x_sim[pick_sim]
         label_batch, weight = y_sim[pick_sim], torch.ones(batch)
         clock.append(time.process_time())
-        logit = model(x)
-        theta, output = model.representation_theta, model.representation_output
+        logit, theta, output = model(x, outputs=True)
         terms = Batch(logit[:batch], theta[:batch], label_batch, weight, logit[batch:], theta[batch:], weight[: len(logit) - batch],
                       sim_output=output[:batch], data_output=output[batch:])
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logit[:batch], label_batch)

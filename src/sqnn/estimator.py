@@ -19,7 +19,6 @@ validation and scikit-learn's own checks like any classifier.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -50,8 +49,9 @@ from sqnn.methods.sqnn import (
     ESTIMATORS,
     REGIONS,
 )
-from sqnn.nn import SQNN, NetworkConfig
+from sqnn.nn import NetworkConfig
 from sqnn.nn.model import SCORING_MODES
+from sqnn.runs import forward_in_batches
 from sqnn.nn.model import NETWORK_FIELDS
 from sqnn.schema import Flag, Real, Rule, SchemaError
 from sqnn.training import TrainConfig
@@ -67,7 +67,6 @@ NETWORK_METHODS = tuple(name for name, method in METHODS.items() if not method.o
 _SQNN_OPTIONS = {"region": DEFAULT_REGION, "estimator": DEFAULT_ESTIMATOR, "condition": DEFAULT_CONDITION}
 # events scored per forward pass, so that scoring a large sample does not hold every activation at once
 _CHUNK = 65536
-_SCORING = threading.Lock()
 
 
 class _Schema:
@@ -356,9 +355,8 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
                 "lower learning_rate or check the weights"
             )
         model = result.model
-        # the training generator and the last batch's activations are not part of the fitted model
+        # the training generator is not part of the fitted model
         model.set_training_generator(None)
-        _forget_activations(model)
         self.model_ = model
         self.standardizer_ = result.standardizer
         self.history_ = result.history
@@ -419,21 +417,9 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         if not np.isfinite(features).all():
             row = int(np.flatnonzero(~np.isfinite(features).all(1))[0])
             raise ValueError(f"X row {row} holds values too large for the network once standardised")
-        model: SQNN = self.model_
         # the float32 weights evaluated in float64: a row scores the same wherever it sits in X
-        state = {key: value.double() if value.is_floating_point() else value for key, value in model.state_dict().items()}
-        parts = []
-        # the network keeps each pass's activations on itself: one pass at a time, so threads never read another's
-        with _SCORING, torch.no_grad():
-            model.eval()
-            for start in range(0, len(features), _CHUNK):
-                rows = torch.from_numpy(features[start : start + _CHUNK]).double()
-                logit = torch.func.functional_call(model, state, (rows,))
-                theta = model.representation_theta
-                assert theta is not None
-                parts.append((logit if output == "logit" else theta).double().numpy())
-            _forget_activations(model)
-        values = np.concatenate(parts)
+        values = forward_in_batches(self.model_, None, features, representation=output == "theta", batch_size=_CHUNK,
+                                    dtype=torch.float64).astype(np.float64)
         if not np.isfinite(values).all():
             raise ValueError("the network's output is not finite on X: its values lie far outside the training range")
         return values
@@ -524,11 +510,3 @@ def _check_scale(X: np.ndarray, simulated: np.ndarray) -> None:
         bad = ~np.isfinite(scaler.transform(X)).all(1)
     if bad.any():
         raise ValueError(f"X row {int(np.flatnonzero(bad)[0])} holds values too large for the network once standardised")
-
-
-def _forget_activations(model: SQNN) -> None:
-    """Drop the activations a forward pass leaves on the network, so that they are neither kept nor pickled."""
-    model.representation_theta = None
-    model.representation_output = None
-    for layer in model.bernoulli_layers():
-        layer.theta = None

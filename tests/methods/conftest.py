@@ -47,9 +47,7 @@ def _forward_batch(model: SQNN, n: int = 64, seed: int = 0) -> Batch:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(2 * n, model.n_inputs, generator=generator)
     model.train()
-    logit = model(x)
-    theta, output = model.representation_theta, model.representation_output
-    assert theta is not None and output is not None
+    logit, theta, output = model(x, outputs=True)
     return Batch(
         sim_logit=logit[:n],
         sim_theta=theta[:n],

@@ -32,8 +32,7 @@ def test_default_penalty_and_its_gradient_equal_the_per_value_formula(
     generator = torch.Generator().manual_seed(0)
     n = 48
     model.train()
-    logit = model(torch.randn(2 * n, 6, generator=generator, dtype=dtype))
-    theta = model.representation_theta
+    logit, theta, _ = model(torch.randn(2 * n, 6, generator=generator, dtype=dtype), outputs=True)
     weight = torch.rand(2 * n, generator=generator, dtype=dtype) + 0.5
     label = (torch.rand(n, generator=generator) < 0.5).to(dtype)
     batch = Batch(logit[:n], theta[:n], label, weight[:n], logit[n:], theta[n:], weight[n:])

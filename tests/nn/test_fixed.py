@@ -111,23 +111,24 @@ def _trained_pass(model: torch.nn.Module, x: torch.Tensor) -> None:
     model(x).sum().backward()
 
 
-def test_grids_are_chosen_at_the_first_eval_after_training_passes() -> None:
+def test_grids_are_chosen_by_the_explicit_step_after_training_passes() -> None:
     torch.manual_seed(0)
     model = build_network(5, {**DEFAULT, "fixed_point": {"input": 10, "weight": 8, "activation": 8, "head": [10, 4]}})
-    model.eval()  # a validation pass before any training chooses nothing
+    model.finish_epoch()  # the end of an epoch without training passes chooses nothing
     assert model.grids_pending
     x = torch.randn(4000, 5) * 3.0  # |x| up to ~12: four integer bits besides the sign
     _trained_pass(model, x)
     assert model.grids_pending  # still float while training
     model.eval()
+    assert model.grids_pending  # switching modes chooses nothing: only the training loop's explicit step does
+    model.finish_epoch()
     fixed = model.config.fixed_point
     assert fixed.resolved and fixed.input == (10, 5) and fixed.head == (10, 4)
     largest = float(model.layers[0].weight.detach().abs().max())
     assert 2.0 ** (fixed.weight[0][1] - 2) <= 2 * largest < 2.0 ** (fixed.weight[0][1] - 1)  # room for twice the largest weight
     assert model.fixed_point_integer_bits.tolist() == fixed.integer_bits()
     with torch.no_grad():
-        model(x[:10])
-        codes = model.representation_theta.numpy() * 16
+        codes = model.representation(x[:10]).numpy() * 16
     assert np.array_equal(codes, np.round(codes))  # θ on the 4-bit table after the choice
 
 
@@ -163,8 +164,9 @@ def test_eval_is_exact_fixed_point_arithmetic() -> None:
     bh = np.rint(model.head.bias.detach().numpy().astype(np.float64) * 2**11).astype(np.int64)
     logit = (m @ wh.T + bh)[:, 0] * 2.0**-11
     with torch.no_grad():
-        assert np.array_equal(model(x).numpy(), logit.astype(np.float32))
-        assert np.array_equal(model.representation_theta.numpy() * 16, m.astype(np.float32))
+        outputs = model(x, outputs=True)
+        assert np.array_equal(outputs.logit.numpy(), logit.astype(np.float32))
+        assert np.array_equal(outputs.theta.numpy() * 16, m.astype(np.float32))
 
 
 # ------------------------------------------------------------ on disk

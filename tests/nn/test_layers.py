@@ -56,8 +56,7 @@ def test_mean_inference_is_the_exact_expected_logit_over_all_codes() -> None:
     assert net.config.inference == "mean"
     x = torch.randn(50, 4)
     with torch.no_grad():
-        mean_logit = net(x)
-        theta = net.representation_theta
+        mean_logit, theta, _ = net(x, outputs=True)
         # brute force: Σ over the 2^3 codes t of p(t|x) · head(t)
         codes = torch.tensor([[(c >> i) & 1 for i in range(3)] for c in range(8)], dtype=theta.dtype)
         p_code = (theta[:, None, :] ** codes * (1 - theta[:, None, :]) ** (1 - codes)).prod(-1)  # (N, 8)

@@ -155,9 +155,9 @@ def test_training_api_matches_the_sqnn_network():
     x = torch.from_numpy(_flat(objects, present))
     model.train()
     model.set_training_generator(torch.Generator().manual_seed(0))
-    logit = model(x)
-    assert model.representation_theta is not None and model.representation_theta.shape == (64, 8)
-    assert model.representation_output is not None and set(model.representation_output.unique().tolist()) <= {0.0, 1.0}
+    logit, theta, output = model(x, outputs=True)
+    assert theta.shape == (64, 8)
+    assert set(output.unique().tolist()) <= {0.0, 1.0}
     torch.nn.functional.binary_cross_entropy_with_logits(logit, torch.ones(64)).backward()
     assert model.object_layers[0].weight.grad is not None and model.object_layers[0].weight.grad.abs().sum() > 0
     model.eval()

@@ -251,10 +251,10 @@ def test_dann_trains_a_set_model_through_its_domain_head(channels, tmp_path, cap
     assert head[0].in_features == model.representation_width == 6
     model.train()
     x = torch.from_numpy(np.vstack([sim.features[:64], data.features[:64]]).astype(np.float32))
-    logit = model((x - model.input_mean) / model.input_scale)
-    batch = Batch(logit[:64], model.representation_theta[:64], torch.from_numpy(sim.label[:64].astype(np.float32)),
-                  torch.ones(64), logit[64:], model.representation_theta[64:], torch.ones(64),
-                  sim_output=model.representation_output[:64], data_output=model.representation_output[64:])
+    logit, theta, output = model((x - model.input_mean) / model.input_scale, outputs=True)
+    batch = Batch(logit[:64], theta[:64], torch.from_numpy(sim.label[:64].astype(np.float32)),
+                  torch.ones(64), logit[64:], theta[64:], torch.ones(64),
+                  sim_output=output[:64], data_output=output[64:])
     objective.penalty(batch)["penalty"].backward()
     assert head[0].weight.grad is not None and head[0].weight.grad.abs().sum() > 0
     assert model.object_layers[0].weight.grad.abs().sum() > 0

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from sqnn.cli.options import THREADS, Checked
-from sqnn.workflows.settings import split_list
 from sqnn.errors import SqnnError
 from sqnn.runs import load_run
 from sqnn.schema import Integer
+from sqnn.workflows.settings import split_list
 
 __all__ = ["export", "bench"]
 
@@ -45,61 +45,10 @@ def export(
     A model is exported as it scores (network.inference) unless --inference says
     otherwise; a scoring the format cannot compute exactly is refused (exit 2).
     """
-    from sqnn.files import write_json
-    from sqnn.engines import checks
-    from sqnn.engines.arithmetic import network_for
+    from sqnn.workflows.export import export_run
 
-    if samples < 1:
-        raise SqnnError(f"--samples must be at least 1, got {samples}")
-    run = load_run(run_dir)
-    checks.require_network(run)
-    mode = run.default_inference if inference is None else inference
-    events = checks.check_events(run, check_n, events_file) if check_n else None
-    if fmt == "onnx":
-        from sqnn.engines.onnx_export import export_onnx
-
-        path = export_onnx(run, out / "model.onnx", inference=mode)
-        click.echo(f"wrote {path} ({mode})")
-        result = checks.check_onnx(run, path, events, mode) if events is not None else None
-    elif fmt == "packed":
-        network = network_for(run, mode)
-        network.save(out)
-        click.echo(f"wrote {out / 'network.safetensors'} and {out / 'network.json'} ({mode})")
-        result = (
-            checks.check_packed(run, out, events, inference=mode, samples=samples, seed=lfsr_seed)
-            if events is not None else None
-        )
-    else:
-        from sqnn.engines.fixed_network import FixedNetwork
-        from sqnn.engines.hls import DEFAULT_PART, check_hls, export_hls
-        from sqnn.engines.resources import firmware_resources
-
-        network = network_for(run, mode)
-        exported = export_hls(
-            network, out, inference=mode, seed=lfsr_seed, part=part or DEFAULT_PART, trace=events is not None, verbose=verbose,
-        )
-        click.echo(f"wrote {exported.directory} ({mode} firmware)")
-        if isinstance(network, FixedNetwork):
-            write_json(out / "resources.json", firmware_resources(network))
-            click.echo(f"wrote {out / 'resources.json'}")
-        result = None
-        if events is not None:
-            python_logit, python_hidden = (None, None) if mode == "stochastic" else checks.torch_outputs(run, events, mode)
-            hls = check_hls(exported, events, samples=samples, python_hidden=python_hidden, python_logit=python_logit, verbose=verbose)
-            result = checks.Parity(
-                format="hls4ml C simulation",
-                reference="LFSR emulation (numpy)" if mode == "stochastic" else ("torch" if mode == "deterministic" else f"torch ({mode})"),
-                events=hls.events, samples=hls.samples if mode == "stochastic" else 1,
-                decision_agreement=hls.decision_agreement, hidden_agreement=hls.hidden_agreement,
-                logit_max_abs_diff=hls.logit_max_abs_diff,
-                logit_reference="" if mode == "stochastic" else "exact fixed-point reference",
-                hidden="codes" if isinstance(network, FixedNetwork) else "bits",
-            )
-    if result is not None:
-        write_json(out / "check.json", {**result.to_dict(), "inference": mode, "lfsr_seed": lfsr_seed})
-        click.echo(result.summary())
-        if not result.passed:
-            raise SqnnError(f"parity check failed ({fmt}); details in {out / 'check.json'}")
+    export_run(run_dir, fmt, out, check=check_n, events_file=events_file, inference=inference, samples=samples,
+               lfsr_seed=lfsr_seed, part=part, verbose=verbose, echo=click.echo)
 
 
 @click.command()

@@ -92,7 +92,7 @@ def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
     from sqnn.engines.scoring import ENGINES
 
     return click.option(
-        "--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
+        "--engine", type=click.Choice(list(ENGINES)), default="torch", show_default=True,
         help="Compute the metrics from this engine's scores: torch (the Python model) or the deployed arithmetic "
              "(packed, onnx, hls4ml firmware C simulation).",
     )(func)

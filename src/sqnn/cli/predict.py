@@ -24,7 +24,7 @@ __all__ = ["predict"]
 @click.option("--scheduler", default=None, help="Score chunks on Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")
 @click.option("--chunk", type=CHUNK, default=None, help="Events per chunk; streams each input instead of loading it [default: 100000].")
 @click.option("--workers", type=THREADS, default=2, show_default=True, help="Worker processes of --scheduler local.")
-@click.option("--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="torch", show_default=True,
               help="torch, the packed CPU engine (step hidden layers), or onnxruntime.")
 @click.option("--inference", type=click.Choice(INFERENCE_MODES), default=None,
               help="Bernoulli units as their expectation θ (torch engine), thresholds, or LFSR draws (packed engine or its "

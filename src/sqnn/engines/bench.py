@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from sqnn.engines import registry
 from sqnn.errors import SqnnError
-from sqnn.runs import MODEL_FILE, Run
+from sqnn.runs import Run
 
 __all__ = ["BenchRecord", "benchmark", "random_events", "ENGINES"]
 
-# the engines that can be timed call by call (the firmware's C simulation is a check, not a speed)
-ENGINES = ("torch", "onnx", "packed")
+# the engines that can be timed call by call
+ENGINES = registry.timed_engines()
 _MIN_EVENTS_PER_REPEAT = 200_000
 _MIN_CALLS = 20
 
@@ -64,29 +65,14 @@ def _scorers(run: Run, engines: Sequence[str], threads: int) -> tuple[dict[str, 
     skipped: dict[str, str] = {}
     mode = run.default_inference
     for name in engines:
+        if name not in ENGINES:
+            raise SqnnError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
         try:
-            if name == "torch":
-                torch_bytes = (run.path / MODEL_FILE).stat().st_size
-                scorers[name] = (run.logit, torch_bytes)
-            elif name == "onnx":
-                from sqnn.engines.onnx_export import OnnxEngine
-
-                onnx = OnnxEngine.from_run(run, threads=threads, inference=mode)
-                scorers[name] = (onnx.logit, onnx.model_bytes)
-            elif name == "packed":
-                from sqnn.engines.arithmetic import packed_engine
-
-                packed = packed_engine(run, mode)
-                if threads == 1:
-                    scorers[name] = (packed.logit, packed.model_bytes)
-                else:
-                    scorers[name] = (lambda x, p=packed: p.logit(x, threads=threads), packed.model_bytes)
-            else:
-                raise SqnnError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+            built = registry.engine(name).scorer(run, mode, threads=threads)
         except SqnnError as exc:
-            if name not in ENGINES:
-                raise
             skipped[name] = str(exc)
+            continue
+        scorers[name] = (built.logit, built.model_bytes)
     if not scorers:
         raise SqnnError(f"{run.path}: no engine can score this model: " + "; ".join(skipped.values()))
     return scorers, skipped

@@ -72,7 +72,10 @@ def torch_outputs(run: Run, features: np.ndarray, inference: str = "deterministi
         watched = [i for i, a in enumerate(model.activations) if isinstance(a, BernoulliActivation)]
     captured: dict[int, list[np.ndarray]] = {i: [] for i in watched}
     hooks = [
-        model.activations[i].register_forward_hook(lambda module, args, output, i=i: captured[i].append(convert(i, output)))
+        # a Bernoulli layer asked for θ too returns (output, θ): the output is what the next layer reads
+        model.activations[i].register_forward_hook(
+            lambda module, args, output, i=i: captured[i].append(convert(i, output[0] if isinstance(output, tuple) else output))
+        )
         for i in watched
     ]
     try:

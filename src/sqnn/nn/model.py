@@ -10,7 +10,7 @@ from torch import nn
 
 from sqnn.errors import ModelFileError
 from sqnn.nn.fixed import UNRESOLVED, FixedLinear, FixedPointConfig, FixedReLU, choose_integer_bits
-from sqnn.nn.layers import BernoulliActivation, BinaryLinear, StochasticModule
+from sqnn.nn.layers import BernoulliActivation, BinaryLinear, Outputs, Scoring, StochasticModule
 from sqnn.nn.quant import FixedPoint, RangeObserver
 from sqnn.schema import Choice, Flag, Integer, Nullable, Real, Rule, SchemaError, Sequence, check_fields
 
@@ -138,16 +138,16 @@ class NetworkConfig:
 class SQNN(StochasticModule):
     """Feed-forward classifier with Bernoulli layers; ``forward`` returns the logit (N,).
 
-    After each forward pass ``self.representation_theta`` holds θ of the penalised
-    layer (or its activations if that layer is not stochastic) and
-    ``self.representation_output`` what the layer passed on.
+    ``forward(x, outputs=True)`` returns the :class:`~sqnn.nn.layers.Outputs` of the pass:
+    the logit, θ of the penalised layer (or its activations if that layer is not
+    stochastic) and what the layer passed on.
 
     A ``fixed_point`` network whose grids are not all chosen yet trains in float and
-    records the ranges of its inputs and ReLU outputs; the first switch to eval mode
-    after training passes (the end of the first epoch) chooses the grids from them
+    records the ranges of its inputs and ReLU outputs; the training loop's explicit step at
+    the end of the first epoch (:meth:`finish_epoch`) chooses the grids from them
     (:meth:`choose_grids`), and from then on every pass is on the grids. The chosen
-    integer bits also live in the buffer ``fixed_point_integer_bits``, so checkpoints
-    and resumed trainings keep them.
+    integer bits are part of the network's config (``model.json``) and live in the buffer
+    ``fixed_point_integer_bits``, so checkpoints and resumed trainings keep them.
     """
 
     def __init__(self, n_inputs: int, config: NetworkConfig) -> None:
@@ -169,8 +169,6 @@ class SQNN(StochasticModule):
         self.activations = nn.ModuleList(activations)
         self.head = (FixedLinear if fixed else nn.Linear)(width, 1)
         self.representation_index = config.representation_index()
-        self.representation_theta: torch.Tensor | None = None
-        self.representation_output: torch.Tensor | None = None
         self.input_grid = config.input_grid()
         self.first_layer_grid = config.first_layer_grid()
         self.input_observer: RangeObserver | None = None
@@ -241,11 +239,10 @@ class SQNN(StochasticModule):
                 layer.generator = g
         self.choose_grids()
 
-    def train(self, mode: bool = True) -> "SQNN":
-        # the end of the first training epoch (its validation pass) is where pending grids get chosen
-        if not mode and self.grids_pending and self.input_observer is not None and self.input_observer.total > 0:
+    def finish_epoch(self) -> None:
+        """After a training epoch: pending grids are chosen from the ranges that epoch observed."""
+        if self.grids_pending and self.input_observer is not None and self.input_observer.total > 0:
             self.choose_grids()
-        return super().train(mode)
 
     # -------------------------------------------------------------- forward
     def first_layer(self, x: torch.Tensor) -> torch.Tensor:
@@ -266,19 +263,31 @@ class SQNN(StochasticModule):
             return nn.functional.linear(x, weight, bias)
         return nn.functional.linear(x.double(), weight.double(), bias.double()).to(x.dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, outputs: bool = False, scoring: Scoring | None = None) -> torch.Tensor | Outputs:
         if self.config.fixed_point is not None:
-            return self._forward_fixed(x)
-        h = x
-        for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
-            h = activation(self.first_layer(h) if i == 0 else layer(h))
-            if i == self.representation_index:
-                self.representation_output = h
-                theta = getattr(activation, "theta", None)
-                self.representation_theta = theta if theta is not None else h
-        return self.head(h).squeeze(-1)
+            result = self._forward_fixed(x, scoring)
+        else:
+            result = self._forward_float(x, scoring)
+        return result if outputs else result.logit
 
-    def _forward_fixed(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _hidden(activation: nn.Module, z: torch.Tensor, scoring: Scoring | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A hidden layer's output and θ (its output when it is not stochastic)."""
+        if isinstance(activation, BernoulliActivation):
+            return activation(z, scoring=scoring, with_theta=True)
+        h = activation(z)
+        return h, h
+
+    def _forward_float(self, x: torch.Tensor, scoring: Scoring | None) -> Outputs:
+        h = x
+        theta = output = x
+        for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
+            h, probabilities = self._hidden(activation, self.first_layer(h) if i == 0 else layer(h), scoring)
+            if i == self.representation_index:
+                output, theta = h, probabilities
+        return Outputs(self.head(h).squeeze(-1), theta, output)
+
+    def _forward_fixed(self, x: torch.Tensor, scoring: Scoring | None) -> Outputs:
         """The fixed-point network; in eval mode in float64, where every value and sum on the grids is exact."""
         dtype = x.dtype
         if self.input_observer is not None and self.training:
@@ -286,14 +295,13 @@ class SQNN(StochasticModule):
         h = x if self.input_grid is None else self.input_grid.quantize(x)
         if not self.training and not self.grids_pending:
             h = h.double()
+        theta = output = x
         for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
-            h = activation(layer(h))
+            h, probabilities = self._hidden(activation, layer(h), scoring)
             if i == self.representation_index:
-                self.representation_output = h.to(dtype)
-                theta = getattr(activation, "theta", None)
-                self.representation_theta = (theta if theta is not None else h).to(dtype)
+                output, theta = h.to(dtype), probabilities.to(dtype)
         # a float64 logit on the grid keeps its sign (and zero) when it becomes float32
-        return self.head(h).squeeze(-1).to(dtype)
+        return Outputs(self.head(h).squeeze(-1).to(dtype), theta, output)
 
     @property
     def representation_is_stochastic(self) -> bool:

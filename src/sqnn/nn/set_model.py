@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sqnn.nn.layers import BernoulliActivation, StochasticModule
+from sqnn.nn.layers import BernoulliActivation, Outputs, Scoring, StochasticModule
 from sqnn.nn.model import MAX_LAYERS, MAX_WIDTH
 from sqnn.schema import Choice, Integer, Name, Nullable, Real, Rule, SchemaError, Sequence, check_fields
 
@@ -160,8 +160,9 @@ class SetModel(StochasticModule):
 
     With ``config.outputs`` = K > 1 ``forward`` returns K logits per event, (N, K).
 
-    After each forward pass ``representation_theta`` holds θ of the Bernoulli units (or the
-    pooled vector when there are none) and ``representation_output`` what that layer passed on.
+    ``forward(x, outputs=True)`` returns the :class:`~sqnn.nn.layers.Outputs` of the pass: the
+    logit, θ of the Bernoulli units (or the pooled vector when there are none) and what that
+    layer passed on.
     """
 
     def __init__(self, n_inputs: int, config: SetConfig) -> None:
@@ -199,7 +200,7 @@ class SetModel(StochasticModule):
         self.pooled_width = pooled
         if config.bottleneck > 0:
             self.bottleneck = nn.Linear(pooled, config.bottleneck)
-            self.bottleneck_activation: nn.Module | None = BernoulliActivation(config.temperature, config.samples)
+            self.bottleneck_activation: BernoulliActivation | None = BernoulliActivation(config.temperature, config.samples)
             width = config.bottleneck
         else:
             self.bottleneck = None
@@ -211,8 +212,6 @@ class SetModel(StochasticModule):
             width = size
         self.event_layers = nn.ModuleList(event_layers)
         self.head = nn.Linear(width, config.outputs)
-        self.representation_theta: torch.Tensor | None = None
-        self.representation_output: torch.Tensor | None = None
 
     # ------------------------------------------------------------ preprocessing
 
@@ -308,19 +307,19 @@ class SetModel(StochasticModule):
             pooled = torch.cat([pooled, x[:, : self.config.n_global]], dim=-1)
         return pooled
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, outputs: bool = False, scoring: Scoring | None = None) -> torch.Tensor | Outputs:
         z = self.encode(x)
         if self.bottleneck is not None:
             assert self.bottleneck_activation is not None
-            z = self.bottleneck_activation(self.bottleneck(z))
-            self.representation_theta = self.bottleneck_activation.theta
+            z, theta = self.bottleneck_activation(self.bottleneck(z), scoring=scoring, with_theta=True)
         else:
-            self.representation_theta = z
-        self.representation_output = z
+            theta = z
+        output = z
         for layer in self.event_layers:
             z = torch.relu(layer(z))
         logit = self.head(z)
-        return logit.squeeze(-1) if self.config.outputs == 1 else logit
+        logit = logit.squeeze(-1) if self.config.outputs == 1 else logit
+        return Outputs(logit, theta, output) if outputs else logit
 
     @property
     def representation_is_stochastic(self) -> bool:

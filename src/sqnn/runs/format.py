@@ -35,7 +35,7 @@ from sqnn.data.sample import MAX_ABS_VALUE, ROLES
 from sqnn.devices import resolve_device
 from sqnn.errors import ModelFileError, SqnnError
 from sqnn.files import digest, file_digest, read_json
-from sqnn.nn.layers import StochasticModule
+from sqnn.nn.layers import Scoring, StochasticModule
 from sqnn.nn.model import MAX_WIDTH, SCORING_MODES
 from sqnn.schema import Choice, Fields, Flag, Integer, Name, Nullable, Real, SchemaError, Sequence, Text
 
@@ -284,25 +284,40 @@ def verify_binding(run_dir: Path, meta: dict[str, Any]) -> None:
 
 def forward_in_batches(
     model: StochasticModule,
-    standardizer: Standardizer,
+    standardizer: Standardizer | None,
     features: np.ndarray,
     *,
     representation: bool = False,
     batch_size: int = DEFAULT_BATCH,
     device: str | torch.device | None = None,
+    scoring: Scoring | None = None,
+    dtype: torch.dtype | None = None,
 ) -> np.ndarray:
-    """The model's logits (or its penalised layer's θ) for raw features, in batches, without gradients.
+    """The model's logits (or its penalised layer's θ) for features, in batches, without gradients.
 
-    With ``device`` (e.g. a GPU) the batches are scored there by a copy of the model.
+    The one batched scoring loop of the package. ``standardizer`` takes raw features to the
+    network's inputs (None: they are its inputs already); ``scoring`` says how the Bernoulli
+    units score in this call (default: the network's own); ``dtype`` float64 evaluates the
+    trained weights in float64 (a row then scores the same wherever it sits in a batch). With
+    ``device`` (e.g. a GPU) the batches are scored there by a copy of the model. The model is
+    not changed: nothing of a pass stays on it.
     """
     model.eval()
     where = resolve_device(device)
     scorer = model if where.type == "cpu" else copy.deepcopy(model).to(where)
+    state = None
+    if dtype is not None:
+        state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in scorer.state_dict().items()}
     out = []
     with torch.no_grad():
         for start in range(0, len(features), batch_size):
-            x = torch.from_numpy(standardizer.transform(features[start : start + batch_size])).to(where)
-            out.append((scorer.representation(x) if representation else scorer(x)).cpu().numpy())
+            rows = features[start : start + batch_size]
+            x = torch.from_numpy(rows if standardizer is None else standardizer.transform(rows)).to(where)
+            if dtype is not None:
+                x = x.to(dtype)
+            kwargs = {"outputs": True, "scoring": scoring}
+            result = scorer(x, **kwargs) if state is None else torch.func.functional_call(scorer, state, (x,), kwargs)
+            out.append((result.theta if representation else result.logit).cpu().numpy())
     if out:
         return np.concatenate(out)
     return np.zeros((0, 0) if representation else 0, dtype=np.float32)
@@ -350,11 +365,9 @@ class Run:
         if mode not in (*SCORING_MODES, "stochastic"):
             raise ValueError(f"inference must be one of {', '.join(SCORING_MODES)} or stochastic, got {mode!r}")
         assert self.standardizer is not None
-        self.model.set_inference(mode, seed=seed, draws=draws)
-        try:
-            logits = forward_in_batches(self.model, self.standardizer, features, batch_size=batch_size, device=device)
-        finally:
-            self.model.set_inference(default)
+        scoring = None if mode == default else Scoring.of(mode, seed=seed, draws=draws)
+        logits = forward_in_batches(self.model, self.standardizer, features, batch_size=batch_size, device=device,
+                                    scoring=scoring)
         undefined = np.isnan(logits)
         if undefined.any():
             # inputs are finite and bounded when they get here: a NaN score is the model's, never a result

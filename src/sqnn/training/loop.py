@@ -56,10 +56,8 @@ def weighted_bce(logit: torch.Tensor, label: torch.Tensor, weight: torch.Tensor)
 
 def _batch(model: StochasticModule, sim: Tensors, data: Tensors, epoch: int, forward: torch.nn.Module | None = None) -> Batch:
     """One forward pass over simulation and data together (through ``forward``, e.g. a DDP wrapper, if given)."""
-    logit = (forward or model)(torch.cat([sim.x, data.x]))
-    theta = model.representation_theta
-    output = model.representation_output
-    assert theta is not None and output is not None and sim.label is not None
+    logit, theta, output = (forward or model)(torch.cat([sim.x, data.x]), outputs=True)
+    assert sim.label is not None
     n = len(sim)
     return Batch(
         sim_logit=logit[:n],
@@ -390,6 +388,8 @@ def fit(
         record: dict[str, Any] = _train_epoch(
             model, forward, objective, optimizer, generator, events, epoch, config.batch_size, group
         )
+        # what the network fixes from what training observed (the grids of a fixed-point network): an explicit step
+        model.finish_epoch()
         record["loss_total"] = record["loss_classification"] + record["gamma"] * record["loss_penalty"]
         record.update(epoch_log)
         record.update(_monitor(model, objective, events.val_sim, events.val_data, epoch, config.monitor_events))

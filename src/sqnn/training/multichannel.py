@@ -38,6 +38,7 @@ from sqnn.data import Sample, Standardizer, split_indices
 from sqnn.errors import SqnnError
 from sqnn.methods import make_objective
 from sqnn.nn.set_model import SetConfig, SetModel
+from sqnn.runs import forward_in_batches
 from sqnn.training.config import TrainConfig
 from sqnn.training.sets import fit_set_model, new_set_model
 
@@ -111,8 +112,7 @@ def _weighted_cross_entropy(logit: torch.Tensor, target: torch.Tensor, weight: t
 
 
 def _logits(model: SetModel, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + _SCORE_BATCH]) for i in range(0, len(x), _SCORE_BATCH)])
+    return torch.from_numpy(forward_in_batches(model, None, x.numpy(), batch_size=_SCORE_BATCH))
 
 
 def _fit_processes(
