@@ -1,9 +1,9 @@
-"""Training on files larger than memory: `sqnn train --stream` on tens of millions of events.
+"""Training on files larger than memory: `sqnn train --chunked` on tens of millions of events.
 
 Writes a toy simulation and data file of ``--events`` events each (written row group by
-row group, never held whole), trains on them with ``sqnn train --stream`` in a child
+row group, never held whole), trains on them with ``sqnn train --chunked`` in a child
 process and measures that process's peak resident memory and CPU time; the same
-command without ``--stream`` would need the files in memory (about 36 bytes per event
+command without ``--chunked`` would need the files in memory (about 36 bytes per event
 for the six features, the weight and the flags, before any copy). Writes JSON.
 
     python benchmarks/streaming_train.py --events 20000000 --out benchmarks/results/streaming_train.json
@@ -64,7 +64,7 @@ def main() -> None:
     command = [
         sys.executable, "-m", "sqnn", "train", "--sim", str(sim), "--data", str(data),
         "--features", "x0,x1,x2,x3,x4,x5", "--label", "is_signal", "--weight", "weight", "--control", "control",
-        "--method", args.method, "--epochs", str(args.epochs), "--stream", "--chunk", str(args.chunk), "--quiet",
+        "--method", args.method, "--epochs", str(args.epochs), "--chunked", "--chunk", str(args.chunk), "--quiet",
         "--out", str(args.workdir / "run"),
     ]
     wall = time.perf_counter()

@@ -125,3 +125,54 @@ def test_every_document_a_module_names_exists() -> None:
             if (doc.startswith("docs/") or doc[0].isupper() and "/" not in doc) and not ((ROOT / doc).exists() or (path.parent / doc).exists()):
                 missing.append((path.relative_to(ROOT).as_posix(), doc))
     assert missing == []
+
+
+@pytest.mark.parametrize("forbidden", ["sqnn.training", "sqnn.methods", "sqnn.data"])
+def test_the_report_reads_results_only(graph, forbidden: str) -> None:
+    """The report draws what evaluation stored; it never reloads data, refits or rebuilds a method."""
+    reaching = sorted((m, t) for m, targets in graph.items() if m.startswith("sqnn.report") for t in targets
+                      if t == forbidden or t.startswith(forbidden + "."))
+    assert reaching == []
+
+
+def test_evaluation_does_not_reach_into_training(graph) -> None:
+    assert sorted(t for t in graph["sqnn.evaluation"] if t.startswith("sqnn.training")) == []
+
+
+def _calls_on_an_objective(tree: ast.AST) -> list[tuple[str, int]]:
+    """getattr/hasattr calls whose first argument is an objective (a name or attribute called ``objective``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") and node.args:
+            target = node.args[0]
+            name = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else ""
+            if "objective" in name.lower():
+                found.append((node.func.id, node.lineno))
+    return found
+
+
+def test_nothing_outside_the_methods_inspects_an_objective() -> None:
+    """Code outside sqnn.methods asks a method's description; it never looks attributes up by name."""
+    peeking = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "methods":
+            continue
+        peeking += [(path.relative_to(ROOT).as_posix(), *call) for call in _calls_on_an_objective(ast.parse(path.read_text()))]
+    assert peeking == []
+
+
+def test_a_method_is_registered_in_one_place() -> None:
+    """No table outside sqnn.methods lists methods by name: a new method is one module and one registry entry."""
+    from sqnn.methods import METHODS
+
+    names = set(METHODS)
+    tables = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "methods":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            keys = node.keys if isinstance(node, ast.Dict) else node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else []
+            listed = {k.value for k in keys if isinstance(k, ast.Constant) and isinstance(k.value, str)} & names
+            if len(listed) >= 2:
+                tables.append((path.relative_to(ROOT).as_posix(), node.lineno, sorted(listed)))
+    assert tables == []

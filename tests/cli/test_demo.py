@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sqnn.cli.demo import TOY_FEATURES, run_demo
+from sqnn.workflows.demo import TOY_FEATURES, run_demo
 from sqnn.data import ColumnSpec
 from sqnn.workflows.train import evaluate_run, train_run
 from sqnn.training import TrainConfig

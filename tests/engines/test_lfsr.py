@@ -76,7 +76,7 @@ def test_seeds_are_nonzero_and_repeatable() -> None:
 
 
 def test_uniforms_are_uniform() -> None:
-    u = lfsr.LFSRStream(5, 64).uniforms(4000).ravel()
+    u = lfsr.LFSRSource(5, 64).uniforms(4000).ravel()
     assert u.max() < lfsr.THETA_ONE
     counts = np.bincount(u >> 12, minlength=16)  # 16 bins of 4096
     assert abs(counts / len(u) - 1 / 16).max() < 0.005
@@ -111,8 +111,8 @@ def test_packed_engine_draws_the_same_bits_as_the_emulation(network: DeployedNet
 def test_the_sequence_continues_across_calls(network: DeployedNetwork) -> None:
     x = _features(network, 300)
     whole = lfsr.emulate(network, x, seed=2, samples=2).logit
-    stream = lfsr.LFSRStream(2, sum(network.widths))
-    parts = [lfsr.emulate(network, x[a:b], seed=2, samples=2, stream=stream).logit for a, b in [(0, 7), (7, 200), (200, 300)]]
+    source = lfsr.LFSRSource(2, sum(network.widths))
+    parts = [lfsr.emulate(network, x[a:b], seed=2, samples=2, source=source).logit for a, b in [(0, 7), (7, 200), (200, 300)]]
     assert np.array_equal(np.concatenate(parts), whole)
     engine = PackedEngine(network)
     engine.reset(2)

@@ -15,7 +15,7 @@ from sqnn.cases.toy import make_toy
 from sqnn.data import ColumnSpec, Standardizer, load_sample
 from sqnn.errors import SqnnError
 from sqnn.training import TrainConfig
-from sqnn.training.events import InMemoryEvents, StreamedEvents, StreamedInput, _Moments
+from sqnn.training.events import InMemoryEvents, ChunkedEvents, ChunkedInput, _Moments
 from sqnn.workflows.settings import Settings
 from sqnn.workflows.train import train_run
 
@@ -57,9 +57,9 @@ def test_one_chunk_gives_the_in_memory_events(files) -> None:
     simulation = load_sample(files["sim"], SPEC, "simulation", require_label=True)
     data = load_sample(files["data"], SPEC.with_roles(), "data")
     memory = InMemoryEvents.of(simulation, data, config, device)
-    streamed = StreamedEvents.of(
-        StreamedInput(str(files["sim"]), SPEC, "simulation", chunk=10_000),
-        StreamedInput(str(files["data"]), SPEC, "data", chunk=10_000), config, device,
+    streamed = ChunkedEvents.of(
+        ChunkedInput(str(files["sim"]), SPEC, "simulation", chunk=10_000),
+        ChunkedInput(str(files["data"]), SPEC, "data", chunk=10_000), config, device,
     )
     assert streamed.sim_prior == memory.sim_prior
     assert np.array_equal(streamed.standardizer.mean, memory.standardizer.mean)
@@ -72,9 +72,9 @@ def test_one_chunk_gives_the_in_memory_events(files) -> None:
 
 def test_streamed_blocks_cover_every_training_event_once_per_epoch(files) -> None:
     config = TrainConfig(seed=0)
-    streamed = StreamedEvents.of(
-        StreamedInput(str(files["sim"]), SPEC, "simulation", chunk=500),
-        StreamedInput(str(files["data"]), SPEC, "data", chunk=700), config, torch.device("cpu"),
+    streamed = ChunkedEvents.of(
+        ChunkedInput(str(files["sim"]), SPEC, "simulation", chunk=500),
+        ChunkedInput(str(files["data"]), SPEC, "data", chunk=700), config, torch.device("cpu"),
     )
     generator = torch.Generator().manual_seed(0)
     blocks = list(streamed.blocks(generator))
@@ -90,7 +90,7 @@ def test_streamed_blocks_cover_every_training_event_once_per_epoch(files) -> Non
 def test_streaming_a_file_of_one_chunk_trains_the_in_memory_model(files, tmp_path: Path) -> None:
     settings = Settings(columns=SPEC, method="sqnn", gamma=1.0, train=TrainConfig(epochs=2, seed=1))
     train_run(files["sim"], files["data"], settings, tmp_path / "memory", data_label="is_signal")
-    train_run(files["sim"], files["data"], settings, tmp_path / "stream", data_label="is_signal", stream=True, chunk=100_000)
+    train_run(files["sim"], files["data"], settings, tmp_path / "stream", data_label="is_signal", chunked=True, chunk=100_000)
     assert (tmp_path / "memory" / "model.safetensors").read_bytes() == (tmp_path / "stream" / "model.safetensors").read_bytes()
     memory = json.loads((tmp_path / "memory" / "metrics.json").read_text())
     streamed = json.loads((tmp_path / "stream" / "metrics.json").read_text())
@@ -103,7 +103,7 @@ def test_streaming_in_small_chunks_trains_a_comparable_model(files, tmp_path: Pa
     settings = Settings(columns=SPEC, method="sqnn", gamma=1.0, train=TrainConfig(epochs=4, seed=2))
     _, memory = train_run(files["sim"], files["data"], settings, tmp_path / "memory", data_label="is_signal")
     run, metrics = train_run(files["sim"], files["data"], settings, tmp_path / "stream", data_label="is_signal",
-                             stream=True, chunk=400)
+                             chunked=True, chunk=400)
     assert run is not None and metrics is not None and memory is not None
     meta = json.loads((tmp_path / "stream" / "model.json").read_text())
     assert meta["streamed"]["chunk"] == 400 and meta["inputs"]["simulation"]["events"] == 3000
@@ -117,6 +117,6 @@ def test_streaming_in_small_chunks_trains_a_comparable_model(files, tmp_path: Pa
 
 def test_streaming_refuses_what_it_cannot_do(files, tmp_path: Path) -> None:
     with pytest.raises(SqnnError, match="two files"):
-        train_run(files["sim"], None, Settings(columns=SPEC, train=TrainConfig(epochs=1)), tmp_path / "a", stream=True)
+        train_run(files["sim"], None, Settings(columns=SPEC, train=TrainConfig(epochs=1)), tmp_path / "a", chunked=True)
     with pytest.raises(SqnnError, match="dense networks"):
-        train_run(files["sim"], files["data"], Settings(columns=SPEC, method="bdt"), tmp_path / "b", stream=True)
+        train_run(files["sim"], files["data"], Settings(columns=SPEC, method="bdt"), tmp_path / "b", chunked=True)

@@ -52,9 +52,9 @@ def _train(toy_files, tmp_path: Path, method: str, progress: FitProgress, epochs
 
 
 def test_a_log_gets_one_line_per_epoch_with_the_penalty_the_history_holds(toy_files, tmp_path: Path) -> None:
-    stream = io.StringIO()
-    run = _train(toy_files, tmp_path, "sqnn", FitProgress(Board(stream=stream, terminal=False)))
-    text = stream.getvalue()
+    out = io.StringIO()
+    run = _train(toy_files, tmp_path, "sqnn", FitProgress(Board(out=out, terminal=False)))
+    text = out.getvalue()
     assert "\r" not in text
     lines = text.strip().splitlines()
     history = json.loads((run / "history.json").read_text())
@@ -69,32 +69,32 @@ def test_a_log_gets_one_line_per_epoch_with_the_penalty_the_history_holds(toy_fi
 
 
 def test_trees_report_how_many_were_boosted(toy_files, tmp_path: Path) -> None:
-    stream = io.StringIO()
-    run = _train(toy_files, tmp_path, "bdt", FitProgress(Board(stream=stream, terminal=False)))
+    out = io.StringIO()
+    run = _train(toy_files, tmp_path, "bdt", FitProgress(Board(out=out, terminal=False)))
     trees = len(json.loads((run / "history.json").read_text()))
-    lines = stream.getvalue().strip().splitlines()
+    lines = out.getvalue().strip().splitlines()
     assert lines[0].startswith("[bdt · ") and lines[0].endswith("] boosting up to 300 trees")
     assert lines[-1].startswith(f"bdt: {trees} trees (")
 
 
 def test_a_terminal_gets_a_bar_and_the_kept_epoch_after_it(toy_files, tmp_path: Path) -> None:
-    stream = io.StringIO()
-    run = _train(toy_files, tmp_path, "source-only", FitProgress(Board(stream=stream, terminal=True)), epochs=2)
-    text = stream.getvalue()
+    out = io.StringIO()
+    run = _train(toy_files, tmp_path, "source-only", FitProgress(Board(out=out, terminal=True)), epochs=2)
+    text = out.getvalue()
     assert "\r" in text and "epoch 2/2" in text
     best = json.loads((run / "model.json").read_text())["best_epoch"]
     assert text.rstrip().endswith(f"source-only: 2 epochs, kept epoch {best + 1}")
 
 
 def test_the_overall_line_of_a_comparison_counts_fits_and_estimates_the_time_left() -> None:
-    stream = io.StringIO()
-    board = Board(fits=4, stream=stream, terminal=False)
+    out = io.StringIO()
+    board = Board(fits=4, out=out, terminal=False)
     board.begin_fit(0, "sqnn γ=1 seed 0")
     board.begin(10, 0, "epoch")
     board.update(5, 10, "epoch 5/10")
     board.end_fit("fit 1/4 · sqnn γ=1 seed 0: done")
     board.begin_fit(1, "dann λ=0.3 seed 0")
-    lines = stream.getvalue().splitlines()
+    lines = out.getvalue().splitlines()
     assert lines[0].startswith("[fit 1/4 · sqnn γ=1 seed 0 · 12 %, ") and lines[0].endswith("] epoch 5/10")
     assert lines[1].startswith("fit 1/4 · sqnn γ=1 seed 0: done · 25 % done, ") and "left" in lines[1]
     assert board.title == "fit 2/4 · dann λ=0.3 seed 0"

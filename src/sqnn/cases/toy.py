@@ -29,7 +29,10 @@ import pyarrow.parquet as pq
 from sqnn.files import atomic_path
 from sqnn.errors import SqnnError
 
-__all__ = ["generate", "make_toy"]
+__all__ = ["FEATURES", "generate", "make_toy"]
+
+# the six features of the toy
+FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5")
 
 DEFAULT_SIGNAL_FRACTION = {"sim": 0.5, "data": 0.5}
 

@@ -67,7 +67,7 @@ def _run(argv: list[str] | None) -> int:
         return 2
     except MemoryError:
         click.echo("sqnn: error: out of memory: the request needs more memory than this machine gives; "
-                   "use fewer events or read them in chunks (--chunk, --stream)", err=True)
+                   "use fewer events or read them in chunks (--chunk, --chunked)", err=True)
         return 2
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""

@@ -42,8 +42,9 @@ __all__ = ["train"]
 @click.option("--objects", help="Jagged column of objects (records) per event, read by --model set.")
 @click.option("--max-objects", type=Checked(Integer(1, 1024)), default=12, show_default=True, help="Objects kept per event (set model).")
 @device_option
-@click.option("--stream", is_flag=True, help="Read simulation and data in chunks instead of loading them (inputs larger than memory).")
-@click.option("--chunk", type=CHUNK, default=DEFAULT_CHUNK, show_default=True, help="Events per chunk with --stream.")
+@click.option("--chunked", is_flag=True, help="Read simulation and data in chunks instead of loading them (inputs larger than memory).")
+@click.option("--stream", "chunked_alias", is_flag=True, hidden=True, help="The earlier name of --chunked.")
+@click.option("--chunk", type=CHUNK, default=DEFAULT_CHUNK, show_default=True, help="Events per chunk with --chunked.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 def train(
@@ -69,7 +70,8 @@ def train(
     objects: str | None,
     max_objects: int,
     device: str | None,
-    stream: bool,
+    chunked: bool,
+    chunked_alias: bool,
     chunk: int,
     quiet: bool,
     out: Path,
@@ -100,7 +102,7 @@ def train(
         domain_column=domain_column,
     )
     run, metrics = train_run(
-        simulation, data, settings, out, resume=resume, progress=not quiet, distributed=distributed, stream=stream, chunk=chunk,
+        simulation, data, settings, out, resume=resume, progress=not quiet, distributed=distributed, chunked=chunked or chunked_alias, chunk=chunk,
         overwrite=overwrite,
     )
     if run is None or metrics is None:  # every rank but 0: rank 0 writes and reports the run

@@ -32,7 +32,7 @@ from sqnn.engines.network import BinaryLayer, DeployedNetwork, hidden_preactivat
 __all__ = [
     "WIDTH", "TAPS", "MASK", "STEPS_PER_DRAW", "UNIFORM_BITS", "THETA_ONE",
     "step", "advance", "is_maximal_length", "unit_seeds", "jump_tables", "states_after_draws",
-    "LFSRStream", "ThetaTable", "theta_tables", "Emulation", "emulate",
+    "LFSRSource", "ThetaTable", "theta_tables", "Emulation", "emulate",
 ]
 
 WIDTH = 32
@@ -149,12 +149,12 @@ def states_after_draws(start: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-class LFSRStream:
+class LFSRSource:
     """The registers of all hidden units, advanced draw by draw across calls.
 
-    >>> stream = LFSRStream(seed=1, n_units=3)
-    >>> a = stream.uniforms(5); b = stream.uniforms(2)
-    >>> bool((LFSRStream(1, 3).uniforms(7) == np.concatenate([a, b])).all())
+    >>> source = LFSRSource(seed=1, n_units=3)
+    >>> a = source.uniforms(5); b = source.uniforms(2)
+    >>> bool((LFSRSource(1, 3).uniforms(7) == np.concatenate([a, b])).all())
     True
     """
 
@@ -246,19 +246,19 @@ class Emulation:
     logit: np.ndarray  # float64 (N, K)
 
 
-def emulate(network: DeployedNetwork, features: np.ndarray, seed: int, samples: int = 1, stream: LFSRStream | None = None) -> Emulation:
+def emulate(network: DeployedNetwork, features: np.ndarray, seed: int, samples: int = 1, source: LFSRSource | None = None) -> Emulation:
     """Stochastic inference with the LFSR definition above, in numpy.
 
-    Pass a ``stream`` to continue a sequence across calls (it is advanced); otherwise the
+    Pass a ``source`` to continue a sequence across calls (it is advanced); otherwise the
     registers start from ``seed``.
     """
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
     n_units = sum(network.widths)
-    stream = stream or LFSRStream(seed, n_units)
+    source = source or LFSRSource(seed, n_units)
     standardized = network.standardize(features)
     n = len(standardized)
-    u = stream.uniforms(n * samples).reshape(n, samples, n_units)
+    u = source.uniforms(n * samples).reshape(n, samples, n_units)
     tables = theta_tables(network)
     z_float, z_int = network.first_layer_z(standardized)
     first_z = z_int if z_int is not None else z_float

@@ -68,8 +68,8 @@ def _torch(run: Run, mode: str, samples: int, seed: int, device: str | None, thr
     from sqnn.engines.network import DeployedNetwork
 
     network = DeployedNetwork.from_run(run)
-    stream = lfsr.LFSRStream(seed, sum(network.widths))
-    return EngineScorer(lambda features: lfsr.emulate(network, features, seed, samples, stream=stream).logit, size,
+    source = lfsr.LFSRSource(seed, sum(network.widths))
+    return EngineScorer(lambda features: lfsr.emulate(network, features, seed, samples, source=source).logit, size,
                         draws=True)
 
 

@@ -1,4 +1,4 @@
-"""The events a training reads: in memory, or streamed from files larger than memory.
+"""The events a training reads: in memory, or read in chunks from files larger than memory.
 
 Both kinds give the loop the same things: the splits' sizes, the standardisation fitted on
 the simulated training events, the validation events, the first data training events (from
@@ -6,13 +6,13 @@ which the data's signal fraction is estimated), and the training events of an ep
 sequence of *blocks*, each a pair (simulated, data) of tensors that the loop shuffles into
 batches.
 
-In memory (:class:`InMemoryEvents`) an epoch is one block: every training event. Streamed
-(:class:`StreamedEvents`) an epoch reads the simulation file chunk by chunk (the chunks in a
+In memory (:class:`InMemoryEvents`) an epoch is one block: every training event. Read in chunks
+(:class:`ChunkedEvents`) an epoch reads the simulation file chunk by chunk (the chunks in a
 new random order each epoch), each chunk's training events paired with a chunk of the data
 file's training events, taken in turn; at most one chunk of each file and the validation
 events (up to ``max_validation`` per domain) are held. Everything computed over the whole
 file — the standardisation, the weight normalisation, the signal fraction of simulation —
-is accumulated in one streaming pass before the first epoch; of the splits only the test
+is accumulated in one pass over the chunks before the first epoch; of the splits only the test
 events' rows are kept (the evaluation reads them). A file that fits in one chunk gives
 exactly the tensors, the random draws and so the model of the in-memory training.
 """
@@ -32,7 +32,7 @@ from sqnn.data.chunks import DEFAULT_CHUNK, Piece, count_events, plan_pieces, sa
 from sqnn.errors import DataError
 from sqnn.training.config import TrainConfig
 
-__all__ = ["InMemoryEvents", "StreamedEvents", "StreamedInput", "Tensors", "TrainingEvents"]
+__all__ = ["InMemoryEvents", "ChunkedEvents", "ChunkedInput", "Tensors", "TrainingEvents"]
 
 
 
@@ -82,7 +82,7 @@ class Tensors:
 
 
 class TrainingEvents(Protocol):
-    """What the loop reads, whether the events are in memory or streamed."""
+    """What the loop reads, whether the events are in memory or read in chunks."""
 
     splits: Splits
     standardizer: Standardizer
@@ -172,7 +172,7 @@ class InMemoryEvents:
 
 
 @dataclass(frozen=True)
-class StreamedInput:
+class ChunkedInput:
     """A file read in chunks of ``chunk`` events, with the columns of ``columns``."""
 
     path: str
@@ -235,11 +235,11 @@ class _FileSums:
 
 
 @dataclass
-class StreamedEvents:
+class ChunkedEvents:
     """Simulation and data read chunk by chunk from their files, never whole."""
 
-    simulation: StreamedInput
-    data: StreamedInput
+    simulation: ChunkedInput
+    data: ChunkedInput
     splits: Splits
     standardizer: Standardizer
     scales: dict[str, float]
@@ -256,9 +256,9 @@ class StreamedEvents:
 
     @classmethod
     def of(
-        cls, simulation: StreamedInput, data: StreamedInput, config: TrainConfig, device: torch.device,
+        cls, simulation: ChunkedInput, data: ChunkedInput, config: TrainConfig, device: torch.device,
         max_validation: int = 100_000,
-    ) -> "StreamedEvents":
+    ) -> "ChunkedEvents":
         roles = {
             role: split_roles(count_events(source.path), config.seed, role, config.validation_fraction, config.test_fraction)
             for role, source in (("simulation", simulation), ("data", data))
@@ -295,7 +295,7 @@ class StreamedEvents:
         """Events of (simulation, data), all splits."""
         return len(self.roles["simulation"]), len(self.roles["data"])
 
-    def _source(self, role: str) -> StreamedInput:
+    def _source(self, role: str) -> ChunkedInput:
         return self.simulation if role == "simulation" else self.data
 
     def _tensors(self, role: str, chunk: Sample, first: int, split: int) -> Tensors:
@@ -358,7 +358,7 @@ class StreamedEvents:
             self._next_data_chunk = 0
 
 
-def _sum_file(source: StreamedInput, roles: np.ndarray, moments: _Moments | None) -> _FileSums:
+def _sum_file(source: ChunkedInput, roles: np.ndarray, moments: _Moments | None) -> _FileSums:
     """One pass over a file: the sums over its training events (and their feature moments)."""
     sums = _FileSums()
     for first, chunk in source.chunks():

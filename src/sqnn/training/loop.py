@@ -35,7 +35,7 @@ from sqnn.nn.layers import StochasticModule
 from sqnn.runs import forward_in_batches
 from sqnn.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint, unprefixed
 from sqnn.training.config import TrainConfig
-from sqnn.training.events import InMemoryEvents, StreamedEvents, StreamedInput, Tensors, TrainingEvents, splits_of
+from sqnn.training.events import InMemoryEvents, ChunkedEvents, ChunkedInput, Tensors, TrainingEvents, splits_of
 from sqnn.training.parallel import Context, all_reduce_sum, local_rank, require_supported
 from sqnn.training.parallel import context as process_group
 from sqnn.training.progress import FitProgress, fit_progress
@@ -284,8 +284,8 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def fit(
-    simulation: Sample | StreamedInput,
-    data: Sample | StreamedInput,
+    simulation: Sample | ChunkedInput,
+    data: Sample | ChunkedInput,
     objective: Objective,
     *,
     network: NetworkConfig | None = None,
@@ -301,7 +301,7 @@ def fit(
     """Train ``objective`` on labelled ``simulation`` and unlabelled ``data``.
 
     ``data.label`` is ignored: nothing here reads it. Samples in memory, or files read in
-    chunks (:class:`~sqnn.training.events.StreamedInput`) when they are larger than memory.
+    chunks (:class:`~sqnn.training.events.ChunkedInput`) when they are larger than memory.
     ``model`` is a network built beforehand (a set model); otherwise the objective builds
     its own from ``network``. ``config.device`` says where the tensors live; the model that
     is returned is on the CPU. ``distributed=True`` needs an initialised process group (see
@@ -321,9 +321,9 @@ def fit(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     events: TrainingEvents
-    if isinstance(simulation, StreamedInput):
-        assert isinstance(data, StreamedInput)
-        events = StreamedEvents.of(simulation, data, config, device)
+    if isinstance(simulation, ChunkedInput):
+        assert isinstance(data, ChunkedInput)
+        events = ChunkedEvents.of(simulation, data, config, device)
         n_inputs = events.val_sim.x.shape[1]  # type: ignore[union-attr]
     else:
         assert isinstance(data, Sample)

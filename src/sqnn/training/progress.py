@@ -4,7 +4,7 @@ The training loop and the trees' own fit report to a :class:`FitProgress`: the s
 a fit, each epoch's validation record, and at the end the epoch that was kept. A
 comparison shows one overall line over all its fits ("fit 7/18 · sqnn γ=1 seed 0", the
 time elapsed and an estimate of the time left) with each fit's epochs below it
-(:class:`Board`). When the stream is not a terminal (a log file, CI) nothing is redrawn:
+(:class:`Board`). When the output is not a terminal (a log file, CI) nothing is redrawn:
 every update is one line, so a log holds no carriage-return fragments.
 
 The penalty shown is the quantity the method minimises, in its unit (:func:`penalty_of`):
@@ -57,9 +57,9 @@ class Board:
     and an estimate of the time left from the fraction of fits done so far.
     """
 
-    def __init__(self, *, fits: int | None = None, stream: TextIO | None = None, terminal: bool | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.terminal = bool(terminal if terminal is not None else getattr(self.stream, "isatty", lambda: False)())
+    def __init__(self, *, fits: int | None = None, out: TextIO | None = None, terminal: bool | None = None) -> None:
+        self.out = out if out is not None else sys.stderr
+        self.terminal = bool(terminal if terminal is not None else getattr(self.out, "isatty", lambda: False)())
         self.fits = fits
         self.fits_done = 0
         self.fit_fraction = 0.0
@@ -115,7 +115,7 @@ class Board:
             # the status goes in the description: tqdm puts a comma before a postfix
             indent = "  " if self.fits else f"{self.title} "
             self._bar = tqdm(total=total, initial=done, unit=unit, desc=f"{unit} {done}/{total}", position=position,
-                             leave=False, file=self.stream, dynamic_ncols=True, bar_format=indent + "|{bar:16}| {desc}")
+                             leave=False, file=self.out, dynamic_ncols=True, bar_format=indent + "|{bar:16}| {desc}")
 
     def update(self, done: int, total: int, status: str) -> None:
         self.fit_fraction = done / total if total else 1.0
@@ -139,9 +139,9 @@ class Board:
         if self.terminal and (self._overall is not None or self._bar is not None):
             from tqdm import tqdm
 
-            tqdm.write(line, file=self.stream)
+            tqdm.write(line, file=self.out)
         else:
-            print(line, file=self.stream, flush=True)
+            print(line, file=self.out, flush=True)
 
     def close(self) -> None:
         self._close_bar()
@@ -153,7 +153,7 @@ class Board:
         if self._overall is None:
             from tqdm import tqdm
 
-            self._overall = tqdm(total=self.fits, file=self.stream, position=0, dynamic_ncols=True,
+            self._overall = tqdm(total=self.fits, file=self.out, position=0, dynamic_ncols=True,
                                  bar_format="{desc} |{bar:16}| {percentage:3.0f}% · {elapsed} elapsed, ~{remaining} left")
         return self._overall
 

@@ -120,6 +120,59 @@ def _train_and_evaluate(task: _Task) -> dict[str, Any]:
     return metrics
 
 
+Done = Callable[[int, _Task, dict[str, Any], "str | None"], None]
+
+
+class _Here:
+    """Every fit in this process, one after the other, each showing its epochs on the board."""
+
+    def __init__(self, board: Board | None) -> None:
+        self.board = board
+
+    def run(self, tasks: Sequence[_Task], done: Done) -> None:
+        for index, task in enumerate(tasks):
+            shown = None
+            if self.board is not None:
+                self.board.begin_fit(index, task.label)
+                shown = FitProgress(self.board, title=self.board.title)
+                task = replace(task, progress=shown)
+            metrics = _train_and_evaluate(task)
+            done(index, task, metrics, None if shown is None else shown.outcome or "finished run reused")
+
+
+class _Processes:
+    """Fits in ``jobs`` processes of this machine (spawned: each imports torch afresh); results in task order."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+
+    def run(self, tasks: Sequence[_Task], done: Done) -> None:
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool:
+            futures = [(task, pool.submit(_train_and_evaluate, task)) for task in tasks]
+            for index, (task, future) in enumerate(futures):
+                done(index, task, future.result(), None)
+
+
+class _Cluster:
+    """Fits on a Dask cluster (a scheduler address, or ``local`` for one on this machine)."""
+
+    def __init__(self, scheduler: str, workers: int) -> None:
+        self.scheduler, self.workers = scheduler, workers
+
+    def run(self, tasks: Sequence[_Task], done: Done) -> None:
+        from sqnn.cluster import map_tasks
+
+        map_tasks(_train_and_evaluate, tasks, self.scheduler, workers=self.workers,
+                  on_result=lambda index, metrics: done(index, tasks[index], metrics, None))
+
+
+def _backend(jobs: int, scheduler: str | None, board: Board | None) -> _Here | _Processes | _Cluster:
+    """Where the fits of a comparison run: here, in processes of this machine, or on a cluster."""
+    if scheduler is not None:
+        return _Cluster(scheduler, jobs)
+    return _Here(board) if jobs == 1 else _Processes(jobs)
+
+
 def format_markdown(summary: Mapping[str, Any]) -> str:
     """summary.md: the chosen setting of every method, then every setting, with uncertainties."""
     return markdown_summary(summary)
@@ -211,25 +264,7 @@ def run_compare(
             echo(line)
 
     try:
-        if scheduler is not None:
-            from sqnn.cluster import map_tasks
-
-            map_tasks(_train_and_evaluate, tasks, scheduler, workers=jobs,
-                      on_result=lambda index, metrics: done(index, tasks[index], metrics))
-        elif jobs == 1:
-            for index, task in enumerate(tasks):
-                shown = None
-                if board is not None:
-                    board.begin_fit(index, task.label)
-                    shown = FitProgress(board, title=board.title)
-                    task = replace(task, progress=shown)
-                metrics = _train_and_evaluate(task)
-                done(index, task, metrics, None if shown is None else shown.outcome or "finished run reused")
-        else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = [(task, pool.submit(_train_and_evaluate, task)) for task in tasks]
-                for index, (task, future) in enumerate(futures):
-                    done(index, task, future.result())
+        _backend(jobs, scheduler, board).run(tasks, done)
     finally:
         if board is not None:
             board.close()

@@ -34,7 +34,7 @@ from sqnn.runs.scores import SCORES_FILE, write_scores
 from sqnn.training import FitResult, TrainConfig, fit, splits_for
 from sqnn.training import parallel
 from sqnn.training.checkpoint import CHECKPOINT_STATE, CHECKPOINT_TENSORS, read_checkpoint_state, settings_differences
-from sqnn.training.events import StreamedInput
+from sqnn.training.events import ChunkedInput
 from sqnn.training.progress import FitProgress, fit_progress
 from sqnn.training.reweight import fit_reweighter
 from sqnn.training.sets import fit_set_model, set_config_for
@@ -47,8 +47,8 @@ PathLike = str | os.PathLike[str]
 # below this the train/validation/test split leaves sets too small to fit or to stop on
 MIN_SIMULATION_EVENTS = 20
 MIN_DATA_EVENTS = 10
-# a streamed training is evaluated on at most this many held-out events of each file
-STREAMED_EVALUATION_EVENTS = 500_000
+# a training on chunks is evaluated on at most this many held-out events of each file
+CHUNKED_EVALUATION_EVENTS = 500_000
 # what a training writes into its run directory (and --overwrite removes first)
 RUN_FILES = (MODEL_JSON, MODEL_FILE, "history.json", "metrics.json", SCORES_FILE, CHECKPOINT_STATE, CHECKPOINT_TENSORS)
 
@@ -364,7 +364,7 @@ def train_run(
     reuse: bool = False,
     progress: bool | FitProgress = False,
     distributed: bool = False,
-    stream: bool = False,
+    chunked: bool = False,
     chunk: int = DEFAULT_CHUNK,
     engine: str = "torch",
     overwrite: bool = False,
@@ -378,7 +378,7 @@ def train_run(
     ``data_label`` reads the data's class column for the per-class metrics only; training
     never sees it; ``engine`` computes the metrics' scores (torch, or the deployed arithmetic
     of packed, onnx or hls4ml). ``reuse`` keeps a finished run of the same settings and inputs instead
-    of training it again. ``stream`` reads both files in chunks of ``chunk`` events instead
+    of training it again. ``chunked`` reads both files in chunks of ``chunk`` events instead
     of loading them (for inputs larger than memory; see :mod:`sqnn.training.events`). With
     ``distributed`` every process of the ``torchrun`` group trains; rank 0 writes the run
     directory and returns ``(run, metrics)``, the others ``(None, None)`` (the run directory
@@ -395,8 +395,8 @@ def train_run(
     stale = _prepare_run_directory(out, resume=resume, overwrite=overwrite, reuse=reuse)
     if resume and objective.own_trainer:
         raise SqnnError(f"method {objective.name!r} trains in one go and writes no checkpoints; train without --resume")
-    if stream:
-        return _train_streamed(simulation, data, settings, out, data_label=data_label, resume=resume,
+    if chunked:
+        return _train_chunked(simulation, data, settings, out, data_label=data_label, resume=resume,
                                progress=progress, chunk=chunk, engine=engine, stale=stale)
     sim, labelled = load_inputs(simulation, data, settings.columns, domain_column=settings.domain_column, data_label=data_label)
     _check_inputs(settings, objective, sim, labelled)
@@ -436,7 +436,7 @@ def train_run(
             parallel.shutdown()
 
 
-def _train_streamed(
+def _train_chunked(
     simulation: PathLike,
     data: PathLike | None,
     settings: Settings,
@@ -452,11 +452,11 @@ def _train_streamed(
     """:func:`train_run` reading both files in chunks; evaluated on their first held-out events."""
     objective = settings.objective()
     if settings.model != "dense" or objective.own_trainer:
-        raise SqnnError("--stream trains dense networks in the shared loop; drop --model set, or use a network method")
+        raise SqnnError("--chunked trains dense networks in the shared loop; drop --model set, or use a network method")
     if objective.reweighting is not None:
-        raise SqnnError("--stream does not reweight simulation (the density ratio is learnt on events in memory)")
+        raise SqnnError("--chunked does not reweight simulation (the density ratio is learnt on events in memory)")
     if settings.domain_column is not None or data is None:
-        raise SqnnError("--stream reads simulation and data from two files: give --data FILE instead of --domain")
+        raise SqnnError("--chunked reads simulation and data from two files: give --data FILE instead of --domain")
     if chunk < 1:
         raise SqnnError(f"--chunk must be at least 1, got {chunk}")
     columns = settings.columns
@@ -465,8 +465,8 @@ def _train_streamed(
     features, _ = columns_of(simulation, columns, require_label=True)
     data_columns = replace(columns, label=None, features=tuple(features))
     require_same_columns(str(simulation), features, str(data), columns_of(data, data_columns)[0])
-    sim_input = StreamedInput(str(simulation), replace(columns, features=tuple(features)), "simulation", chunk)
-    data_input = StreamedInput(str(data), data_columns, "data", chunk)
+    sim_input = ChunkedInput(str(simulation), replace(columns, features=tuple(features)), "simulation", chunk)
+    data_input = ChunkedInput(str(data), data_columns, "data", chunk)
     tag = checkpoint_settings(settings, objective, list(features), str(simulation), str(data))
     if resume:
         _check_resumable(out, tag)
@@ -477,9 +477,9 @@ def _train_streamed(
     n_sim, n_data = result.extras["events"]
     # evaluation holds the first held-out events of each file, never a whole file
     sim_test = sample_rows(sim_input.path, sim_input.columns, "simulation", result.splits.simulation["test"], chunk,
-                           STREAMED_EVALUATION_EVENTS)
+                           CHUNKED_EVALUATION_EVENTS)
     data_test = sample_rows(data_input.path, replace(data_columns, label=data_label), "data", result.splits.data["test"],
-                            chunk, STREAMED_EVALUATION_EVENTS)
+                            chunk, CHUNKED_EVALUATION_EVENTS)
     extra = {
         "inputs": {"simulation": file_fingerprint(sim_input.path, n_sim), "data": file_fingerprint(data_input.path, n_data)},
         "streamed": {"chunk": chunk, "train_events_simulation": result.extras.get("train_events"),
