@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sqnn.cases import boosted, wjets
-from sqnn.cases.boosted import GeneratorSettings, Output, Reconstruction, resolve
+from sqnn.cases.boosted import GeneratorSettings, Output, Reconstruction, processes, resolve
 from sqnn.cases.detector import Detector
 from sqnn.cli import main
 from sqnn.errors import SqnnError
@@ -235,7 +235,7 @@ def test_chunk_stream_file_does_not_depend_on_workers(tmp_path, sequential):
 @pytest.mark.physics
 def test_interrupted_chunk_stream_resumes_to_the_same_file(tmp_path, monkeypatch, sequential):
     out = tmp_path / "w.parquet"
-    report = boosted._Progress.__call__
+    report = processes.Progress.__call__
     sent = []
 
     def report_then_terminate(self, jets, events):
@@ -244,12 +244,12 @@ def test_interrupted_chunk_stream_resumes_to_the_same_file(tmp_path, monkeypatch
             sent.append(True)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(boosted._Progress, "__call__", report_then_terminate)
+    monkeypatch.setattr(processes.Progress, "__call__", report_then_terminate)
     output = Output(out, Reconstruction(), 100, 0, "sim", 1.0)
     with pytest.raises(boosted.GenerationInterrupted, match="rerun"):
         boosted.produce(_stream(tmp_path), [output], progress=False)
     assert not out.exists()
-    monkeypatch.setattr(boosted._Progress, "__call__", report)
+    monkeypatch.setattr(processes.Progress, "__call__", report)
     boosted.produce(_stream(tmp_path), [output], progress=False)
     _same_file(sequential, out)
 

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sqnn.cases import boosted, suite
+from sqnn.cases.boosted import streams
 from sqnn.cli import main
 from sqnn.errors import SqnnError
 
@@ -130,7 +131,7 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
     # chunks of 50 events: one chunk per class and stream is enough for these sizes
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(boosted, "CHUNK_EVENTS", 50)
+        patch.setattr(streams, "CHUNK_EVENTS", 50)
         folders = suite.make(["w-jes", "w-fraction", "w-null"], out, n_train=20, n_eval=30, seed=1,
                              progress=False)
     return out, folders

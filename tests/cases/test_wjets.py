@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sqnn.cases import boosted, wjets
+from sqnn.cases.boosted import processes
 from sqnn.cases.detector import Detector
 from sqnn.errors import SqnnError
 
@@ -169,7 +170,7 @@ def test_constituents_are_jagged_and_at_most_thirty(tmp_path):
 def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch):
     out = tmp_path / "resume.parquet"
     parts = tmp_path / "resume.parquet.parts"
-    report = boosted._Progress.__call__
+    report = processes.Progress.__call__
     sent = []
 
     def report_then_terminate(self, jets, events):
@@ -178,14 +179,14 @@ def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch
             sent.append(True)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(boosted._Progress, "__call__", report_then_terminate)
+    monkeypatch.setattr(processes.Progress, "__call__", report_then_terminate)
     with pytest.raises(wjets.GenerationInterrupted, match="rerun"):
         wjets.generate("sim", 300, seed=3, out=out, progress=False)
     assert not out.exists()
     kept = sorted(path.name for path in parts.glob("*.parquet"))
     assert kept == ["signal-w000-c000000.parquet"]
 
-    monkeypatch.setattr(boosted._Progress, "__call__", report)
+    monkeypatch.setattr(processes.Progress, "__call__", report)
     with pytest.raises(SqnnError, match="other arguments"):
         wjets.generate("sim", 300, seed=4, out=out, progress=False)
     wjets.generate("sim", 300, seed=3, out=out, progress=False)

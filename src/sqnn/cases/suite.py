@@ -431,6 +431,9 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
     import numpy as np
 
     from sqnn.cases import _pythia
+    from sqnn.cases.boosted import streams
+    from sqnn.cases.boosted.jets import reconstruct
+    from sqnn.cases.boosted.worker import Generators
 
     if setting not in SETTINGS:
         raise SqnnError(f"unknown setting {setting!r}; choose one of {', '.join(SETTINGS)}")
@@ -438,7 +441,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
         raise SqnnError(f"--events must be positive, got {events}")
     definition = boosted.process_named(process)
     stream = boosted.make_stream(process, SETTINGS[setting].generator, seed, (SUITE_KEY, 0, 0, 0), 0, Path("."))
-    state = boosted._Generator(stream, definition)
+    state = Generators(stream, definition)
     reconstructions = _cost_reconstructions(process)
     start = time.process_time()
     pool = state.pileup_pool(_pythia.derive_seed(seed, boosted.PILEUP_CODE))
@@ -457,7 +460,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
         rng = np.random.default_rng(seed)
         while made < events:
             start = time.process_time()
-            batch = pythia.nextBatch(min(boosted.CHUNK_EVENTS, events - made))
+            batch = pythia.nextBatch(min(streams.CHUNK_EVENTS, events - made))
             generation += time.process_time() - start
             start = time.process_time()
             particles = _pythia.final_state(batch, state.charges)
@@ -466,7 +469,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
             for name, reco in reconstructions.items():
                 start = time.process_time()
                 overlay = pool.overlay(len(batch), reco.pileup_mu, rng) if reco.pileup_mu > 0 else None
-                selected = boosted._reconstruct(particles, len(batch), definition, truth, reco, rng, overlay, False)
+                selected = reconstruct(particles, len(batch), definition, truth, reco, rng, overlay, False)
                 reco_cpu[name] += time.process_time() - start + shared
                 jets[name] += len(selected["pt"])
             made += len(batch)
