@@ -80,6 +80,8 @@ def test_detector_and_pileup_knobs_change_only_their_field():
         ({"pt_range": (600, 500)}, "pT window"),
         ({"detector": "perfect"}, "--detector"),
         ({"pythia": ["nonsense"]}, "--pythia"),
+        ({"tag_signal": 1.5}, "--tag-signal"),
+        ({"tag_background": -0.1}, "--tag-background"),
         ({"colour": 1}, "colour"),
     ],
 )
@@ -102,6 +104,25 @@ def test_cli_pt_window_keeps_the_other_end_and_tunes_have_names():
 
     knobs = knobs_from("topjets", {"pt_min": 600.0, "pt_max": None, "tune": "A14", "chs": False, "pythia": ()})
     assert knobs == {"pt_range": (600.0, 650.0), "tune": 21, "chs": False}
+    assert knobs_from("wjets", {"tag_signal": 0.5, "tag_background": None}) == {"tag_signal": 0.5}
+
+
+def test_tag_options_reach_the_generator_and_belong_to_the_jet_cases(tmp_path, capsys, monkeypatch):
+    from sqnn.cases import topjets
+
+    seen = {}
+
+    def record(domain, n, seed, out, **options):
+        seen.update(options)
+        return out
+
+    monkeypatch.setattr(topjets, "generate", record)
+    assert main(["generate", "topjets", "--domain", "data", "--n", "10", "--out", str(tmp_path / "t.parquet"),
+                 "--tag-signal", "0.4", "--tag-background", "0.05", "--quiet"]) == 0
+    assert (seen["tag_signal"], seen["tag_background"]) == (0.4, 0.05)
+    assert main(["generate", "events", "--channel", "tth", "--domain", "sim", "--n", "10", "--tag-signal", "0.4",
+                 "--out", str(tmp_path / "e.parquet")]) == 2
+    assert "--tag-signal belong to the wjets and topjets cases" in capsys.readouterr().err
 
 
 def test_calorimeter_knob_scales_the_neutral_hadron_resolution():

@@ -16,6 +16,8 @@ control region); the engine they share is this package, the physics apart from t
   :mod:`~sqnn.cases.boosted.processes`: running workers here or as processes, signals, progress.
 * :mod:`~sqnn.cases.boosted.assembly`: a file from the kept chunks, with its metadata.
 * :mod:`~sqnn.cases.boosted.production`: :func:`generate_file` and :func:`produce`.
+* :mod:`~sqnn.cases.boosted.tag_and_probe`: the ``tag`` column, an emulated tag-and-probe
+  selection (:class:`TagEfficiencies`); :func:`add_tag` adds it to a file made without it.
 
 Several reconstructions of the same hard events cost one Pythia run and one reconstruction
 each. There are two ways to run a stream, both resumable from ``<parts>``:
@@ -39,6 +41,7 @@ when a stream runs (a test makes smaller chunks by setting it there).
 
 from __future__ import annotations
 
+from sqnn.cases.boosted.assembly import add_tag
 from sqnn.cases.boosted.jets import (
     CONSTITUENT_FIELDS,
     JET_ABS_ETA_MAX,
@@ -80,6 +83,7 @@ from sqnn.cases.boosted.streams import (
     Stream,
     make_stream,
 )
+from sqnn.cases.boosted.tag_and_probe import TagEfficiencies
 
 __all__ = [
     "CLASSES",
@@ -90,6 +94,8 @@ __all__ = [
     "Process",
     "Reconstruction",
     "Stream",
+    "TagEfficiencies",
+    "add_tag",
     "features",
     "generate_file",
     "make_stream",

@@ -1,8 +1,10 @@
 """A file from the kept chunks of a stream: its jets, shuffled, with everything it depends on.
 
 The jets of each class are taken from the kept chunks in order (a smaller file of the same
-reconstruction takes the first jets of a larger one), shuffled with a seed of the stream, and
-described under the key ``sqnn`` of the parquet metadata: settings, seeds and versions.
+reconstruction takes the first jets of a larger one), shuffled with a seed of the stream,
+given their ``tag`` column (:mod:`sqnn.cases.boosted.tag_and_probe`) and described under the
+key ``sqnn`` of the parquet metadata: settings, seeds and versions. :func:`add_tag` gives a
+file written before the tag column existed the column a fresh generation would have drawn.
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ from sqnn.cases.boosted.jets import (
 from sqnn.cases.boosted.parts import scan_parts
 from sqnn.cases.boosted.physics import BEAM, CLASSES, PILEUP_POOL_EVENTS, PILEUP_PROCESS, features, process_named
 from sqnn.cases.boosted.streams import FORMAT_VERSION, SHUFFLE_CODE, Output, Stream, chunk_seeds, pool_seed
+from sqnn.cases.boosted.tag_and_probe import TagEfficiencies, with_tag
+from sqnn.errors import SqnnError
 from sqnn.files import atomic_path
 
-__all__ = ["assemble_chunks", "assemble_lanes", "write_file"]
+__all__ = ["add_tag", "assemble_chunks", "assemble_lanes", "write_file"]
 
 
-def _shuffled(table: pa.Table, shuffle_seed: list[int], metadata: dict[str, Any]) -> pa.Table:
+def _shuffled(table: pa.Table, shuffle_seed: list[int], metadata: dict[str, Any], stream: Stream,
+              output: Output) -> pa.Table:
     order = np.random.default_rng(np.random.SeedSequence(shuffle_seed)).permutation(table.num_rows)
     table = table.take(pa.array(order))
+    # drawn last, from the jets as they are in the file: the same column as add_tag gives
+    table, metadata = with_tag(table, stream.seed, output.domain, output.tag_efficiencies, metadata)
     return table.replace_schema_metadata({"sqnn": json.dumps(metadata)})
 
 
@@ -64,7 +71,7 @@ def assemble_lanes(stream: Stream, output: Output) -> pa.Table:
     run_list = sorted(runs.values(), key=lambda r: (r["class"], r["worker"], r["first_chunk"]))
     pileup_seeds = sorted({run["pileup_seed"] for run in run_list if run["pileup_seed"] is not None})
     seeds = {"runs": run_list, "shuffle": shuffle_seed}
-    return _shuffled(table, shuffle_seed, _metadata(stream, output, seeds, events, pileup_seeds))
+    return _shuffled(table, shuffle_seed, _metadata(stream, output, seeds, events, pileup_seeds), stream, output)
 
 
 def _chunk_prefix(directory: Path, which: str) -> list[tuple[int, Path, int]]:
@@ -109,7 +116,7 @@ def assemble_chunks(stream: Stream, output: Output, index: int) -> pa.Table:
         "shuffle": shuffle_seed,
     }
     pileup_seeds = [pool_seed(stream)] if reco.pileup_mu > 0 else []
-    return _shuffled(table, shuffle_seed, _metadata(stream, output, seeds, events, pileup_seeds))
+    return _shuffled(table, shuffle_seed, _metadata(stream, output, seeds, events, pileup_seeds), stream, output)
 
 
 def _metadata(stream: Stream, output: Output, seeds: dict[str, Any], events: dict[str, int],
@@ -190,3 +197,45 @@ def write_file(table: pa.Table, out: Path) -> None:
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)
+
+
+def add_tag(path: str | Path, out: str | Path | None = None, *, tag_signal: float | None = None,
+            tag_background: float | None = None) -> Path:
+    """Write a boosted-jet file with its ``tag`` column to ``out`` (default: ``path``, replaced atomically).
+
+    The column is the one a fresh generation with the file's seed and domain draws; every other
+    column and metadata entry is kept. The efficiencies are ``tag_signal`` and ``tag_background``
+    where given, otherwise those the file records (a file that has the column), otherwise the
+    defaults of its domain in ``sqnn generate``; a suite file without the column needs both
+    (its efficiencies depend on its case, see :mod:`sqnn.cases.suite`).
+
+    >>> add_tag("src/sqnn/datasets/wjets_sim.parquet")  # doctest: +SKIP
+    PosixPath('src/sqnn/datasets/wjets_sim.parquet')
+    """
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+        metadata = json.loads(table.schema.metadata[b"sqnn"])
+        seed, domain = int(metadata["seed"]), str(metadata["domain"])
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        raise SqnnError(f"{path}: not a file of `sqnn generate wjets|topjets` or `sqnn suite make` "
+                        "(no readable seed and domain under the parquet metadata key sqnn)") from None
+    if metadata.get("case") not in ("wjets", "topjets"):
+        raise SqnnError(f"{path}: a {metadata.get('case')!r} file; the tag column belongs to wjets and topjets files")
+    missing = [name for name in ("event", "pt", "eta", "is_signal") if name not in table.column_names]
+    if missing:
+        raise SqnnError(f"{path}: column {missing[0]!r} not found ({table.num_rows} rows); the tag draw needs it")
+    recorded = (metadata.get("tag") or {}).get("efficiency")
+    if recorded is not None:
+        base = TagEfficiencies(**recorded)
+    elif "sample" in metadata and (tag_signal is None or tag_background is None):
+        raise SqnnError(f"{path}: a suite file without a tag column; give tag_signal and tag_background "
+                        "(sqnn.cases.suite.CASES[name].sim.tag or .data.tag)")
+    else:
+        base = TagEfficiencies.of_domain(domain)
+    efficiencies = TagEfficiencies(base.signal if tag_signal is None else tag_signal,
+                                   base.background if tag_background is None else tag_background)
+    table, metadata = with_tag(table.replace_schema_metadata(None), seed, domain, efficiencies, metadata)
+    target = path if out is None else Path(out)
+    write_file(table.replace_schema_metadata({"sqnn": json.dumps(metadata)}), target)
+    return target

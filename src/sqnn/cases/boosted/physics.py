@@ -55,10 +55,14 @@ PILEUP_PROCESS = ["SoftQCD:nonDiffractive = on"]
 PILEUP_POOL_EVENTS = 400
 TUNE_NAMES = {14: "Monash 2013", 21: "ATLAS A14, NNPDF2.3LO"}
 
-# the simulation and "data" of a single file; a knob of `resolve` replaces one of these
+# the simulation and "data" of a single file; a knob of `resolve` replaces one of these. The
+# tag efficiencies are those of the emulated tag-and-probe selection (`tag_and_probe`), which
+# data mismodels
 DOMAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sim": {"tune": 14, "detector": "nominal", "pileup_mu": 0.0, "signal_fraction": 0.5},
-    "data": {"tune": 21, "detector": "shifted", "pileup_mu": 10.0, "signal_fraction": 0.3},
+    "sim": {"tune": 14, "detector": "nominal", "pileup_mu": 0.0, "signal_fraction": 0.5,
+            "tag_signal": 0.30, "tag_background": 0.02},
+    "data": {"tune": 21, "detector": "shifted", "pileup_mu": 10.0, "signal_fraction": 0.3,
+             "tag_signal": 0.27, "tag_background": 0.025},
 }
 
 

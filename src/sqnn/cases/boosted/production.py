@@ -30,6 +30,7 @@ from sqnn.cases.boosted.physics import (
 )
 from sqnn.cases.boosted.processes import GenerationInterrupted, Progress, run
 from sqnn.cases.boosted.streams import MAX_SEED, MAX_WORKERS, Output, Stream
+from sqnn.cases.boosted.tag_and_probe import TagEfficiencies
 from sqnn.errors import SqnnError
 
 __all__ = ["generate_file", "produce"]
@@ -53,9 +54,15 @@ def generate_file(
     constituents: bool = False,
     signal_fraction: float | None = None,
     progress: bool = True,
+    tag_signal: float | None = None,
+    tag_background: float | None = None,
     **knobs: Any,
 ) -> Path:
-    """One file of ``n`` signal and QCD jets of ``domain``; ``knobs`` as in :func:`resolve`."""
+    """One file of ``n`` signal and QCD jets of ``domain``; ``knobs`` as in :func:`resolve`.
+
+    ``tag_signal`` and ``tag_background`` replace the domain's efficiencies of the ``tag``
+    column (:mod:`sqnn.cases.boosted.tag_and_probe`).
+    """
     _pythia.validate_generation(
         domain, n, seed, workers, signal_fraction, unit="jets", domains=DOMAINS, max_seed=MAX_SEED,
         max_workers=MAX_WORKERS,
@@ -65,6 +72,7 @@ def generate_file(
     if unknown:
         raise SqnnError(f"{process_name} has no knob {', '.join(unknown)}; see sqnn.cases.boosted.resolve")
     generator, reco = resolve(process, domain, **knobs)
+    tag = TagEfficiencies.of_domain(domain, tag_signal, tag_background)
     fraction = DOMAIN_DEFAULTS[domain]["signal_fraction"] if signal_fraction is None else float(signal_fraction)
     out = Path(out)
     n_signal = int(round(n * fraction))
@@ -97,7 +105,7 @@ def generate_file(
                     f"chunks are kept in {stream.parts}: rerun the same command to resume"
                 )
             raise RuntimeError(f"generation ended with {done} of {n} jets")
-    output = Output(out, reco, n_signal, int(n) - n_signal, domain, fraction)
+    output = Output(out, reco, n_signal, int(n) - n_signal, domain, fraction, tag=tag)
     write_file(assemble_lanes(stream, output), out)
     shutil.rmtree(stream.parts)
     return out

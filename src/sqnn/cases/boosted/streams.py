@@ -17,6 +17,7 @@ from typing import Any
 
 from sqnn.cases import _pythia
 from sqnn.cases.boosted.physics import CLASS_CODE, GeneratorSettings, Reconstruction
+from sqnn.cases.boosted.tag_and_probe import TagEfficiencies
 from sqnn.errors import SqnnError
 
 __all__ = [
@@ -59,10 +60,16 @@ class Output:
     signal_fraction: float
     # extra metadata under the key "sample" (suite files: the stream, role, request hash)
     sample: dict[str, Any] | None = None
+    # the efficiencies of the tag column; None: the domain's of `sqnn generate`
+    tag: TagEfficiencies | None = None
 
     @property
     def n(self) -> int:
         return self.n_signal + self.n_background
+
+    @property
+    def tag_efficiencies(self) -> TagEfficiencies:
+        return TagEfficiencies.of_domain(self.domain) if self.tag is None else self.tag
 
 
 @dataclass(frozen=True)
