@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sqnn.cases import boosted, wjets
-from sqnn.cases.boosted import GeneratorSettings, Output, Reconstruction, resolve
+from sqnn.cases.boosted import GeneratorSettings, Output, Reconstruction, processes, resolve
 from sqnn.cases.detector import Detector
 from sqnn.cli import main
 from sqnn.errors import SqnnError
@@ -80,6 +80,8 @@ def test_detector_and_pileup_knobs_change_only_their_field():
         ({"pt_range": (600, 500)}, "pT window"),
         ({"detector": "perfect"}, "--detector"),
         ({"pythia": ["nonsense"]}, "--pythia"),
+        ({"tag_signal": 1.5}, "--tag-signal"),
+        ({"tag_background": -0.1}, "--tag-background"),
         ({"colour": 1}, "colour"),
     ],
 )
@@ -102,6 +104,25 @@ def test_cli_pt_window_keeps_the_other_end_and_tunes_have_names():
 
     knobs = knobs_from("topjets", {"pt_min": 600.0, "pt_max": None, "tune": "A14", "chs": False, "pythia": ()})
     assert knobs == {"pt_range": (600.0, 650.0), "tune": 21, "chs": False}
+    assert knobs_from("wjets", {"tag_signal": 0.5, "tag_background": None}) == {"tag_signal": 0.5}
+
+
+def test_tag_options_reach_the_generator_and_belong_to_the_jet_cases(tmp_path, capsys, monkeypatch):
+    from sqnn.cases import topjets
+
+    seen = {}
+
+    def record(domain, n, seed, out, **options):
+        seen.update(options)
+        return out
+
+    monkeypatch.setattr(topjets, "generate", record)
+    assert main(["generate", "topjets", "--domain", "data", "--n", "10", "--out", str(tmp_path / "t.parquet"),
+                 "--tag-signal", "0.4", "--tag-background", "0.05", "--quiet"]) == 0
+    assert (seen["tag_signal"], seen["tag_background"]) == (0.4, 0.05)
+    assert main(["generate", "events", "--channel", "tth", "--domain", "sim", "--n", "10", "--tag-signal", "0.4",
+                 "--out", str(tmp_path / "e.parquet")]) == 2
+    assert "--tag-signal belong to the wjets and topjets cases" in capsys.readouterr().err
 
 
 def test_calorimeter_knob_scales_the_neutral_hadron_resolution():
@@ -235,7 +256,7 @@ def test_chunk_stream_file_does_not_depend_on_workers(tmp_path, sequential):
 @pytest.mark.physics
 def test_interrupted_chunk_stream_resumes_to_the_same_file(tmp_path, monkeypatch, sequential):
     out = tmp_path / "w.parquet"
-    report = boosted._Progress.__call__
+    report = processes.Progress.__call__
     sent = []
 
     def report_then_terminate(self, jets, events):
@@ -244,12 +265,12 @@ def test_interrupted_chunk_stream_resumes_to_the_same_file(tmp_path, monkeypatch
             sent.append(True)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(boosted._Progress, "__call__", report_then_terminate)
+    monkeypatch.setattr(processes.Progress, "__call__", report_then_terminate)
     output = Output(out, Reconstruction(), 100, 0, "sim", 1.0)
     with pytest.raises(boosted.GenerationInterrupted, match="rerun"):
         boosted.produce(_stream(tmp_path), [output], progress=False)
     assert not out.exists()
-    monkeypatch.setattr(boosted._Progress, "__call__", report)
+    monkeypatch.setattr(processes.Progress, "__call__", report)
     boosted.produce(_stream(tmp_path), [output], progress=False)
     _same_file(sequential, out)
 

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sqnn.cases import boosted, suite
+from sqnn.cases.boosted import streams
 from sqnn.cli import main
 from sqnn.errors import SqnnError
 
@@ -28,7 +29,7 @@ def test_every_process_has_single_factor_and_combined_pairs(process):
     assert {factor for case in single for factor in case.factors} == set(suite.FACTORS)
     prefix = suite.PREFIX[process]
     for name in ("tune", "fsr", "isr", "hadronisation", "mpi", "detector", "jes", "pileup", "pileup-nochs",
-                 "fraction", "combined"):
+                 "fraction", "tag", "combined"):
         assert f"{prefix}-{name}" in suite.CASES
 
 
@@ -41,6 +42,12 @@ def test_each_case_names_exactly_what_its_data_side_changes(case):
     if not case.factors:
         assert case.data.reconstruction(case.process) == case.sim.reconstruction(case.process)
         assert case.data.setting == case.sim.setting and case.data.signal_fraction == case.sim.signal_fraction
+    # the tag side is mismodelled in the tag case and every combined case, and nowhere else
+    assert case.sim.tag == suite.SIMULATION_TAG == boosted.TagEfficiencies(0.30, 0.02)
+    mismodelled = case.factors == ("tag",) or case.combined
+    assert ("tag" in case.factors) == mismodelled
+    assert case.data.tag == (suite.MISMODELLED_TAG if mismodelled else suite.SIMULATION_TAG)
+    assert suite.MISMODELLED_TAG == boosted.TagEfficiencies(0.27, 0.025)
 
 
 def test_changed_factors_sees_each_kind_of_difference():
@@ -49,6 +56,8 @@ def test_changed_factors_sees_each_kind_of_difference():
     assert suite.changed_factors(base, suite.Side(setting="modelling")) == ("fsr", "isr", "hadronisation", "mpi")
     assert suite.changed_factors(base, suite.Side(detector=suite.JES_DETECTOR)) == ("jes",)
     assert suite.changed_factors(base, suite.Side(detector=suite.RESOLUTION_DETECTOR)) == ("detector",)
+    assert suite.changed_factors(base, suite.Side(tag=suite.MISMODELLED_TAG)) == ("tag",)
+    assert suite.changed_factors(base, suite.Side(tag=boosted.TagEfficiencies(0.30, 0.03))) == ("tag",)
     # without pileup, subtraction changes nothing
     assert suite.changed_factors(base, suite.Side(chs=False)) == ()
     assert suite.changed_factors(suite.Side(pileup_mu=15.0), suite.Side(pileup_mu=15.0, chs=False)) == ("pileup",)
@@ -84,9 +93,15 @@ def test_simulation_data_training_and_evaluation_never_share_a_stream(tmp_path):
 
 
 def test_single_factor_pairs_share_one_simulation_and_data_variants_share_streams(tmp_path):
-    planned = suite.plan(suite.select(["w-fsr", "w-jes", "w-fraction", "w-null"]), tmp_path)
+    planned = suite.plan(suite.select(["w-fsr", "w-jes", "w-fraction", "w-null", "w-tag"]), tmp_path)
     sims = {planned[name]["sim_eval"].output.path for name in planned}
     assert len(sims) == 1
+    # the tag case: the null case's jets, another file with another tag column
+    tag, null = planned["w-tag"]["data_eval"], planned["w-null"]["data_eval"]
+    assert tag.stream_name == null.stream_name and tag.output.reconstruction == null.output.reconstruction
+    assert tag.output.path != null.output.path and tag.request != null.request
+    assert (tag.output.tag, null.output.tag) == (suite.MISMODELLED_TAG, suite.SIMULATION_TAG)
+    assert planned["w-tag"]["sim_eval"].output.tag == suite.SIMULATION_TAG
     fraction, null, jes = (planned[name]["data_eval"] for name in ("w-fraction", "w-null", "w-jes"))
     assert fraction.stream_name == null.stream_name == jes.stream_name
     assert fraction.output.reconstruction == null.output.reconstruction != jes.output.reconstruction
@@ -130,8 +145,8 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
     # chunks of 50 events: one chunk per class and stream is enough for these sizes
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(boosted, "CHUNK_EVENTS", 50)
-        folders = suite.make(["w-jes", "w-fraction", "w-null"], out, n_train=20, n_eval=30, seed=1,
+        patch.setattr(streams, "CHUNK_EVENTS", 50)
+        folders = suite.make(["w-jes", "w-fraction", "w-null", "w-tag"], out, n_train=20, n_eval=30, seed=1,
                              progress=False)
     return out, folders
 
@@ -181,6 +196,26 @@ def test_tiny_suite_sizes_fractions_and_subsampling(tiny):
 
 
 @pytest.mark.physics
+def test_tiny_suite_tag_case_differs_from_the_null_case_in_the_tag_column_only(tiny):
+    _, folders = tiny
+    for role in suite.ROLES:
+        tag = pd.read_parquet(folders["w-tag"] / f"{role}.parquet")
+        null = pd.read_parquet(folders["w-null"] / f"{role}.parquet")
+        assert list(tag.columns)[-1] == "tag"
+        pd.testing.assert_frame_equal(tag.drop(columns="tag"), null.drop(columns="tag"))
+        efficiency = _metadata(folders["w-tag"] / f"{role}.parquet")["tag"]["efficiency"]
+        if role.startswith("sim"):
+            pd.testing.assert_series_equal(tag["tag"], null["tag"])
+            assert efficiency == {"signal": 0.30, "background": 0.02}
+        else:
+            assert efficiency == {"signal": 0.27, "background": 0.025}
+            # the same draws against other thresholds: fewer signal jets tagged, more background
+            signal = tag["is_signal"] == 1
+            assert not (tag["tag"] & ~null["tag"])[signal].any()
+            assert not (null["tag"] & ~tag["tag"])[~signal].any()
+
+
+@pytest.mark.physics
 def test_rerun_keeps_finished_files_and_verify_catches_shared_events(tiny, monkeypatch, tmp_path):
     out, folders = tiny
     before = {path: path.stat().st_mtime_ns for path in (out / "files").iterdir()}
@@ -189,7 +224,7 @@ def test_rerun_keeps_finished_files_and_verify_catches_shared_events(tiny, monke
         raise AssertionError("a finished file was made again")
 
     monkeypatch.setattr(boosted, "produce", refuse)
-    assert suite.make(["w-jes", "w-fraction", "w-null"], out, n_train=20, n_eval=30, seed=1,
+    assert suite.make(["w-jes", "w-fraction", "w-null", "w-tag"], out, n_train=20, n_eval=30, seed=1,
                       progress=False) == folders
     assert {path: path.stat().st_mtime_ns for path in (out / "files").iterdir()} == before
 

@@ -23,7 +23,7 @@ def top_sim(tmp_path_factory):
 @pytest.mark.physics
 def test_top_jets_peak_near_the_top_mass_with_low_tau32(top_sim):
     table = pd.read_parquet(top_sim)
-    assert list(table.columns) == [*topjets.FEATURES, "is_signal", "weight", "control", "event"]
+    assert list(table.columns) == [*topjets.FEATURES, "is_signal", "weight", "control", "event", "tag"]
     assert int(table["is_signal"].sum()) == 40
     top, qcd = table[table["is_signal"] == 1], table[table["is_signal"] == 0]
     assert 160.0 <= top["mass"].median() <= 185.0

@@ -13,12 +13,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from sqnn.cases import boosted, wjets
+from sqnn.cases.boosted import processes
+from sqnn.cases.boosted.tag_and_probe import TagEfficiencies, tag_column
 from sqnn.cases.detector import Detector
 from sqnn.errors import SqnnError
 
 DATASETS = Path(wjets.__file__).resolve().parents[1] / "datasets"
 SHIPPED = {domain: DATASETS / f"wjets_{domain}.parquet" for domain in ("sim", "data")}
 FEATURES = list(wjets.FEATURES)
+COLUMNS = [*FEATURES, "is_signal", "weight", "control", "event"]
+# the shipped files' seeds (datasets/README.md); their tag column is the one of these seeds
+SHIPPED_SEEDS = {"sim": 1, "data": 2}
 
 
 def _shipped(domain: str) -> pd.DataFrame:
@@ -36,6 +41,12 @@ def _load(path: Path) -> pd.DataFrame:
 
 def _metadata(path: Path) -> dict:
     return json.loads(pq.read_schema(path).metadata[b"sqnn"])
+
+
+def _shipped_tag(domain: str) -> np.ndarray:
+    """The tag column a generation of the shipped file with its seed draws (whether or not the file has it yet)."""
+    table = pq.read_table(SHIPPED[domain], columns=["event", "pt", "eta", "is_signal"])
+    return tag_column(table, SHIPPED_SEEDS[domain], domain, TagEfficiencies.of_domain(domain))
 
 
 # ---------------------------------------------------------------- arguments
@@ -125,8 +136,11 @@ def test_regenerated_slice_has_the_shipped_schema(tmp_path, domain):
     assert not (tmp_path / f"{domain}.parquet.parts").exists()
     generated = pq.read_schema(out)
     shipped = pq.read_schema(SHIPPED[domain])
-    assert generated.names == shipped.names
-    assert [str(t) for t in generated.types] == [str(t) for t in shipped.types]
+    # the shipped files were made before the tag column; `sqnn.cases.boosted.add_tag` adds it
+    expected = [(name, str(shipped.field(name).type)) for name in COLUMNS] + [("tag", "bool")]
+    assert [(name, str(generated.field(name).type)) for name in generated.names] == expected
+    if "tag" in shipped.names:
+        assert generated.names == shipped.names
     metadata = _metadata(out)
     fraction = {"sim": 0.5, "data": 0.3}[domain]
     assert metadata["n_signal"] == round(40 * fraction)
@@ -140,6 +154,8 @@ def test_regenerated_slice_has_the_shipped_schema(tmp_path, domain):
     assert len(table) == 40
     assert int(table["is_signal"].sum()) == metadata["n_signal"]
     assert np.isfinite(table[FEATURES].to_numpy()).all()
+    assert metadata["tag"]["efficiency"] == TagEfficiencies.of_domain(domain).to_dict()
+    assert metadata["tag"]["seed_key"][1:] == [5, {"sim": 0, "data": 1}[domain]]
 
 
 @pytest.mark.physics
@@ -169,7 +185,7 @@ def test_constituents_are_jagged_and_at_most_thirty(tmp_path):
 def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch):
     out = tmp_path / "resume.parquet"
     parts = tmp_path / "resume.parquet.parts"
-    report = boosted._Progress.__call__
+    report = processes.Progress.__call__
     sent = []
 
     def report_then_terminate(self, jets, events):
@@ -178,14 +194,14 @@ def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch
             sent.append(True)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(boosted._Progress, "__call__", report_then_terminate)
+    monkeypatch.setattr(processes.Progress, "__call__", report_then_terminate)
     with pytest.raises(wjets.GenerationInterrupted, match="rerun"):
         wjets.generate("sim", 300, seed=3, out=out, progress=False)
     assert not out.exists()
     kept = sorted(path.name for path in parts.glob("*.parquet"))
     assert kept == ["signal-w000-c000000.parquet"]
 
-    monkeypatch.setattr(boosted._Progress, "__call__", report)
+    monkeypatch.setattr(processes.Progress, "__call__", report)
     with pytest.raises(SqnnError, match="other arguments"):
         wjets.generate("sim", 300, seed=4, out=out, progress=False)
     wjets.generate("sim", 300, seed=3, out=out, progress=False)
@@ -205,11 +221,14 @@ def test_default_options_reproduce_the_shipped_jets_and_metadata(tmp_path, domai
     # stream come from its chunk 0, which a tiny run with the same seed regenerates
     out = wjets.generate(domain, n, seed=seed, out=tmp_path / "slice.parquet", workers=2, progress=False)
     regenerated = pd.read_parquet(out)
-    shipped = _shipped(domain)
+    shipped = _shipped(domain)[COLUMNS].assign(tag=_shipped_tag(domain))
     for _, jet in regenerated.iterrows():
         same_event = shipped[shipped["event"] == jet["event"]]
+        # every column, the tag included: the regenerated jet draws the tag the shipped file's seed gives it
         assert any((same_event.iloc[k] == jet).all() for k in range(len(same_event))), jet["event"]
     metadata, shipped_metadata = _metadata(out), _metadata(SHIPPED[domain])
+    assert metadata.pop("tag")["efficiency"] == TagEfficiencies.of_domain(domain).to_dict()
+    shipped_metadata.pop("tag", None)
     for key in ("n", "n_signal", "n_background", "events_generated", "versions"):
         metadata.pop(key), shipped_metadata.pop(key)
     assert metadata == shipped_metadata
@@ -222,7 +241,13 @@ def test_default_options_reproduce_the_shipped_jets_and_metadata(tmp_path, domai
 def test_shipped_dataset_columns_and_metadata(domain):
     table = _shipped(domain)
     metadata = _metadata(SHIPPED[domain])
-    assert list(table.columns) == [*FEATURES, "is_signal", "weight", "control", "event"]
+    if "tag" in table:
+        # added by `sqnn.cases.boosted.add_tag`: the column a generation with the file's seed draws
+        assert list(table.columns) == [*COLUMNS, "tag"]
+        np.testing.assert_array_equal(table["tag"].to_numpy(), _shipped_tag(domain))
+        assert metadata["tag"]["efficiency"] == TagEfficiencies.of_domain(domain).to_dict()
+    else:
+        assert list(table.columns) == COLUMNS
     assert all(table[name].dtype == np.float32 for name in FEATURES)
     assert table["is_signal"].dtype == np.int8
     assert table["control"].dtype == bool

@@ -19,7 +19,15 @@ factor             what the data side changes
 ``jes``            jet energy scale 1.03, nothing else
 ``pileup``         Poisson(μ) pileup, with or without charged-hadron subtraction
 ``fraction``       the signal fraction of the data files
+``tag``            the tag side of tag-and-probe: tag efficiencies 0.27 (signal) and
+                   0.025 (background) instead of 0.30 and 0.02, nothing else
 =================  ===========================================================
+
+Every file has a ``tag`` column (:mod:`sqnn.cases.boosted.tag_and_probe`); the combined
+cases mismodel the tag side as the ``tag`` case does, every other case (and ``null``) has the
+simulation's tag efficiencies on both sides. The tag is drawn from the file's seed and its
+jets' event ids without a random number of the streams, so no stream, seed or other column
+depends on it.
 
 ``make(names, out, n_train, n_eval)`` writes for every case four files, linked from
 ``<out>/<case>/``: ``sim_train``, ``data_train``, ``sim_eval`` and ``data_eval``
@@ -58,6 +66,7 @@ import pyarrow.parquet as pq
 from sqnn.files import atomic_path
 from sqnn.cases import boosted
 from sqnn.cases.boosted import GeneratorSettings, Output, Reconstruction
+from sqnn.cases.boosted.tag_and_probe import TagEfficiencies
 from sqnn.cases.detector import Detector
 from sqnn.errors import SqnnError
 
@@ -85,7 +94,7 @@ SUITE_KEY = 7
 PROCESS_CODE = {"wjets": 1, "topjets": 2}
 PREFIX = {"wjets": "w", "topjets": "top"}
 ROLES = {"sim_train": 0, "sim_eval": 1, "data_train": 2, "data_eval": 3}
-FACTORS = ("tune", "fsr", "isr", "hadronisation", "mpi", "detector", "jes", "pileup", "fraction")
+FACTORS = ("tune", "fsr", "isr", "hadronisation", "mpi", "detector", "jes", "pileup", "fraction", "tag")
 
 # jets per file: the evaluation size keeps the statistical error of the background scale
 # factor at the 50 % signal-efficiency working point at or below 0.05 (see docs/suite.md)
@@ -118,17 +127,21 @@ SETTINGS: dict[str, Setting] = {
 # without its energy scale, which is a factor of its own
 RESOLUTION_DETECTOR = replace(Detector.shifted(), name="shifted-resolution", energy_scale=1.0)
 JES_DETECTOR = replace(Detector.nominal(), name="nominal-jes", energy_scale=1.03)
+# the tag efficiencies of simulation, and of data where the tag side is mismodelled (the `tag` factor)
+SIMULATION_TAG = TagEfficiencies.of_domain("sim")
+MISMODELLED_TAG = TagEfficiencies.of_domain("data")
 
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a pair: generator setting, detector, pileup and signal fraction."""
+    """One side of a pair: generator setting, detector, pileup, signal fraction and tag efficiencies."""
 
     setting: str = "nominal"
     detector: Detector = field(default_factory=Detector.nominal)
     pileup_mu: float = 0.0
     chs: bool = True
     signal_fraction: float = 0.5
+    tag: TagEfficiencies = SIMULATION_TAG
     # a short name for file names (the reconstruction's hash follows it)
     label: str = "nominal"
 
@@ -146,6 +159,7 @@ class Side:
         else:
             parts.append("no pileup")
         parts.append(f"signal fraction {self.signal_fraction:g}")
+        parts.append(f"tag efficiency {self.tag.signal:g} signal, {self.tag.background:g} background")
         return ", ".join(parts)
 
 
@@ -191,6 +205,8 @@ def changed_factors(sim: Side, data: Side) -> tuple[str, ...]:
         changed.add("pileup")
     if sim.signal_fraction != data.signal_fraction:
         changed.add("fraction")
+    if sim.tag != data.tag:
+        changed.add("tag")
     return tuple(name for name in (*FACTORS, "generator") if name in changed)
 
 
@@ -207,15 +223,19 @@ def _cases_of(process: str) -> list[SuiteCase]:
         ("pileup", ("pileup",), Side(pileup_mu=15.0, label="pu15")),
         ("pileup-nochs", ("pileup",), Side(pileup_mu=15.0, chs=False, label="pu15-nochs")),
         ("fraction", ("fraction",), Side(signal_fraction=0.2)),
+        # the jets of the null case with the tag side of data: only the tag column differs
+        ("tag", ("tag",), Side(tag=MISMODELLED_TAG)),
         # the case the package's defaults were chosen on, with the suite's seeds
-        ("combined", ("tune", "detector", "jes", "pileup", "fraction"),
+        ("combined", ("tune", "detector", "jes", "pileup", "fraction", "tag"),
          Side(setting="tune", detector=Detector.shifted(), pileup_mu=10.0, signal_fraction=0.3,
-              label="shifted-pu10")),
-        ("combined-modelling", ("fsr", "isr", "hadronisation", "mpi", "jes", "fraction"),
-         Side(setting="modelling", detector=JES_DETECTOR, signal_fraction=0.3, label="jes1.03")),
+              tag=MISMODELLED_TAG, label="shifted-pu10")),
+        ("combined-modelling", ("fsr", "isr", "hadronisation", "mpi", "jes", "fraction", "tag"),
+         Side(setting="modelling", detector=JES_DETECTOR, signal_fraction=0.3, tag=MISMODELLED_TAG,
+              label="jes1.03")),
         # a harder shower, the energy scale and pileup together: one more reconstruction of the fsr stream
-        ("combined-shower", ("fsr", "jes", "pileup", "fraction"),
-         Side(setting="fsr", detector=JES_DETECTOR, pileup_mu=10.0, signal_fraction=0.3, label="jes1.03-pu10")),
+        ("combined-shower", ("fsr", "jes", "pileup", "fraction", "tag"),
+         Side(setting="fsr", detector=JES_DETECTOR, pileup_mu=10.0, signal_fraction=0.3, tag=MISMODELLED_TAG,
+              label="jes1.03-pu10")),
         # differs in nothing but the seeds: what a method reports when there is no shift
         ("null", (), Side()),
     ]
@@ -276,12 +296,15 @@ def _planned(case: SuiteCase, side: Side, role: str, n: int, seed: int, out: Pat
         "reconstruction": reco.to_dict(),
         "n_signal": n_signal,
         "n_background": n - n_signal,
+        "tag": side.tag.to_dict(),
     }
     request = hashlib.sha256(json.dumps(request_fields, sort_keys=True).encode()).hexdigest()[:16]
-    path = out / "files" / f"{name}-{side.label}-{reco.key()[:6]}-f{side.signal_fraction:g}-n{n}.parquet"
+    tag = f"t{side.tag.signal:g}-{side.tag.background:g}"
+    path = out / "files" / f"{name}-{side.label}-{reco.key()[:6]}-f{side.signal_fraction:g}-{tag}-n{n}.parquet"
     sample = {"suite_format": SUITE_FORMAT, "stream": name, "setting": side.setting, "role": role,
               "side": side.describe(), "request": request}
-    output = Output(path, reco, n_signal, n - n_signal, role.split("_")[0], side.signal_fraction, sample)
+    output = Output(path, reco, n_signal, n - n_signal, role.split("_")[0], side.signal_fraction, sample,
+                    tag=side.tag)
     return Planned(stream, name, output, request)
 
 
@@ -431,6 +454,9 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
     import numpy as np
 
     from sqnn.cases import _pythia
+    from sqnn.cases.boosted import streams
+    from sqnn.cases.boosted.jets import reconstruct
+    from sqnn.cases.boosted.worker import Generators
 
     if setting not in SETTINGS:
         raise SqnnError(f"unknown setting {setting!r}; choose one of {', '.join(SETTINGS)}")
@@ -438,7 +464,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
         raise SqnnError(f"--events must be positive, got {events}")
     definition = boosted.process_named(process)
     stream = boosted.make_stream(process, SETTINGS[setting].generator, seed, (SUITE_KEY, 0, 0, 0), 0, Path("."))
-    state = boosted._Generator(stream, definition)
+    state = Generators(stream, definition)
     reconstructions = _cost_reconstructions(process)
     start = time.process_time()
     pool = state.pileup_pool(_pythia.derive_seed(seed, boosted.PILEUP_CODE))
@@ -457,7 +483,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
         rng = np.random.default_rng(seed)
         while made < events:
             start = time.process_time()
-            batch = pythia.nextBatch(min(boosted.CHUNK_EVENTS, events - made))
+            batch = pythia.nextBatch(min(streams.CHUNK_EVENTS, events - made))
             generation += time.process_time() - start
             start = time.process_time()
             particles = _pythia.final_state(batch, state.charges)
@@ -466,7 +492,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
             for name, reco in reconstructions.items():
                 start = time.process_time()
                 overlay = pool.overlay(len(batch), reco.pileup_mu, rng) if reco.pileup_mu > 0 else None
-                selected = boosted._reconstruct(particles, len(batch), definition, truth, reco, rng, overlay, False)
+                selected = reconstruct(particles, len(batch), definition, truth, reco, rng, overlay, False)
                 reco_cpu[name] += time.process_time() - start + shared
                 jets[name] += len(selected["pt"])
             made += len(batch)

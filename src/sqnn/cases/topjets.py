@@ -17,7 +17,8 @@ Jets
     of signal events are dropped, so signal jets are fully merged tops.
 Columns
     As the W case: ``pt eta mass n_constituents n_charged girth ptd tau1 tau2 tau3 tau21 tau32
-    d2 c2``, ``is_signal``, ``weight``, ``control``, ``event`` (and ``constituents`` on request).
+    d2 c2``, ``is_signal``, ``weight``, ``control``, ``event``, ``tag`` (and ``constituents`` on
+    request).
     Top jets are three-pronged: low ``tau32`` and a mass peak near the top mass.
 Control region
     ``control`` is true for jets with mass < 120 GeV or mass > 230 GeV: the sidebands around

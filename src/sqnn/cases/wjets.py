@@ -19,7 +19,11 @@ Columns
     tau32 d2 c2`` (see :func:`sqnn.cases._pythia.jet_substructure`), ``is_signal`` (int8, the
     true class, for evaluation only in data), ``weight`` (float32, 1), ``control`` and
     ``event`` (int64: the generated event the jet comes from; unique per event within the
-    file, shared by the two jets of one background event, so splits can be made by event).
+    file, shared by the two jets of one background event, so splits can be made by event) and
+    ``tag`` (bool: the other side of the jet's event passes an emulated tag selection, drawn
+    per jet with probability 0.30 for W and 0.02 for QCD jets in ``sim``, 0.27 and 0.025 in
+    ``data``, independent of the jet given its class; see
+    :mod:`sqnn.cases.boosted.tag_and_probe`).
     With ``constituents=True`` also ``constituents``: the 30 leading constituents of each jet,
     a jagged list of records (pt [GeV], deta, dphi to the jet axis, charge [e]).
 Control region
@@ -41,9 +45,11 @@ Knobs
     setting of the domain at a time: ``tune``, ``fsr_alpha_s``, ``isr_alpha_s``, ``lund_a``,
     ``lund_b``, ``string_pt_sigma``, ``mpi_pt0_ref``, ``pythia`` (raw lines), ``detector``,
     ``jes``, ``track_efficiency``, ``calo_resolution``, ``pileup_mu``, ``chs``,
-    ``jet_radius`` and ``pt_range`` (see :func:`sqnn.cases.boosted.resolve`). With none of
-    them the file is the one described above, byte for byte. The engine is shared with the top
-    case in :mod:`sqnn.cases.boosted`; the simulation/data suite is :mod:`sqnn.cases.suite`.
+    ``jet_radius`` and ``pt_range`` (see :func:`sqnn.cases.boosted.resolve`), and the tag
+    efficiencies ``tag_signal`` and ``tag_background``. With none of them the file is the one
+    described above, byte for byte. The engine is shared with the top case in
+    :mod:`sqnn.cases.boosted`; the simulation/data suite is :mod:`sqnn.cases.suite`. A file
+    written before the ``tag`` column existed gets it from :func:`sqnn.cases.boosted.add_tag`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ def _tune(text: str | None) -> int | None:
         raise SqnnError(f"--tune must be monash, a14 or a Pythia Tune:pp number, got {text!r}") from None
 
 
-# (option, knob, type, help): the shifts of `sqnn.cases.boosted.resolve`, unset = the domain's default
+# (option, knob, type, help): the shifts of `sqnn.cases.boosted.resolve` and the tag efficiencies of
+# `sqnn.cases.boosted.generate_file`, unset = the domain's default
 KNOB_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--tune", "tune", str, "Pythia tune: monash, a14 or a Tune:pp number (default: monash sim, a14 data)."),
     ("--fsr-alpha-s", "fsr_alpha_s", float, "Final-state shower alpha_s, TimeShower:alphaSvalue (Monash 0.1365)."),
@@ -45,6 +46,10 @@ KNOB_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--track-efficiency", "track_efficiency", float, "Tracking efficiency (nominal 0.95, shifted 0.90)."),
     ("--calo-resolution", "calo_resolution", float, "Factor on every calorimeter resolution term of the detector."),
     ("--pileup-mu", "pileup_mu", float, "Mean pileup interactions; 0 = none (default: 0 sim, 10 data)."),
+    ("--tag-signal", "tag_signal", float, "Tag efficiency of signal jets: the probability that the other side of the "
+                                          "event passes the tag selection, column `tag` (default: 0.30 sim, 0.27 data)."),
+    ("--tag-background", "tag_background", float, "Tag efficiency of background jets, column `tag` "
+                                                  "(default: 0.02 sim, 0.025 data)."),
 ]
 
 
