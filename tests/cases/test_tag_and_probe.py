@@ -208,8 +208,6 @@ def test_add_tag_reproduces_the_column_of_a_fresh_generation(tmp_path):
     assert untagged.read_bytes() == fresh.read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason="sqnn.data.sample.RESERVED_COLUMNS does not list 'tag' yet, so a file's tag "
-                                       "becomes a feature when --features is not given; remove this mark with that fix")
 def test_the_tag_column_is_never_a_default_feature(tmp_path):
     from sqnn.data.sample import ColumnSpec, columns_of
 

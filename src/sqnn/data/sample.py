@@ -53,7 +53,7 @@ Domain = Literal["simulation", "data"]
 # the per-event roles a column can play besides being a feature
 ROLES = ("label", "weight", "control", "observer")
 # columns that `sqnn generate` writes and that are never features
-RESERVED_COLUMNS = ("is_signal", "weight", "control", "event", "domain")
+RESERVED_COLUMNS = ("is_signal", "weight", "control", "tag", "event", "domain")
 MAX_COLUMNS = 1 << 16
 _COLUMN = Nullable(Name())
 COLUMN_FIELDS = {
