@@ -108,6 +108,9 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
     - ``sample_weight``: event weights, negative ones allowed; each class in simulation
       needs a positive total.
     - ``control``: a boolean per row marking the control region (``region="control"``).
+    - ``signal_control``: a boolean per row marking a signal-enriched region selected
+      independently of the jet given its class (tag-and-probe); with it the penalty also
+      acts inside the enriched regions (``method_options={"regions": ...}``, :mod:`sqnn.methods.enriched`).
 
     With metadata routing enabled (``sklearn.set_config(enable_metadata_routing=True)``)
     request them for ``fit`` in a pipeline or a search:
@@ -269,6 +272,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         domain: Any = None,
         sample_weight: Any = None,
         control: Any = None,
+        signal_control: Any = None,
     ) -> "SQNNClassifier":
         """Train on the simulation rows (with the penalty against the data rows, if any); returns self."""
         self._validate_params()
@@ -283,6 +287,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         is_data = self._domain(domain, n)
         weight = _weights(sample_weight, X)
         in_control = self._control(control, n)
+        in_signal_control = self._control(signal_control, n, "signal_control")
         penalised = bool(is_data.any()) and objective.uses_data
 
         simulated = ~is_data
@@ -326,6 +331,7 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
                 source=f"<array:{role}>",
                 label=labels,
                 control=None if in_control is None else in_control[rows],
+                signal_control=None if in_signal_control is None else in_signal_control[rows],
             )
 
         simulation = sample(simulated, "simulation", label)
@@ -398,14 +404,14 @@ class SQNNClassifier(ClassNamePrefixFeaturesOutMixin, ClassifierMixin, Transform
         return domain.astype(bool)
 
     @staticmethod
-    def _control(control: Any, n: int) -> np.ndarray | None:
+    def _control(control: Any, n: int, name: str = "control") -> np.ndarray | None:
         if control is None:
             return None
-        control = _column(control, "control")
+        control = _column(control, name)
         if len(control) != n:
-            raise ValueError(f"control has {len(control)} entries for {n} rows of X")
+            raise ValueError(f"{name} has {len(control)} entries for {n} rows of X")
         if control.dtype.kind not in "biuf" or not np.isin(control, (0, 1)).all():
-            raise ValueError("control must be a boolean (or 0/1) per row: True inside the control region")
+            raise ValueError(f"{name} must be a boolean (or 0/1) per row: True inside the region")
         return control.astype(bool)
 
     def _network_outputs(self, X: Any, output: str) -> np.ndarray:

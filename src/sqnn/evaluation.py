@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sqnn import info, metrics
+from sqnn import info, metrics, regions
 from sqnn.data import Sample, domain_labels
 from sqnn.data.splits import held_out_rows
 from sqnn.errors import SqnnError
@@ -45,6 +45,18 @@ METRIC_KEYS = (
     "sf_background_80_err",
     "closure",
     "closure_80",
+    "insitu_sf_signal",
+    "insitu_sf_signal_err",
+    "insitu_sf_background",
+    "insitu_sf_background_err",
+    "insitu_sf_signal_80",
+    "insitu_sf_signal_80_err",
+    "insitu_sf_background_80",
+    "insitu_sf_background_80_err",
+    "insitu_closure",
+    "insitu_closure_err",
+    "insitu_closure_80",
+    "insitu_closure_80_err",
     "domain_auc",
     "mi_bits",
     "mi_joint_bits",
@@ -158,6 +170,7 @@ def evaluate_scores(
         # how far the cut fixed on simulation is from transferring: 0 is perfect closure
         for suffix in ("", "_80"):
             result[f"closure{suffix}"] = abs(1 - result[f"sf_signal{suffix}"]) + abs(1 - result[f"sf_background{suffix}"])
+    result.update(insitu_metrics(sim, sim_score, dat, data_score, data_prior, seed=seed))
     sim_rep, data_rep = run.representation(sim.features, device=device), run.representation(dat.features, device=device)
     result["domain_auc"] = metrics.domain_probe_auc(sim_rep, data_rep, sim.weight, dat.weight, seed=seed)
     if run.representation_is_stochastic:
@@ -181,10 +194,57 @@ def evaluate_scores(
     result["model_bytes"] = run.meta.get("model_bytes")
     result["train_seconds"] = run.meta.get("train_seconds")
     scores = Scores(
-        simulation=HeldOut(sim_score, sim.weight, sim.label, sim.control),
-        data=HeldOut(data_score, dat.weight, dat.label, dat.control),
+        simulation=HeldOut(sim_score, sim.weight, sim.label, sim.control, sim.signal_control),
+        data=HeldOut(data_score, dat.weight, dat.label, dat.control, dat.signal_control),
     )
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}, scores
+
+
+def _region_flags(sample: Sample) -> dict[str, np.ndarray]:
+    return {role: getattr(sample, role) for role in regions.REGION_ROLES if getattr(sample, role) is not None}
+
+
+def insitu_metrics(
+    sim: Sample, sim_score: np.ndarray, data: Sample, data_score: np.ndarray, data_prior: float, *, seed: int = 0
+) -> dict[str, Any]:
+    """The in-situ scale factors from the enriched regions (no data labels), with their errors.
+
+    Measured with a signal-enriched (tag-and-probe) region only: a control region alone gives
+    the background side through all data events at the EM estimate of the signal fraction, which
+    a shifted signal fools, and is cut on the jet itself (see :mod:`sqnn.regions`); without one
+    the result is empty.
+
+    Besides the keys of :data:`METRIC_KEYS`: each error's statistical and purity parts
+    (``…_err_stat``, ``…_err_purity``), the data's signal fraction the regions give
+    (``insitu_data_signal_fraction``), each region's estimated purity (``purity_<role>``) and
+    which equations measured them (``insitu_equations``).
+    """
+    assert sim.label is not None
+    sim_regions, data_regions = _region_flags(sim), _region_flags(data)
+    if "signal_control" not in sim_regions or "signal_control" not in data_regions:
+        return {}
+    measured = regions.insitu_scale_factors(
+        regions.RegionEvents(sim_score, sim.weight, sim_regions, sim.label),
+        regions.RegionEvents(data_score, data.weight, data_regions),
+        fallback_prior=data_prior, seed=seed,
+    )
+    if measured is None:
+        return {}
+    out: dict[str, Any] = {}
+    for efficiency, suffix in ((0.5, ""), (0.8, "_80")):
+        point = measured[efficiency]
+        for name, estimate in (("signal", point.signal), ("background", point.background)):
+            key = f"insitu_sf_{name}{suffix}"
+            out[key], out[f"{key}_err"] = estimate.value, estimate.error
+            out[f"{key}_err_stat"], out[f"{key}_err_purity"] = estimate.stat, estimate.purity
+        out[f"insitu_closure{suffix}"] = abs(1 - point.signal.value) + abs(1 - point.background.value)
+        # its statistical resolution: what tells two settings of one comparison apart (the purity's error is common)
+        out[f"insitu_closure{suffix}_err"] = math.hypot(point.signal.stat, point.background.stat)
+        out["insitu_equations"] = list(point.equations)
+        out["insitu_data_signal_fraction"] = point.prior
+        for role, composition in point.compositions.items():
+            out[f"purity_{role}"] = composition.purity
+    return out
 
 
 def evaluate_simulation(run: Run, simulation: Sample) -> dict[str, Any]:

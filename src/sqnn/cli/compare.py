@@ -50,7 +50,7 @@ def _per_method(config: dict[str, Any], key: str, methods: list[str]) -> dict[st
     "--select-by",
     type=click.Choice(DISAGREEMENT_METRICS),
     default=None,
-    help="Label-free disagreement the selection rule minimises [default: ks_control when a control column is given, else domain_auc].",
+    help="Label-free disagreement the selection rule minimises [default: insitu_closure_80 with a signal-enriched region, else ks_control when a control column is given, else domain_auc].",
 )
 @device_option
 @engine_option
@@ -68,6 +68,7 @@ def compare(
     label: str | None,
     weight: str | None,
     control: str | None,
+    signal_control: str | None,
     observer: str | None,
     domain_column: str | None,
     methods: str,
@@ -88,7 +89,7 @@ def compare(
 ) -> None:
     """Train every method over its strength sweep and seeds; write summary.json, summary.md and report.html."""
     config = read_config(config_path)
-    columns = columns_from(config, features=features, label=label, weight=weight, control=control, observer=observer)
+    columns = columns_from(config, features=features, label=label, weight=weight, control=control, signal_control=signal_control, observer=observer)
     if columns.label is None:
         raise SqnnError(f"{simulation}: simulation needs a label column (--label COL)")
     names = list(split_list(methods) or ())

@@ -38,6 +38,7 @@ def evaluate(
     label: str | None,
     weight: str | None,
     control: str | None,
+    signal_control: str | None,
     observer: str | None,
     domain_column: str | None,
     out: Path | None,
@@ -48,7 +49,7 @@ def evaluate(
     """Metrics of a trained run; on its own training files only the test split is used."""
     if features is not None:
         raise SqnnError("evaluate uses the run's own features; drop --features")
-    columns = ColumnSpec(label=label, weight=weight, control=control, observer=observer)
+    columns = ColumnSpec(label=label, weight=weight, control=control, signal_control=signal_control, observer=observer)
     metrics = evaluate_run(
         run_dir, simulation, data, data_label=data_label, columns=columns, domain_column=domain_column, out=out,
         inference=inference, device=device, engine=engine,

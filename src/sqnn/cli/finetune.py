@@ -35,6 +35,7 @@ __all__ = ["finetune"]
 @click.option("--label", help="Class column [default: the run's].")
 @click.option("--weight", help="Per-event weight column [default: the run's].")
 @click.option("--control", help="Control-region column [default: the run's].")
+@click.option("--signal-control", "signal_control", help="Signal-enriched (tag-and-probe) region column [default: the run's].")
 @click.option("--observer", help="Observer column [default: the run's].")
 @device_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -55,6 +56,7 @@ def finetune(
     label: str | None,
     weight: str | None,
     control: str | None,
+    signal_control: str | None,
     observer: str | None,
     device: str | None,
     quiet: bool,
@@ -87,7 +89,7 @@ def finetune(
         seed=seed,
         learning_rate=learning_rate,
         encoder_learning_rate=encoder_learning_rate,
-        columns={"label": label, "weight": weight, "control": control, "observer": observer},
+        columns={"label": label, "weight": weight, "control": control, "signal_control": signal_control, "observer": observer},
         device=device,
         progress=not quiet,
     )

@@ -64,13 +64,16 @@ FINITE = Checked(Real())
 
 
 def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--features, --label, --weight, --control, --observer, --domain."""
+    """--features, --label, --weight, --control, --signal-control, --observer, --domain."""
     for option in reversed(
         [
             click.option("--features", help="Comma-separated feature columns (default: all non-role columns)."),
             click.option("--label", help="Class column in simulation (1 signal, 0 background)."),
             click.option("--weight", help="Per-event weight column (may be negative)."),
-            click.option("--control", help="Boolean control-region column."),
+            click.option("--control", help="Boolean column of the background-enriched control region."),
+            click.option("--signal-control", "signal_control",
+                         help="Boolean column of a signal-enriched region selected independently of the jet given its "
+                              "class (tag-and-probe)."),
             click.option("--observer", help="Observer column (never a model input), e.g. a mass."),
             click.option("--domain", "domain_column", help="Domain column of a single mixed file (0 = simulation)."),
         ]

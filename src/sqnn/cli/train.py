@@ -54,6 +54,7 @@ def train(
     label: str | None,
     weight: str | None,
     control: str | None,
+    signal_control: str | None,
     observer: str | None,
     domain_column: str | None,
     method: str | None,
@@ -78,7 +79,7 @@ def train(
 ) -> None:
     """Train one model on labelled simulation and unlabelled data."""
     config = read_config(config_path)
-    columns = columns_from(config, features=features, label=label, weight=weight, control=control, observer=observer)
+    columns = columns_from(config, features=features, label=label, weight=weight, control=control, signal_control=signal_control, observer=observer)
     if objects is not None and model != "set":
         raise SqnnError("--objects is read by the set model: add --model set")
     if model == "set":

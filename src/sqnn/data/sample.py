@@ -51,7 +51,7 @@ __all__ = [
 Domain = Literal["simulation", "data"]
 
 # the per-event roles a column can play besides being a feature
-ROLES = ("label", "weight", "control", "observer")
+ROLES = ("label", "weight", "control", "signal_control", "observer")
 # columns that `sqnn generate` writes and that are never features
 RESERVED_COLUMNS = ("is_signal", "weight", "control", "tag", "event", "domain")
 MAX_COLUMNS = 1 << 16
@@ -61,6 +61,7 @@ COLUMN_FIELDS = {
     "label": _COLUMN,
     "weight": _COLUMN,
     "control": _COLUMN,
+    "signal_control": _COLUMN,
     "observer": _COLUMN,
     "passthrough": Sequence(Name(), 0, MAX_COLUMNS),
     "objects": _COLUMN,
@@ -76,6 +77,8 @@ class ColumnSpec:
     label: str | None = None
     weight: str | None = None
     control: str | None = None
+    # a signal-enriched region (tag-and-probe): selected independently of the jet given its class
+    signal_control: str | None = None
     observer: str | None = None
     passthrough: tuple[str, ...] = ()
     objects: str | None = None
@@ -113,17 +116,17 @@ class ColumnSpec:
                 )
 
     def roles(self) -> list[str]:
-        return [c for c in (self.label, self.weight, self.control, self.observer) if c]
+        return [c for c in (getattr(self, role) for role in ROLES) if c]
 
     def role_columns(self) -> dict[str, str | None]:
-        """The column of each role (label, weight, control, observer), None where there is none."""
+        """The column of each role (label, weight, control, signal_control, observer), None where there is none."""
         return {role: getattr(self, role) for role in ROLES}
 
     def with_roles(self, **roles: str | None) -> "ColumnSpec":
         """These role columns where given (not None or empty), this spec's own elsewhere.
 
         >>> ColumnSpec(label="y", weight="w").with_roles(weight="w2", control=None).role_columns()
-        {'label': 'y', 'weight': 'w2', 'control': None, 'observer': None}
+        {'label': 'y', 'weight': 'w2', 'control': None, 'signal_control': None, 'observer': None}
         """
         unknown = set(roles) - set(ROLES)
         if unknown:
@@ -142,6 +145,8 @@ class Sample:
     source: str
     label: np.ndarray | None = None
     control: np.ndarray | None = None
+    # the signal-enriched region of a tag-and-probe selection
+    signal_control: np.ndarray | None = None
     observer: np.ndarray | None = None
     passthrough: dict[str, np.ndarray] = field(default_factory=dict)
     # record fields of the padded objects column, and how many columns at the end of the
@@ -172,6 +177,7 @@ class Sample:
             weight=np.concatenate([p.weight for p in parts]),
             label=cat("label"),
             control=cat("control"),
+            signal_control=cat("signal_control"),
             observer=cat("observer"),
             passthrough={k: np.concatenate([p.passthrough[k] for p in parts]) for k in first.passthrough},
         )
@@ -186,6 +192,7 @@ class Sample:
             weight=self.weight[index],
             label=take(self.label),
             control=take(self.control),
+            signal_control=take(self.signal_control),
             observer=take(self.observer),
             passthrough={k: v[index] for k, v in self.passthrough.items()},
         )
@@ -288,6 +295,15 @@ def _check_magnitude(path: str, column: str, values: np.ndarray, role: str, rows
             f"{path}: {role} column {column!r} has {int(big.sum())} values beyond ±{MAX_ABS_VALUE:g} "
             f"{_scope(values.size, rows)} (first at row {_file_row(rows, first)}, {values[first]:g}); fix the units or remove them"
         )
+
+
+def _region(path: str, column: str | None, raw: Mapping[str, Any], n: int, role: str, rows: Rows) -> np.ndarray | None:
+    """A region flag (control or signal_control): true where the value is not 0."""
+    if not column:
+        return None
+    values = _flat_numeric(path, column, raw[column], n, role, rows)
+    _check_finite(path, column, values, role, rows)
+    return values != 0
 
 
 def feature_matrix(path: str, names: Sequence[str], raw: Mapping[str, Any], n: int, first_row: Rows = None) -> np.ndarray:
@@ -463,11 +479,10 @@ def sample_from_columns(
             )
         label = values.astype(np.int8)
 
-    control = None
-    if spec.control:
-        values = _flat_numeric(path, spec.control, raw[spec.control], n, "control", first_row)
-        _check_finite(path, spec.control, values, "control", first_row)
-        control = values != 0
+    control, signal_control = (
+        _region(path, column, raw, n, role, first_row) for column, role in ((spec.control, "control"),
+                                                                        (spec.signal_control, "signal_control"))
+    )
 
     observer = None
     if spec.observer:
@@ -494,6 +509,7 @@ def sample_from_columns(
         source=path,
         label=label,
         control=control,
+        signal_control=signal_control,
         observer=observer,
         passthrough=passthrough,
     )

@@ -20,7 +20,7 @@ loop (trees) subclass :class:`OwnTrainer` and provide their own fit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from sqnn.data import Sample, Splits
     from sqnn.nn.trees import TreeEnsemble
 
-__all__ = ["ARITHMETIC_SETTINGS", "Batch", "DEPLOYABLE_NETWORK", "Objective", "OwnFit", "OwnTrainer", "READS", "Reweighting"]
+__all__ = [
+    "ARITHMETIC_SETTINGS", "Batch", "DEPLOYABLE_NETWORK", "Objective", "OwnFit", "OwnTrainer", "READS", "RegionBatch",
+    "RegionCounts", "Reweighting",
+]
 
 # how a penalty on the representation reads it: as the network scores (θ under mean
 # inference) or the drawn bits (DANN, MMD)
@@ -56,6 +59,35 @@ DEPLOYABLE_NETWORK: dict[str, Any] = {
 
 
 @dataclass
+class RegionBatch:
+    """Events drawn for one enriched region in a training step: data inside it, simulation standing for it.
+
+    For a tag-and-probe region the simulated events are drawn from every simulated event (the
+    selection is independent of the jet given its class), for a control region from those
+    inside it.
+    """
+
+    sim_theta: torch.Tensor
+    sim_logit: torch.Tensor
+    sim_label: torch.Tensor
+    sim_weight: torch.Tensor
+    data_theta: torch.Tensor
+    data_logit: torch.Tensor
+    data_weight: torch.Tensor
+    sim_output: torch.Tensor | None = None
+    data_output: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class RegionCounts:
+    """What training knows of an enriched region: its selection efficiency per class in simulation, its share of data."""
+
+    signal_efficiency: float
+    background_efficiency: float
+    data_fraction: float
+
+
+@dataclass
 class Batch:
     """One training step's events. Data carries no label: it is never used for training."""
 
@@ -71,6 +103,8 @@ class Batch:
     sim_output: torch.Tensor | None = None
     data_output: torch.Tensor | None = None
     epoch: int = 0
+    # events drawn for the enriched regions the penalty reads (Objective.region_roles), by role
+    regions: dict[str, RegionBatch] = field(default_factory=dict)
 
     def first(self, n_simulation: int, n_data: int) -> "Batch":
         """The first ``n_simulation`` simulated and ``n_data`` data events of this batch."""
@@ -202,6 +236,13 @@ class Objective:
 
     def check_representation(self, width: int) -> None:
         """Refuse a penalised layer of ``width`` units that the penalty cannot handle (ValueError)."""
+
+    def region_roles(self) -> tuple[str, ...]:
+        """The enriched regions whose events the penalty reads at each penalised step (the loop draws them)."""
+        return ()
+
+    def set_regions(self, counts: Mapping[str, RegionCounts], sim_prior: float) -> None:
+        """Before training: the enriched regions given in both domains' training events (role → counts)."""
 
     def network_config(self, overrides: dict[str, Any] | None = None) -> NetworkConfig:
         """The method's network with ``overrides``.

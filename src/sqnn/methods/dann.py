@@ -16,7 +16,11 @@ optimiser updates it.
   with the training progress p = (epoch + 1) / ``schedule_epochs`` (capped at 1), so
   the feature extractor ignores the head while the head is still guessing;
 - ``schedule_epochs``: epochs over which p runs from 0 to 1 (default 10);
-- ``head_hidden``: width of the head's hidden layer (default 32).
+- ``head_hidden``: width of the head's hidden layer (default 32);
+- ``regions``, ``region_weight``, ``prior`` (:mod:`sqnn.methods.enriched`): with a
+  signal-enriched region the same head also tells data from simulation inside each enriched
+  region, simulation reweighted per class to the data's purity there; the advantages are
+  averaged and added with ``region_weight``.
 
 The value this penalty reports (and the loop logs and early-stops on) is the head's
 advantage over guessing, ln 2 − domain loss, in nats: the quantity the feature
@@ -27,6 +31,7 @@ feature extractor ascends it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -35,7 +40,9 @@ from torch import nn
 from sqnn.data.splits import DATA, SIMULATION
 from sqnn.info import Reduce
 from sqnn.labels import Penalty
-from sqnn.methods.base import READS, Batch, Objective
+from sqnn.methods.base import READS, Batch, Objective, RegionCounts
+from sqnn.methods.enriched import REGION_OPTIONS, RegionTerms
+from sqnn.priors import estimate_prior
 from sqnn.nn.layers import StochasticModule
 from sqnn.nn.model import MAX_WIDTH
 from sqnn.schema import Choice, Integer
@@ -107,6 +114,7 @@ class DANN(Objective):
         "schedule_epochs": Integer(1, 100_000),
         "head_hidden": Integer(1, MAX_WIDTH),
         "reads": READS,
+        **REGION_OPTIONS,
     }
     default_network: dict[str, Any] = {"hidden": [64, 16], "stochastic": [False, True], "binary_weights": [False, False]}
     strengths = (0.03, 0.1, 0.3, 1.0)
@@ -120,6 +128,20 @@ class DANN(Objective):
         self.schedule = str(self.options.get("schedule", "constant"))
         self.schedule_epochs = int(self.options.get("schedule_epochs", 10))
         self.head_hidden = int(self.options.get("head_hidden", 32))
+        self.enriched = RegionTerms(self.options)
+
+    def region_roles(self) -> tuple[str, ...]:
+        return self.enriched.roles
+
+    def set_regions(self, counts: Mapping[str, RegionCounts], sim_prior: float) -> None:
+        self.enriched.set_counts(counts, sim_prior)
+
+    def start_epoch(self, epoch: int, data_probability: torch.Tensor, data_weight: torch.Tensor, sim_prior: float) -> dict[str, float]:
+        """With enriched regions: their purities at the data's signal fraction of this epoch."""
+        if not self.enriched.roles:
+            return {}
+        prior = self.enriched.data_prior(estimate_prior(data_probability, data_weight, sim_prior))
+        return {"data_prior": prior, **self.enriched.update(prior)}
 
     def attach(self, model: StochasticModule) -> None:
         super().attach(model)
@@ -145,4 +167,21 @@ class DANN(Objective):
         advantage = math.log(2.0) - loss.detach()
         # forward value: the head's advantage over guessing; gradient: that of the reversed domain loss
         value = loss - loss.detach() + advantage
-        return {"penalty": value, "domain_loss": loss.detach(), "reversal": torch.tensor(coefficient)}
+        terms = {"domain_loss": loss.detach(), "reversal": torch.tensor(coefficient)}
+        inside = []
+        for role, events in batch.regions.items():
+            sim_output, data_output = (events.sim_theta, events.data_theta) if self._reads_theta else (events.sim_output, events.data_output)
+            assert sim_output is not None and data_output is not None
+            reversed_ = reverse_gradient(torch.cat([sim_output, data_output]), coefficient)
+            n_sim = len(sim_output)
+            region_loss = domain_loss(self.extra["domain_head"], reversed_[:n_sim], reversed_[n_sim:],
+                                      self.enriched.sim_weight(role, events), events.data_weight)
+            inside.append(region_loss - region_loss.detach() + (math.log(2.0) - region_loss.detach()))
+            terms[f"advantage_{role}"] = math.log(2.0) - region_loss.detach()
+        if inside:
+            value = value + self.enriched.weight * torch.stack(inside).mean()
+        return {"penalty": value, **terms}
+
+    @property
+    def _reads_theta(self) -> bool:
+        return self.scoring == "mean" and self.reads == "scored"

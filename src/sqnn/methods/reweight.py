@@ -3,8 +3,9 @@
 The network is trained as source-only (γ = 0) on simulation whose weights are multiplied by
 the density ratio data/simulation that a domain classifier learns (:mod:`sqnn.training.reweight`),
 clipped and normalised per class. Options: ``region`` — ``control`` (the ratio learnt on the
-control region, applied everywhere; default) or ``all`` (on every event, with simulation
-first taken to the data's signal fraction); ``clip`` — the largest ratio (and 1/clip the
+control region, applied everywhere; default), ``all`` (on every event, with simulation
+first taken to the data's signal fraction) or ``enriched`` (within each enriched region, a
+signal-enriched tag-and-probe region needed: :mod:`sqnn.training.reweight`); ``clip`` — the largest ratio (and 1/clip the
 smallest), default 10.
 
 The same reweighting combines with the SQNN penalty through its option ``reweight``
@@ -22,7 +23,7 @@ from sqnn.schema import Choice, Real
 
 __all__ = ["CLIP", "REWEIGHT_REGIONS", "Reweight", "reweighting_options"]
 
-REWEIGHT_REGIONS = ("control", "all")
+REWEIGHT_REGIONS = ("control", "all", "enriched")
 # the largest density ratio of a reweighting (and 1/clip the smallest)
 CLIP = Real(1.0, 1e6, low_open=True)
 
@@ -49,4 +50,5 @@ class Reweight(Objective):
 
     @classmethod
     def needs(cls, options: Mapping[str, Any]) -> frozenset[str]:
-        return frozenset({"control"} if options.get("region", "control") == "control" else ())
+        region = options.get("region", "control")
+        return frozenset({"control"} if region == "control" else {"signal_control"} if region == "enriched" else ())

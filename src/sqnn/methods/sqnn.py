@@ -30,6 +30,14 @@ logit through the θ table.
   expected gradient per epoch at a fraction of the cost; 1 = every step);
 - ``reweight``: ``none`` (default), ``control`` or ``all`` — simulation reweighted to data
   before training, as the ``reweight`` method does (``reweight_clip``: its largest ratio).
+- ``regions`` (enriched regions of data, :mod:`sqnn.regions`): ``auto`` (default) — with a
+  signal-enriched (tag-and-probe) region the penalty also takes, for each enriched region
+  given (``signal_control``, and ``control`` when given), I(T;S) between the data inside it
+  and simulation standing for it, reweighted per class to the data's purity in it; without
+  one, nothing changes; ``signal`` — the signal-enriched region alone; ``none`` — no region
+  term. ``region_weight`` multiplies the mean of the region terms (default 1). With a
+  signal-enriched region the data's signal fraction is the one its share of data gives
+  (``prior: auto``), not the EM estimate (``prior: em``), which a shifted signal fools.
 
 In a distributed run each process holds a slice of the batch; the training loop passes
 ``reduce`` (a differentiable sum over processes) to the training penalty, so the penalty
@@ -45,8 +53,10 @@ import torch
 from collections.abc import Mapping
 
 from sqnn import info
+from sqnn.data.splits import domain_labels
 from sqnn.labels import Penalty
-from sqnn.methods.base import DEPLOYABLE_NETWORK, Batch, Objective
+from sqnn.methods.base import DEPLOYABLE_NETWORK, Batch, Objective, RegionCounts
+from sqnn.methods.enriched import REGION_OPTIONS, RegionTerms
 from sqnn.methods.reweight import CLIP, REWEIGHT_REGIONS, reweighting_options
 from sqnn.priors import estimate_prior, rescale_to_prior, reweight_to_prior
 from sqnn.schema import Choice, Integer
@@ -86,6 +96,7 @@ class SQNNObjective(Objective):
         "every": Integer(1, 100_000),
         "reweight": Choice("none", *REWEIGHT_REGIONS),
         "reweight_clip": CLIP,
+        **REGION_OPTIONS,
     }
     default_network: dict[str, Any] = DEPLOYABLE_NETWORK
     # the sweep of the closure study, around the default strength
@@ -102,6 +113,7 @@ class SQNNObjective(Objective):
         self.anneal = int(self.options.get("anneal", 0))
         self.every = int(self.options.get("every", DEFAULT_EVERY))
         self.reweighting = reweighting_options(self.options.get("reweight", "none"), self.options.get("reweight_clip", 10.0))
+        self.enriched = RegionTerms(self.options)
         self.sim_prior: float | None = None
         self.data_prior: float | None = None
 
@@ -112,7 +124,14 @@ class SQNNObjective(Objective):
     @classmethod
     def needs(cls, options: Mapping[str, Any]) -> frozenset[str]:
         control = options.get("region", DEFAULT_REGION) == "control" or options.get("reweight", "none") == "control"
-        return frozenset({"control"} if control else ())
+        tagged = options.get("reweight", "none") == "enriched"
+        return frozenset({"control"} if control else ()) | frozenset({"signal_control"} if tagged else ())
+
+    def region_roles(self) -> tuple[str, ...]:
+        return self.enriched.roles
+
+    def set_regions(self, counts: Mapping[str, RegionCounts], sim_prior: float) -> None:
+        self.enriched.set_counts(counts, sim_prior)
 
     def check_representation(self, width: int) -> None:
         if self.estimator == "joint" and width > info.MAX_JOINT_UNITS:
@@ -130,8 +149,11 @@ class SQNNObjective(Objective):
     def start_epoch(self, epoch: int, data_probability: torch.Tensor, data_weight: torch.Tensor, sim_prior: float) -> dict[str, float]:
         """Re-estimate the data signal fraction (EM on the whole data training set) once per epoch; set τ."""
         self.sim_prior = sim_prior
-        self.data_prior = estimate_prior(data_probability, data_weight, sim_prior)
-        log = {"data_prior": self.data_prior}
+        em = estimate_prior(data_probability, data_weight, sim_prior)
+        self.data_prior = self.enriched.data_prior(em)
+        log = {"data_prior": self.data_prior, **self.enriched.update(self.data_prior)}
+        if self.data_prior != em:
+            log["data_prior_em"] = em
         if self.anneal > 0 and self.bernoulli_layers and self.network is not None:
             for layer in self.bernoulli_layers:
                 layer.temperature = self.temperature_at(epoch, self.network.temperature)
@@ -171,8 +193,23 @@ class SQNNObjective(Objective):
             value = info.conditional_mi(
                 theta, domain, condition, weight, joint=joint, n_values=2, prior="balanced", reduce=reduce
             )
-            return {"penalty": value, "mi_bits": value.detach()}
+            return self._with_regions(value, batch, joint)
         value = info.mutual_information(
             theta, domain, weight, joint=joint, n_values=2, prior="balanced", reduce=reduce
         )
-        return {"penalty": value, "mi_bits": value.detach()}
+        return self._with_regions(value, batch, joint)
+
+    def _with_regions(self, value: torch.Tensor, batch: Batch, joint: bool) -> dict[str, torch.Tensor]:
+        """The penalty plus ``region_weight`` × the mean of I(T;S) inside each enriched region of the batch."""
+        terms = {"mi_bits": value.detach()}
+        inside = []
+        for role, events in batch.regions.items():
+            sim_weight = self.enriched.sim_weight(role, events)
+            theta = torch.cat([events.sim_theta, events.data_theta])
+            domain = torch.from_numpy(domain_labels(len(sim_weight), len(events.data_weight))).to(theta.device)
+            term = info.mutual_information(theta, domain, torch.cat([sim_weight, events.data_weight]), joint=joint,
+                                           n_values=2, prior="balanced")
+            terms[f"mi_{role}_bits"] = term.detach()
+            inside.append(term)
+        penalty = value if not inside else value + self.enriched.weight * torch.stack(inside).mean()
+        return {"penalty": penalty, **terms}

@@ -3,7 +3,8 @@
 ``RUN/scores.parquet`` holds one row per held-out event of both domains, as the run's
 evaluation scored them: ``domain`` (``simulation`` or ``data``), ``score`` (P(signal|x)),
 ``weight`` (the simulation's after a run's reweighting), ``label`` (null where unknown:
-data without labels) and ``control`` (null without a control column). Reports and
+data without labels), ``control`` and ``signal_control`` (the enriched regions; null without
+the column). Reports and
 studies read results from here instead of loading the inputs and scoring again.
 """
 
@@ -34,6 +35,7 @@ class HeldOut:
     weight: np.ndarray
     label: np.ndarray | None = None
     control: np.ndarray | None = None
+    signal_control: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.score)
@@ -42,7 +44,7 @@ class HeldOut:
         def take(values: np.ndarray | None) -> np.ndarray | None:
             return None if values is None else values[mask]
 
-        return HeldOut(self.score[mask], self.weight[mask], take(self.label), take(self.control))
+        return HeldOut(self.score[mask], self.weight[mask], take(self.label), take(self.control), take(self.signal_control))
 
 
 @dataclass
@@ -70,6 +72,7 @@ def write_scores(run_dir: str | os.PathLike[str], scores: Scores) -> Path:
             "weight": pa.array(np.asarray(held.weight, dtype=np.float64)),
             "label": _column(held.label, n, pa.int8()),
             "control": _column(held.control, n, pa.bool_()),
+            "signal_control": _column(held.signal_control, n, pa.bool_()),
         }))
     path = Path(run_dir) / SCORES_FILE
     with atomic_path(path) as tmp:
@@ -101,5 +104,6 @@ def read_scores(run_dir: str | os.PathLike[str]) -> Scores:
             weight=part.column("weight").to_numpy(),
             label=optional("label", np.int8),
             control=optional("control", bool),
+            signal_control=optional("signal_control", bool) if "signal_control" in table.column_names else None,
         ))
     return Scores(*held)

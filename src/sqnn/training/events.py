@@ -38,12 +38,17 @@ __all__ = ["InMemoryEvents", "ChunkedEvents", "ChunkedInput", "Tensors", "Traini
 
 @dataclass
 class Tensors:
-    """Standardised features, normalised weights, labels and control flags of some events, on one device."""
+    """Standardised features, normalised weights, labels and region flags of some events, on one device."""
 
     x: torch.Tensor
     weight: torch.Tensor
     label: torch.Tensor | None
     control: torch.Tensor | None
+    signal_control: torch.Tensor | None = None
+
+    def region(self, role: str) -> torch.Tensor | None:
+        """The flag of the enriched region ``role`` (``control`` or ``signal_control``), None without it."""
+        return {"control": self.control, "signal_control": self.signal_control}[role]
 
     @classmethod
     def of(cls, sample: Sample, index: np.ndarray, scaler: Standardizer, weight_scale: float, device: torch.device) -> "Tensors":
@@ -53,6 +58,8 @@ class Tensors:
             weight=torch.from_numpy((sub.weight / weight_scale).astype(np.float32)).to(device),
             label=None if sub.label is None else torch.from_numpy(sub.label.astype(np.float32)).to(device),
             control=None if sub.control is None else torch.from_numpy(sub.control.astype(np.float32)).to(device),
+            signal_control=None if sub.signal_control is None
+            else torch.from_numpy(sub.signal_control.astype(np.float32)).to(device),
         )
 
     @classmethod
@@ -67,6 +74,7 @@ class Tensors:
             weight=torch.cat([p.weight for p in parts]),
             label=cat([p.label for p in parts]),
             control=cat([p.control for p in parts]),
+            signal_control=cat([p.signal_control for p in parts]),
         )
 
     def take(self, index: torch.Tensor | slice) -> "Tensors":
@@ -75,6 +83,7 @@ class Tensors:
             weight=self.weight[index],
             label=None if self.label is None else self.label[index],
             control=None if self.control is None else self.control[index],
+            signal_control=None if self.signal_control is None else self.signal_control[index],
         )
 
     def __len__(self) -> int:

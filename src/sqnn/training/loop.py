@@ -28,7 +28,9 @@ import torch
 from sqnn import info
 from sqnn.data import Sample, Splits, Standardizer
 from sqnn.devices import resolve_device
+from sqnn import regions
 from sqnn.methods import Batch, Objective
+from sqnn.methods.base import RegionBatch, RegionCounts
 from sqnn.metrics import roc_auc
 from sqnn.nn import NetworkConfig
 from sqnn.nn.layers import StochasticModule
@@ -52,6 +54,63 @@ def weighted_bce(logit: torch.Tensor, label: torch.Tensor, weight: torch.Tensor)
     """Mean of w · BCE; weights are normalised to mean 1 over the training set, so negative ones are fine."""
     per_event = torch.nn.functional.binary_cross_entropy_with_logits(logit, label, reduction="none")
     return (weight * per_event).mean()
+
+
+def _region_pools(objective: Objective, sim: Tensors, data: Tensors) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """For each region the penalty reads: the simulated events that stand for it and the data events inside it."""
+    pools = {}
+    for role in objective.region_roles():
+        sim_flag, data_flag = sim.region(role), data.region(role)
+        if sim_flag is None or data_flag is None:
+            continue
+        stand_for = torch.arange(len(sim)) if regions.INDEPENDENT[role] else torch.nonzero(sim_flag.cpu() > 0.5).squeeze(1)
+        inside = torch.nonzero(data_flag.cpu() > 0.5).squeeze(1)
+        if len(stand_for) and len(inside):
+            pools[role] = (stand_for, inside)
+    return pools
+
+
+def _region_batches(
+    model: torch.nn.Module, sim: Tensors, data: Tensors, pools: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    picks: dict[str, tuple[torch.Tensor, torch.Tensor]],
+) -> dict[str, RegionBatch]:
+    """One forward pass over the events ``picks`` chose from each region's pools (positions into the pools)."""
+    if not picks:
+        return {}
+    parts_sim = {role: sim.take(pools[role][0][s]) for role, (s, _) in picks.items()}
+    parts_data = {role: data.take(pools[role][1][d]) for role, (_, d) in picks.items()}
+    x = torch.cat([torch.cat([parts_sim[r].x, parts_data[r].x]) for r in picks])
+    logit, theta, output = model(x, outputs=True)
+    out, start = {}, 0
+    for role in picks:
+        n_sim, n_data = len(parts_sim[role]), len(parts_data[role])
+        label = parts_sim[role].label
+        assert label is not None
+        out[role] = RegionBatch(
+            sim_theta=theta[start : start + n_sim], sim_logit=logit[start : start + n_sim], sim_label=label,
+            sim_weight=parts_sim[role].weight, data_theta=theta[start + n_sim : start + n_sim + n_data],
+            data_logit=logit[start + n_sim : start + n_sim + n_data], data_weight=parts_data[role].weight,
+            sim_output=output[start : start + n_sim], data_output=output[start + n_sim : start + n_sim + n_data],
+        )
+        start += n_sim + n_data
+    return out
+
+
+def region_counts(sim: Tensors, data: Tensors) -> dict[str, RegionCounts]:
+    """Each enriched region given in both domains: its simulated selection efficiency per class and its share of data."""
+    counts = {}
+    assert sim.label is not None
+    label, weight = sim.label.cpu().numpy(), sim.weight.double().cpu().numpy()
+    data_weight = data.weight.double().cpu().numpy()
+    for role in regions.REGION_ROLES:
+        sim_flag, data_flag = sim.region(role), data.region(role)
+        if sim_flag is None or data_flag is None:
+            continue
+        e_s, e_b = regions.selection_efficiencies(sim_flag.cpu().numpy() > 0.5, label, weight)
+        total = float(data_weight.sum())
+        rate = float(data_weight[data_flag.cpu().numpy() > 0.5].sum()) / total if total > 0 else float("nan")
+        counts[role] = RegionCounts(e_s, e_b, rate)
+    return counts
 
 
 def _batch(model: StochasticModule, sim: Tensors, data: Tensors, epoch: int, forward: torch.nn.Module | None = None) -> Batch:
@@ -105,7 +164,12 @@ def _monitor(
         classification = float(weighted_bce(batch.sim_logit, sim.label, sim.weight))
         # the penalty of the validation events, on a fixed subsample as the joint measures below
         k = min(monitor_events, len(sim), len(data))
-        terms = objective.penalty(batch.first(k, k)) if objective.uses_data else {}
+        first = batch.first(k, k)
+        pools = _region_pools(objective, sim, data)
+        first.regions = _region_batches(model, sim, data, pools, {
+            role: (torch.arange(min(k, len(s))), torch.arange(min(k, len(d)))) for role, (s, d) in pools.items()
+        })
+        terms = objective.penalty(first) if objective.uses_data else {}
         penalty = float(terms.get("penalty", 0.0))
         gamma = objective.gamma_at(epoch)
         theta = batch.theta.double()
@@ -211,6 +275,7 @@ def _train_epoch(
     sums = {"classification": 0.0, "penalty": 0.0}
     steps_run = penalised = 0
     for train_sim, train_data in events.blocks(generator):
+        pools = _region_pools(objective, train_sim, train_data)
         steps = max(1, math.ceil(len(train_sim) / batch_size))
         sim_order = torch.randperm(len(train_sim), generator=generator)
         data_order = torch.randint(len(train_data), (steps * batch_size,), generator=generator)
@@ -236,6 +301,13 @@ def _train_epoch(
             loss = classification
             scale = objective.penalty_scale(steps_run + step)
             if objective.uses_data and gamma > 0 and scale > 0:
+                if pools:
+                    # each region's own events, drawn for the penalised steps only
+                    batch.regions = _region_batches(forward, train_sim, train_data, pools, {
+                        role: (torch.randint(len(s), (batch_size,), generator=generator),
+                               torch.randint(len(d), (batch_size,), generator=generator))
+                        for role, (s, d) in pools.items()
+                    })
                 penalty = objective.penalty(batch, reduce)["penalty"]
                 loss = loss + gamma * scale * penalty
                 sums["penalty"] += float(penalty.detach())
@@ -378,6 +450,8 @@ def fit(
     shown = fit_progress(progress)
     shown.start_fit(objective, config.epochs, state.next_epoch)
     sim_prior = events.sim_prior
+    if isinstance(events, InMemoryEvents):
+        objective.set_regions(region_counts(events.train_sim, events.train_data), sim_prior)
     for epoch in epochs:
         started = time.process_time()
         epoch_log = objective.start_epoch(epoch, *_data_probability(model, events.probe_data), sim_prior)

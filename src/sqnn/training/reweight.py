@@ -14,7 +14,11 @@ regions avoid it:
   domains); its ratio is applied to every simulated event;
 - ``all``: simulation is first reweighted per class to the data's signal fraction (EM on
   the output of a classifier trained on simulation, :func:`sqnn.priors.estimate_prior`),
-  so the domain classifier sees the same class mix in both domains.
+  so the domain classifier sees the same class mix in both domains;
+- ``enriched``: the classifier sees the data inside each enriched region (the signal-enriched
+  tag-and-probe region, and the control region when given) against simulation standing for
+  that region, reweighted per class to the data's purity in it (:mod:`sqnn.regions`), each
+  region's two domains carrying equal weight: reweighting within each region.
 
 The fitted reweighter is a tree ensemble plus a few numbers (:class:`~sqnn.runs.reweighter.Reweighter`);
 a run stores it as part of its directory (:mod:`sqnn.runs.reweighter`).
@@ -27,15 +31,16 @@ from typing import Any
 
 import numpy as np
 
+from sqnn import regions
 from sqnn.data import Sample, Splits
 from sqnn.errors import SqnnError
 from sqnn.nn.trees import TreeEnsemble
-from sqnn.priors import estimate_prior
+from sqnn.priors import estimate_prior, reweight_to_prior
 from sqnn.runs.reweighter import DEFAULT_CLIP, Reweighter
 
 __all__ = ["REGIONS", "fit_reweighter"]
 
-REGIONS = ("control", "all")
+REGIONS = ("control", "all", "enriched")
 
 
 def _trees(seed: int, max_iter: int) -> Any:
@@ -101,6 +106,9 @@ def fit_reweighter(
         sim_prior = float(sim_weight[label == 1].sum() / sim_weight.sum())
         sim_weight = sim_weight * np.where(label == 1, fraction / sim_prior, (1 - fraction) / (1 - sim_prior))
 
+    if region == "enriched":
+        return _fit_enriched(simulation, data, splits, clip, seed, threads, max_iter, started)
+
     def events(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sim_index, data_index = splits.simulation[split], splits.data[split]
         if region == "control":
@@ -122,4 +130,54 @@ def fit_reweighter(
     with threadpool_limits(limits=threads):
         model.fit(x, domain, sample_weight=weight, X_val=x_val, y_val=domain_val, sample_weight_val=weight_val)
     reweighter = Reweighter(TreeEnsemble.from_hist_gradient_boosting(model), region, float(clip), fraction)
+    return reweighter, time.process_time() - started
+
+
+def _fit_enriched(
+    simulation: Sample, data: Sample, splits: Splits, clip: float, seed: int, threads: int, max_iter: int, started: float
+) -> tuple[Reweighter, float]:
+    """The density ratio learnt within the enriched regions (see the module docstring, ``enriched``)."""
+    from threadpoolctl import threadpool_limits
+
+    if simulation.signal_control is None or data.signal_control is None:
+        raise SqnnError("reweighting within the enriched regions needs a signal-enriched region (--signal-control COL) "
+                        "in both simulation and data")
+    assert simulation.label is not None
+    label, weight = simulation.label, simulation.weight.astype(np.float64)
+    train_sim, train_data = splits.simulation["train"], splits.data["train"]
+    flags = {role: (getattr(simulation, role), getattr(data, role)) for role in regions.REGION_ROLES
+             if getattr(simulation, role) is not None and getattr(data, role) is not None}
+    sim_prior = float(weight[train_sim][label[train_sim] == 1].sum() / weight[train_sim].sum())
+    prior, found = regions.compositions(label[train_sim], weight[train_sim], {r: f[0][train_sim] for r, f in flags.items()},
+                                        data.weight[train_data], {r: f[1][train_data] for r, f in flags.items()}, sim_prior)
+
+    def events(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xs, domains, weights = [], [], []
+        for role, (sim_flag, data_flag) in flags.items():
+            sim_index = splits.simulation[split]
+            if not regions.INDEPENDENT[role]:
+                sim_index = sim_index[sim_flag[sim_index]]
+            data_index = splits.data[split][data_flag[splits.data[split]]]
+            pool_prior = sim_prior if regions.INDEPENDENT[role] else regions.region_purity(
+                sim_prior, found[role].signal_efficiency, found[role].background_efficiency)
+            sim_w = reweight_to_prior(weight[sim_index], label[sim_index] == 1, pool_prior, found[role].purity)
+            data_w = data.weight[data_index].astype(np.float64)
+            # each region: its two domains with equal weight, the regions in proportion to their data
+            share = float(data_w.sum())
+            sim_w = sim_w / max(float(sim_w.sum()), 1e-12) * share
+            xs += [simulation.features[sim_index], data.features[data_index]]
+            domains += [np.zeros(len(sim_index), dtype=np.int8), np.ones(len(data_index), dtype=np.int8)]
+            weights += [sim_w, data_w]
+        domain = np.concatenate(domains)
+        return np.concatenate(xs).astype(np.float64), domain, _balanced(np.concatenate(weights), domain)
+
+    x, domain, fit_weight = events("train")
+    if (domain == 0).sum() < 20 or (domain == 1).sum() < 20:
+        raise SqnnError(f"too few events to learn the reweighting within the enriched regions "
+                        f"({int((domain == 0).sum())} simulated, {int((domain == 1).sum())} data)")
+    x_val, domain_val, weight_val = events("validation")
+    model = _trees(seed, max_iter)
+    with threadpool_limits(limits=threads):
+        model.fit(x, domain, sample_weight=fit_weight, X_val=x_val, y_val=domain_val, sample_weight_val=weight_val)
+    reweighter = Reweighter(TreeEnsemble.from_hist_gradient_boosting(model), "enriched", float(clip), prior)
     return reweighter, time.process_time() - started

@@ -323,7 +323,9 @@ def run_compare(
 def _fit_metrics(metrics: Mapping[str, Any]) -> list[str]:
     """What one finished fit is judged by: its simulation AUC, the label-free disagreement, and closure if known."""
     shown = []
-    for key in ("auc_source", "ks_control" if metrics.get("ks_control") is not None else "domain_auc", "closure"):
+    label_free = next(k for k in ("insitu_closure_80", "ks_control", "domain_auc") if metrics.get(k) is not None
+                      or k == "domain_auc")
+    for key in ("auc_source", label_free, "closure"):
         if isinstance(metrics.get(key), (int, float)):
             shown.append(f"{key} {metrics[key]:.4f}")
     return shown

@@ -5,14 +5,18 @@ Selection rule (the same for every method, never reading a data label)
 1. Accuracy guard: keep the settings whose simulation AUC (``auc_source``, mean over
    seeds) is within δ (default 0.005) of the best setting of that method.
 2. Among those, take the one with the smallest label-free disagreement between data and
-   simulation: ``ks_control`` — the KS distance of the score between the domains in the
-   control region, background-dominated in both and so nearly free of the signal-fraction
-   difference that moves the plain ``ks`` — when every setting of the comparison has it
-   (a ``--control`` column was given); otherwise ``domain_auc``, the domain probe on the
-   representation. The same metric is used for all methods of one comparison.
-3. Settings whose disagreement is within the standard error over seeds of the smallest
-   one count as equal: of those the one with the highest ``auc_source`` is taken, and of
-   exact ties the smaller γ.
+   simulation: ``insitu_closure_80`` — the closure |1 − sf_S| + |1 − sf_B| at the 80 %
+   working point measured in the enriched regions without data labels (:mod:`sqnn.regions`)
+   — when every setting of the comparison has it (a signal-enriched region was given);
+   else ``ks_control`` — the KS distance of the score between the domains in the control
+   region, background-dominated in both and so nearly free of the signal-fraction
+   difference that moves the plain ``ks`` — when every setting has it (a ``--control``
+   column was given); otherwise ``domain_auc``, the domain probe on the representation.
+   The same metric is used for all methods of one comparison.
+3. Settings whose disagreement is within the resolution of the smallest one count as
+   equal: the standard error over seeds, or with one seed the statistical error of the
+   metric itself (``<metric>_err`` where evaluation gives one). Of those the one with the
+   highest ``auc_source`` is taken, and of exact ties the smaller γ.
 
 ``disagreement=`` (``--select-by``) can name another label-free metric instead:
 ``domain_auc`` or ``ks_reweighted`` (simulation reweighted per class to the data signal
@@ -47,16 +51,17 @@ __all__ = [
 
 DEFAULT_DELTA = 0.005
 ACCURACY_METRIC = "auc_source"
-DISAGREEMENT_METRICS = ("ks_control", "domain_auc", "ks_reweighted")
+DISAGREEMENT_METRICS = ("insitu_closure_80", "insitu_closure", "ks_control", "domain_auc", "ks_reweighted")
 
 SELECTION_RULE = (
     "Per method: keep the settings whose mean simulation AUC (auc_source) over seeds is within "
     "delta of the method's best; among them find the smallest mean label-free data/simulation "
-    "disagreement (ks_control when every setting has it, else domain_auc, unless another label-free "
+    "disagreement (insitu_closure_80, the closure measured in the enriched regions, when every setting "
+    "has it, else ks_control when every setting has it, else domain_auc, unless another label-free "
     "metric is named; the same metric for all methods); of the settings whose disagreement is within "
-    "the standard error over seeds of that smallest one (exact ties with one seed), take the one with "
-    "the highest auc_source, and of those the smaller gamma. Data labels (auc_target, per-class "
-    "metrics) are never used."
+    "the resolution of that smallest one (the standard error over seeds, or with one seed the metric's "
+    "own statistical error), take the one with the highest auc_source, and of those the smaller gamma. "
+    "Data labels (auc_target, per-class metrics) are never used."
 )
 
 
@@ -88,10 +93,11 @@ def _mean(setting: Mapping[str, Any], key: str) -> float | None:
 
 
 def choose_disagreement(settings_by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """``ks_control`` when every setting of every method has it, else ``domain_auc``."""
+    """``insitu_closure_80``, else ``ks_control``, when every setting of every method has it; else ``domain_auc``."""
     all_settings = [s for settings in settings_by_method.values() for s in settings]
-    if all_settings and all(_mean(s, "ks_control") is not None for s in all_settings):
-        return "ks_control"
+    for metric in ("insitu_closure_80", "ks_control"):
+        if all_settings and all(_mean(s, metric) is not None for s in all_settings):
+            return metric
     return "domain_auc"
 
 
@@ -131,9 +137,11 @@ def select_setting(
 
 
 def _standard_error(setting: Mapping[str, Any], key: str) -> float:
-    """Standard error of a setting's mean over seeds (0 with one seed or no spread known)."""
+    """The resolution of a setting's mean: its standard error over seeds, or with one seed the metric's own
+    statistical error (``<key>_err``); 0 when neither is known."""
     stats = setting.get("metrics", {}).get(key, {})
     std, n = stats.get("std"), stats.get("n") or 0
-    if std is None or n < 2 or not math.isfinite(std):
-        return 0.0
-    return float(std) / math.sqrt(n)
+    if std is not None and n >= 2 and math.isfinite(std):
+        return float(std) / math.sqrt(n)
+    own = _mean(setting, f"{key}_err")
+    return float(own) if own is not None else 0.0

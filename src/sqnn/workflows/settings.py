@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from sqnn.data import ColumnSpec
+from sqnn.data.sample import ROLES
 from sqnn.errors import SqnnError
 from sqnn.methods import METHODS, Objective, make_objective
 from sqnn.nn import NetworkConfig
@@ -48,7 +49,7 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
-CONFIG_KEYS = ("features", "label", "weight", "control", "observer", "method", "gamma", "method_options", "network", "train")
+CONFIG_KEYS = ("features", "label", "weight", "control", "signal_control", "observer", "method", "gamma", "method_options", "network", "train")
 # a feed-forward network on the features, or a permutation-invariant set model on an objects column
 MODELS = ("dense", "set")
 # beyond this the penalty swamps the classification loss by many orders of magnitude
@@ -62,6 +63,7 @@ CONFIG_RULES = Fields(
         "label": Nullable(Name()),
         "weight": Nullable(Name()),
         "control": Nullable(Name()),
+        "signal_control": Nullable(Name()),
         "observer": Nullable(Name()),
         "method": Choice(*METHODS),
         "gamma": Nullable(Real(0.0, MAX_GAMMA)),
@@ -135,7 +137,7 @@ def columns_from(config: Mapping[str, Any], *, features: str | None = None, **ro
     if listed is None and config.get("features") is not None:
         listed = tuple(config["features"])
     try:
-        base = ColumnSpec(features=listed, **{r: config.get(r) for r in ("label", "weight", "control", "observer")})
+        base = ColumnSpec(features=listed, **{r: config.get(r) for r in ROLES})
         return base.with_roles(**roles)
     except ValueError as exc:
         raise SqnnError(f"invalid columns: {exc}") from None

@@ -74,12 +74,22 @@ COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("domain_auc", "domain_auc", "AUC of a probe telling simulation from data on the representation (0.5 best)", 3),
     Column("mi_bits", "I(T;S) bits", "marginal factorised I(T;S) of the Bernoulli layer (a diagnostic)", 4),
     Column("rejection_at_50", "1/ε_B 50 %", "background rejection at 50 % signal efficiency, simulation", 1),
+    Column("insitu_sf_signal", "in-situ sf_S 50 %", "signal scale factor measured in the enriched regions without data "
+           "labels (± statistical and purity errors)", 3),
+    Column("insitu_sf_background", "in-situ sf_B 50 %", "the same for background", 3),
+    Column("insitu_sf_signal_80", "in-situ sf_S 80 %", "in-situ signal scale factor at the 80 % working point", 3),
+    Column("insitu_sf_background_80", "in-situ sf_B 80 %", "in-situ background scale factor at the 80 % working point", 3),
+    Column("insitu_closure_80", "in-situ closure 80 %", "|1 − sf_S| + |1 − sf_B| of the in-situ scale factors at 80 % "
+           "(± statistical error: what the selection may read)", 3),
 )}
 
 # the full tables (summary.md, report.html): with data labels, then without
 FULL_KEYS = ("auc_source", "auc_target", "sf_signal", "sf_background", "closure", "sf_signal_80", "sf_background_80",
              "closure_80", "ks_signal", "ks_background", "ks_control", "data_signal_fraction", "domain_auc")
 LABEL_FREE_KEYS = ("auc_source", "ks_control", "ks", "ks_reweighted", "data_signal_fraction", "domain_auc")
+# shown where the comparison had enriched regions
+INSITU_KEYS = ("insitu_sf_signal", "insitu_sf_background", "insitu_sf_signal_80", "insitu_sf_background_80",
+               "insitu_closure_80")
 
 
 def run_stats(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -173,9 +183,16 @@ def _has_labels(summary: Mapping[str, Any]) -> bool:
     return bool(summary.get("inputs", {}).get("data_label"))
 
 
+def _keys(summary: Mapping[str, Any]) -> tuple[str, ...]:
+    keys = FULL_KEYS if _has_labels(summary) else LABEL_FREE_KEYS
+    in_situ = any(with_error(setting["metrics"], "insitu_sf_signal_80")[0] is not None
+                  for _, setting, _ in _method_rows(summary, every_setting=True))
+    return keys + INSITU_KEYS if in_situ else keys
+
+
 def summary_table(summary: Mapping[str, Any], every_setting: bool = False) -> tuple[list[str], list[list[str]], list[bool]]:
     """Header, cells and whether each row is the chosen setting, for summary.md and report.html."""
-    keys = FULL_KEYS if _has_labels(summary) else LABEL_FREE_KEYS
+    keys = _keys(summary)
     header = ["method", "setting", "seeds", *(COLUMNS[k].title for k in keys)]
     rows, chosen = [], []
     shown = displays(summary)
@@ -188,7 +205,7 @@ def summary_table(summary: Mapping[str, Any], every_setting: bool = False) -> tu
 
 
 def column_legend(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    keys = FULL_KEYS if _has_labels(summary) else LABEL_FREE_KEYS
+    keys = _keys(summary)
     return [(COLUMNS[k].title, COLUMNS[k].meaning) for k in keys]
 
 
