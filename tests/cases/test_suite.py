@@ -111,9 +111,10 @@ def test_single_factor_pairs_share_one_simulation_and_data_variants_share_stream
 
 
 def test_sizes_and_seed_are_checked(tmp_path):
-    with pytest.raises(SqnnError, match="--n-eval"):
+    with pytest.raises(SqnnError, match="^n_eval must be a positive number") as error:
         suite.plan(suite.select(["w-fsr"]), tmp_path, n_eval=0)
-    with pytest.raises(SqnnError, match="--seed"):
+    assert error.value.for_cli().startswith("--n-eval must be a positive number")
+    with pytest.raises(SqnnError, match="^seed must be"):
         suite.plan(suite.select(["w-fsr"]), tmp_path, seed=-1)
 
 

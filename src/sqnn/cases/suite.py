@@ -68,7 +68,7 @@ from sqnn.cases import boosted
 from sqnn.cases.boosted import GeneratorSettings, Output, Reconstruction
 from sqnn.cases.boosted.tag_and_probe import TagEfficiencies
 from sqnn.cases.detector import Detector
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = [
     "CASES",
@@ -312,11 +312,11 @@ def plan(cases: Sequence[SuiteCase], out: str | Path, *, n_train: int | None = N
          seed: int = 0, workers: int = 1) -> dict[str, dict[str, Planned]]:
     """The four files of every case: ``{case: {role: Planned}}``; sizes default to :data:`RECOMMENDED_SIZES`."""
     out = Path(out)
-    for value, flag in ((n_train, "--n-train"), (n_eval, "--n-eval")):
+    for value, name in ((n_train, "n_train"), (n_eval, "n_eval")):
         if value is not None and (isinstance(value, bool) or value <= 0):
-            raise SqnnError(f"{flag} must be a positive number of jets, got {value!r}")
+            raise SqnnError(f"{option(name)} must be a positive number of jets, got {value!r}")
     if not 0 <= seed <= boosted.MAX_SEED:
-        raise SqnnError(f"--seed must be an integer in 0..{boosted.MAX_SEED}, got {seed!r}")
+        raise SqnnError(f"{option('seed')} must be an integer in 0..{boosted.MAX_SEED}, got {seed!r}")
     planned: dict[str, dict[str, Planned]] = {}
     for case in cases:
         sizes = RECOMMENDED_SIZES[case.process]
@@ -461,7 +461,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
     if setting not in SETTINGS:
         raise SqnnError(f"unknown setting {setting!r}; choose one of {', '.join(SETTINGS)}")
     if events <= 0:
-        raise SqnnError(f"--events must be positive, got {events}")
+        raise SqnnError(f"{option('events')} must be positive, got {events}")
     definition = boosted.process_named(process)
     stream = boosted.make_stream(process, SETTINGS[setting].generator, seed, (SUITE_KEY, 0, 0, 0), 0, Path("."))
     state = Generators(stream, definition)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sqnn.data import Sample, Splits
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.nn.trees import TreeEnsemble
 from sqnn.priors import estimate_prior
 from sqnn.runs.reweighter import DEFAULT_CLIP, Reweighter
@@ -105,7 +105,7 @@ def fit_reweighter(
         sim_index, data_index = splits.simulation[split], splits.data[split]
         if region == "control":
             if simulation.control is None or data.control is None:
-                raise SqnnError("reweighting in the control region needs --control COL in both simulation and data")
+                raise SqnnError(f"reweighting in the control region needs {option('control', 'COL')} in both simulation and data")
             sim_index = sim_index[simulation.control[sim_index]]
             data_index = data_index[data.control[data_index]]
         x = np.concatenate([simulation.features[sim_index], data.features[data_index]]).astype(np.float64)

@@ -71,7 +71,7 @@ def worker_main() -> None:
         try:
             run_worker(stream, worker, report, stopped.is_set)
         except SqnnError as error:
-            messages.write(json.dumps({"error": str(error), "user": True}) + "\n")
+            messages.write(json.dumps({"error": error.marked, "user": True}) + "\n")
             raise SystemExit(2) from None
         except Exception:
             messages.write(json.dumps({"error": traceback.format_exc(), "user": False}) + "\n")

@@ -55,7 +55,7 @@ import numpy as np
 import pyarrow as pa
 
 from sqnn.cases.boosted.physics import DOMAIN_CODE, DOMAIN_DEFAULTS, DOMAINS
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = ["TAG_CODE", "TagEfficiencies", "describe", "positions", "tag_column", "uniforms", "with_tag"]
 
@@ -80,7 +80,7 @@ class TagEfficiencies:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                     or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-                raise SqnnError(f"--tag-{name} (the tag efficiency of {name} jets) must lie in [0, 1], got {value!r}")
+                raise SqnnError(f"{option('tag_' + name)} (the tag efficiency of {name} jets) must lie in [0, 1], got {value!r}")
             object.__setattr__(self, name, float(value))
 
     @classmethod
