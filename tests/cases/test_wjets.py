@@ -223,7 +223,7 @@ def test_sigterm_stops_after_the_chunk_and_a_rerun_resumes(tmp_path, monkeypatch
 @pytest.mark.parametrize(("domain", "n", "seed"), [("sim", 4, 1), ("data", 7, 2)])
 def test_default_options_reproduce_the_shipped_jets_and_metadata(tmp_path, domain, n, seed):
     # the shipped files were made with 2 workers; the first jets of each (class, worker)
-    # stream come from its chunk 0, which a tiny run with the same seed regenerates
+    # sequence come from its chunk 0, which a tiny run with the same seed regenerates
     out = wjets.generate(domain, n, seed=seed, out=tmp_path / "slice.parquet", workers=2, progress=False)
     regenerated = pd.read_parquet(out)
     shipped = _shipped(domain)[COLUMNS].assign(tag=_shipped_tag(domain))

@@ -72,8 +72,8 @@ Columns
 Seeds
     The events of each class are made in tasks of :data:`TASK_EVENTS`; task ``t`` of class
     ``c`` runs its own Pythia seeded from (``seed``, domain, channel, class, t), and its own
-    detector and b-tagging random stream (and, with pileup, its own pool and overlay
-    stream), so the file does not depend on ``workers`` and the tt̄ background of two
+    detector and b-tagging random sequence (and, with pileup, its own pool and overlay
+    sequence), so the file does not depend on ``workers`` and the tt̄ background of two
     channel files generated with the same seed is not shared.
     Settings, seeds and versions are written as JSON under the key ``sqnn`` of the parquet
     key-value metadata.
@@ -479,7 +479,7 @@ class _Task:
         }
         if self.pileup_mu > 0:
             seeds["pileup_pool"] = _pythia.derive_seed(self.seed, *self.keys(), PILEUP_CODE)
-            # which pool events are overlaid: its own stream, so that CHS on and off see the same pileup
+            # which pool events are overlaid: its own random sequence, so that CHS on and off see the same pileup
             seeds["pileup_rng"] = [self.seed, *self.keys(), PILEUP_CODE]
         return seeds
 

@@ -48,7 +48,7 @@ def make_toy(
     fraction = DEFAULT_SIGNAL_FRACTION[domain] if signal_fraction is None else float(signal_fraction)
     if not 0.0 <= fraction <= 1.0:
         raise SqnnError(f"toy: signal fraction must be within [0, 1], got {fraction}")
-    # one independent stream per (seed, domain), so sim and data never share events
+    # one independent random sequence per (seed, domain), so sim and data never share events
     rng = np.random.default_rng([int(seed), 0 if domain == "sim" else 1])
     is_signal = np.zeros(n, dtype=np.int8)
     is_signal[: int(round(n * fraction))] = 1
