@@ -19,8 +19,9 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CU
 def test_cpu_and_auto_resolve() -> None:
     assert resolve_device("cpu") == torch.device("cpu") == resolve_device(None)
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(SqnnError, match="--device must be"):
+    with pytest.raises(SqnnError, match="^device must be") as error:
         resolve_device("tpu")
+    assert error.value.for_cli().startswith("--device must be")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = ["Scheduler", "in_order", "map_tasks", "open_client"]
 
@@ -38,10 +38,10 @@ def open_client(scheduler: Scheduler, workers: int = 2) -> Iterator[Any]:
         yield scheduler
         return
     if not isinstance(scheduler, str) or not scheduler:
-        raise SqnnError(f"--scheduler must be 'local' or the address of a Dask scheduler, got {scheduler!r}")
+        raise SqnnError(f"{option('scheduler')} must be 'local' or the address of a Dask scheduler, got {scheduler!r}")
     if scheduler == "local":
         if workers < 1:
-            raise SqnnError(f"--workers must be at least 1, got {workers}")
+            raise SqnnError(f"{option('workers')} must be at least 1, got {workers}")
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.ERROR,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = ["DEVICES", "resolve_device"]
 
@@ -26,10 +26,13 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     kind, _, index = text.partition(":")
     if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
-        raise SqnnError(f"--device must be cpu, cuda, cuda:N or auto, got {text!r}")
+        raise SqnnError(f"{option('device')} must be cpu, cuda, cuda:N or auto, got {text!r}")
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise SqnnError(f"--device {text}: this machine has no CUDA GPU that torch can use; use --device cpu or auto")
+            raise SqnnError(
+                f"{option('device', text, repr(text))}: this machine has no CUDA GPU that torch can use; "
+                f"use {option('device', 'cpu', repr('cpu'))} or auto"
+            )
         if index and int(index) >= torch.cuda.device_count():
-            raise SqnnError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+            raise SqnnError(f"{option('device', text, repr(text))}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     return torch.device(text)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, phrase
 
 __all__ = [
     "atomic_path",
@@ -210,5 +210,6 @@ def refuse_overwriting(outputs: Iterable[PathLike], inputs: Iterable[PathLike]) 
         for source in sources:
             if _same_file(out, source):
                 raise SqnnError(
-                    f"{out}: this output is the input {source}; writing it would destroy the input, choose another --out"
+                    f"{out}: this output is the input {source}; writing it would destroy the input, "
+                    f"choose another {phrase('output path', '--out')}"
                 )

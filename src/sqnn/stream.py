@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = [
     "DECISIONS_MAGIC",
@@ -289,15 +289,15 @@ def serve(
     from sqnn.runs import load_run
 
     if report_every <= 0:
-        raise SqnnError(f"--report-every must be positive, got {report_every}")
+        raise SqnnError(f"{option('report_every')} must be positive, got {report_every}")
     if max_messages is not None and max_messages < 1:
-        raise SqnnError(f"--max-messages must be at least 1, got {max_messages}")
+        raise SqnnError(f"{option('max_messages')} must be at least 1, got {max_messages}")
     if threads < 1:
-        raise SqnnError(f"--threads must be at least 1, got {threads}")
+        raise SqnnError(f"{option('threads')} must be at least 1, got {threads}")
     if not HEADER.size <= max_message_bytes <= 1 << 31:
-        raise SqnnError(f"--max-message-bytes must lie in [{HEADER.size}, {1 << 31}], got {max_message_bytes}")
+        raise SqnnError(f"{option('max_message_bytes')} must lie in [{HEADER.size}, {1 << 31}], got {max_message_bytes}")
     if not (np.isfinite(threshold) and np.isfinite(report_every)):
-        raise SqnnError("--threshold and --report-every must be finite numbers")
+        raise SqnnError(f"{option('threshold')} and {option('report_every')} must be finite numbers")
     import torch
 
     torch.set_num_threads(threads)

@@ -1,9 +1,10 @@
-"""The boosted-jet engine: knobs, several reconstructions of one stream, chunk seeding."""
+"""The boosted-jet engine: knobs, several reconstructions of one sequence, chunk seeding."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from dataclasses import replace
 
@@ -86,9 +87,13 @@ def test_detector_and_pileup_knobs_change_only_their_field():
     ],
 )
 def test_bad_knobs_are_one_line_errors(tmp_path, knobs, message):
-    with pytest.raises(SqnnError, match=message) as error:
+    with pytest.raises(SqnnError) as error:
         wjets.generate("sim", 10, 1, tmp_path / "x.parquet", progress=False, **knobs)
     assert "\n" not in str(error.value)
+    # the message names the knob as the command line's flag; the Python error names the parameter
+    python = message.removeprefix("--").replace("-", "_")
+    assert python in str(error.value) and not re.search(r"(?<![\w-])--[a-z]", str(error.value))
+    assert message in error.value.for_cli()
     assert not (tmp_path / "x.parquet").exists()
 
 
@@ -156,7 +161,7 @@ def test_pythia_takes_every_generator_knob():
                       "StringZ:bLund": 1.1, "StringPT:sigma": 0.4, "MultipartonInteractions:pT0Ref": 2.0}
 
 
-# ---------------------------------------------------------------- several reconstructions of one stream
+# ---------------------------------------------------------------- several reconstructions of one sequence
 
 
 VARIANTS = {
@@ -168,8 +173,8 @@ VARIANTS = {
 }
 
 
-def _stream(tmp_path, workers=1, seed=3):
-    return boosted.make_stream("wjets", GeneratorSettings(), seed, (9, 1), 5, tmp_path / "parts", workers=workers)
+def _sequence(tmp_path, workers=1, seed=3):
+    return boosted.make_sequence("wjets", GeneratorSettings(), seed, (9, 1), 5, tmp_path / "parts", workers=workers)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +182,7 @@ def variants(tmp_path_factory):
     """The W jets of one chunk of hard events, reconstructed five ways."""
     folder = tmp_path_factory.mktemp("variants")
     outputs = [Output(folder / f"{name}.parquet", reco, 45, 0, "data", 1.0) for name, reco in VARIANTS.items()]
-    boosted.produce(_stream(folder), outputs, progress=False)
+    boosted.produce(_sequence(folder), outputs, progress=False)
     return {name: pd.read_parquet(folder / f"{name}.parquet").drop_duplicates("event").set_index("event")
             for name in VARIANTS}
 
@@ -189,7 +194,7 @@ def _matched(variants, a, b, column):
 
 
 @pytest.mark.physics
-def test_variants_of_one_stream_share_their_events(variants):
+def test_variants_of_one_sequence_share_their_events(variants):
     for name in VARIANTS:
         assert len(variants[name]) == 45
         assert (variants[name]["is_signal"] == 1).all()
@@ -224,7 +229,7 @@ def test_pileup_raises_mass_and_more_without_chs(variants):
     assert (nochs > chs).mean() > 0.9
 
 
-# ---------------------------------------------------------------- chunk streams: seeds, workers, resume
+# ---------------------------------------------------------------- chunk sequences: seeds, workers, resume
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +237,7 @@ def sequential(tmp_path_factory):
     """Two chunks of W signal made one after the other by one Pythia instance."""
     folder = tmp_path_factory.mktemp("sequential")
     out = folder / "w.parquet"
-    boosted.produce(_stream(folder), [Output(out, Reconstruction(), 100, 0, "sim", 1.0)], progress=False)
+    boosted.produce(_sequence(folder), [Output(out, Reconstruction(), 100, 0, "sim", 1.0)], progress=False)
     return out
 
 
@@ -242,10 +247,10 @@ def _same_file(first, second):
 
 
 @pytest.mark.physics
-def test_chunk_stream_file_does_not_depend_on_workers(tmp_path, sequential):
+def test_chunk_sequence_file_does_not_depend_on_workers(tmp_path, sequential):
     out = tmp_path / "w.parquet"
     # two workers: chunk 1 comes from a fresh Pythia in the second process
-    boosted.produce(_stream(tmp_path, workers=2), [Output(out, Reconstruction(), 100, 0, "sim", 1.0)],
+    boosted.produce(_sequence(tmp_path, workers=2), [Output(out, Reconstruction(), 100, 0, "sim", 1.0)],
                     progress=False)
     _same_file(sequential, out)
     metadata = json.loads(pq.read_schema(out).metadata[b"sqnn"])
@@ -254,7 +259,7 @@ def test_chunk_stream_file_does_not_depend_on_workers(tmp_path, sequential):
 
 
 @pytest.mark.physics
-def test_interrupted_chunk_stream_resumes_to_the_same_file(tmp_path, monkeypatch, sequential):
+def test_interrupted_chunk_sequence_resumes_to_the_same_file(tmp_path, monkeypatch, sequential):
     out = tmp_path / "w.parquet"
     report = processes.Progress.__call__
     sent = []
@@ -268,21 +273,21 @@ def test_interrupted_chunk_stream_resumes_to_the_same_file(tmp_path, monkeypatch
     monkeypatch.setattr(processes.Progress, "__call__", report_then_terminate)
     output = Output(out, Reconstruction(), 100, 0, "sim", 1.0)
     with pytest.raises(boosted.GenerationInterrupted, match="rerun"):
-        boosted.produce(_stream(tmp_path), [output], progress=False)
+        boosted.produce(_sequence(tmp_path), [output], progress=False)
     assert not out.exists()
     monkeypatch.setattr(processes.Progress, "__call__", report)
-    boosted.produce(_stream(tmp_path), [output], progress=False)
+    boosted.produce(_sequence(tmp_path), [output], progress=False)
     _same_file(sequential, out)
 
 
 @pytest.mark.physics
 def test_a_smaller_file_of_the_same_reconstruction_takes_the_first_jets(tmp_path, sequential):
     out = tmp_path / "small.parquet"
-    boosted.produce(_stream(tmp_path), [Output(out, Reconstruction(), 30, 0, "sim", 1.0)], progress=False)
+    boosted.produce(_sequence(tmp_path), [Output(out, Reconstruction(), 30, 0, "sim", 1.0)], progress=False)
     small, large = pd.read_parquet(out), pd.read_parquet(sequential)
     assert set(small["event"]) <= set(large["event"])
     other_seed = tmp_path / "other.parquet"
-    boosted.produce(_stream(tmp_path / "other", seed=4), [Output(other_seed, Reconstruction(), 30, 0, "sim", 1.0)],
+    boosted.produce(_sequence(tmp_path / "other", seed=4), [Output(other_seed, Reconstruction(), 30, 0, "sim", 1.0)],
                     progress=False)
     assert not np.isin(pd.read_parquet(other_seed)["pt"], large["pt"]).any()
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sqnn.cases import boosted, suite
-from sqnn.cases.boosted import streams
+from sqnn.cases.boosted import sequences
 from sqnn.cli import main
 from sqnn.errors import SqnnError
 
@@ -73,37 +73,37 @@ def test_select_expands_groups_and_refuses_unknown_names():
 # ---------------------------------------------------------------- the plan
 
 
-def test_simulation_data_training_and_evaluation_never_share_a_stream(tmp_path):
+def test_simulation_data_training_and_evaluation_never_share_a_sequence(tmp_path):
     planned = suite.plan(suite.select(["all"]), tmp_path, n_train=100, n_eval=200)
     roles_of: dict[str, set[str]] = {}
     codes: dict[int, str] = {}
     for case, files in planned.items():
-        names = {role: item.stream_name for role, item in files.items()}
+        names = {role: item.sequence_name for role, item in files.items()}
         assert len(set(names.values())) == 4, case
         for role, item in files.items():
-            roles_of.setdefault(item.stream_name, set()).add(role)
-            assert codes.setdefault(item.stream.code, item.stream_name) == item.stream_name
+            roles_of.setdefault(item.sequence_name, set()).add(role)
+            assert codes.setdefault(item.sequence.code, item.sequence_name) == item.sequence_name
             assert item.output.domain == role.split("_")[0]
             if role.startswith("sim"):
-                assert item.stream_name.split("-")[1] == "nominal"
-    # a stream serves one role only, whichever case asks for it
+                assert item.sequence_name.split("-")[1] == "nominal"
+    # a sequence serves one role only, whichever case asks for it
     assert all(len(roles) == 1 for roles in roles_of.values())
-    keys = {item.stream.keys for files in planned.values() for item in files.values()}
+    keys = {item.sequence.keys for files in planned.values() for item in files.values()}
     assert len(keys) == len(roles_of)
 
 
-def test_single_factor_pairs_share_one_simulation_and_data_variants_share_streams(tmp_path):
+def test_single_factor_pairs_share_one_simulation_and_data_variants_share_sequences(tmp_path):
     planned = suite.plan(suite.select(["w-fsr", "w-jes", "w-fraction", "w-null", "w-tag"]), tmp_path)
     sims = {planned[name]["sim_eval"].output.path for name in planned}
     assert len(sims) == 1
     # the tag case: the null case's jets, another file with another tag column
     tag, null = planned["w-tag"]["data_eval"], planned["w-null"]["data_eval"]
-    assert tag.stream_name == null.stream_name and tag.output.reconstruction == null.output.reconstruction
+    assert tag.sequence_name == null.sequence_name and tag.output.reconstruction == null.output.reconstruction
     assert tag.output.path != null.output.path and tag.request != null.request
     assert (tag.output.tag, null.output.tag) == (suite.MISMODELLED_TAG, suite.SIMULATION_TAG)
     assert planned["w-tag"]["sim_eval"].output.tag == suite.SIMULATION_TAG
     fraction, null, jes = (planned[name]["data_eval"] for name in ("w-fraction", "w-null", "w-jes"))
-    assert fraction.stream_name == null.stream_name == jes.stream_name
+    assert fraction.sequence_name == null.sequence_name == jes.sequence_name
     assert fraction.output.reconstruction == null.output.reconstruction != jes.output.reconstruction
     assert fraction.output.path != null.output.path
     assert (fraction.output.n, fraction.output.n_signal) == (110_000, 22_000)
@@ -111,9 +111,10 @@ def test_single_factor_pairs_share_one_simulation_and_data_variants_share_stream
 
 
 def test_sizes_and_seed_are_checked(tmp_path):
-    with pytest.raises(SqnnError, match="--n-eval"):
+    with pytest.raises(SqnnError, match="^n_eval must be a positive number") as error:
         suite.plan(suite.select(["w-fsr"]), tmp_path, n_eval=0)
-    with pytest.raises(SqnnError, match="--seed"):
+    assert error.value.for_cli().startswith("--n-eval must be a positive number")
+    with pytest.raises(SqnnError, match="^seed must be"):
         suite.plan(suite.select(["w-fsr"]), tmp_path, seed=-1)
 
 
@@ -125,7 +126,7 @@ def test_suite_list_prints_every_case(capsys):
     assert "unknown suite case" in capsys.readouterr().err
 
 
-def test_estimate_counts_each_stream_once_and_scales_with_size():
+def test_estimate_counts_each_sequence_once_and_scales_with_size():
     small = suite.estimate(["w-fsr", "w-jes"], n_train=1000, n_eval=2000)
     large = suite.estimate(["w-fsr", "w-jes"], n_train=2000, n_eval=4000)
     assert sorted(small["streams"]) == sorted([
@@ -143,9 +144,9 @@ def test_estimate_counts_each_stream_once_and_scales_with_size():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
-    # chunks of 50 events: one chunk per class and stream is enough for these sizes
+    # chunks of 50 events: one chunk per class and sequence is enough for these sizes
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(streams, "CHUNK_EVENTS", 50)
+        patch.setattr(sequences, "CHUNK_EVENTS", 50)
         folders = suite.make(["w-jes", "w-fraction", "w-null", "w-tag"], out, n_train=20, n_eval=30, seed=1,
                              progress=False)
     return out, folders
@@ -187,7 +188,7 @@ def test_tiny_suite_sizes_fractions_and_subsampling(tiny):
             assert _metadata(folder / f"{role}.parquet")["sample"]["role"] == role
     fraction = pd.read_parquet(folders["w-fraction"] / "data_eval.parquet")
     null = pd.read_parquet(folders["w-null"] / "data_eval.parquet")
-    # the same reconstruction of the same stream: the smaller signal sample is the first part of the larger
+    # the same reconstruction of the same sequence: the smaller signal sample is the first part of the larger
     assert set(fraction.loc[fraction["is_signal"] == 1, "event"]) <= set(null.loc[null["is_signal"] == 1, "event"])
     jes = pd.read_parquet(folders["w-jes"] / "data_eval.parquet")
     assert _metadata(folders["w-jes"] / "data_eval.parquet")["detector"]["energy_scale"] == 1.03

@@ -146,9 +146,9 @@ def test_with_tag_places_the_column_after_event_and_describes_it():
 
 @pytest.mark.parametrize(("signal", "background"), [(1.5, 0.02), (0.3, -0.1), (float("nan"), 0.1), (True, 0.1)])
 def test_efficiencies_outside_zero_to_one_are_one_line_errors(signal, background):
-    with pytest.raises(SqnnError, match="--tag-") as error:
+    with pytest.raises(SqnnError, match=r"^tag_(signal|background) \(the tag efficiency") as error:
         TagEfficiencies(signal, background)
-    assert "\n" not in str(error.value)
+    assert "\n" not in str(error.value) and error.value.for_cli().startswith("--tag-")
 
 
 # ---------------------------------------------------------------- files

@@ -211,8 +211,9 @@ def test_another_label_free_metric_can_drive_the_selection(files, tmp_path: Path
     guarded = [s for s in settings if s["metrics"]["auc_source"]["mean"] >= best - 0.005]
     expected = min(guarded, key=lambda s: (s["metrics"]["ks_reweighted"]["mean"], s["gamma"]))
     assert summary["sqnn"]["selected"]["gamma"] == expected["gamma"]
-    with pytest.raises(SqnnError, match="--select-by"):
+    with pytest.raises(SqnnError, match="^disagreement must be one of") as error:
         run_compare(files["sim"], files["data"], SHARED, tmp_path / "x", methods=["sqnn"], disagreement="auc_target")
+    assert error.value.for_cli().startswith("--select-by must be one of")
 
 
 def test_finished_runs_are_not_trained_again(files, compared) -> None:

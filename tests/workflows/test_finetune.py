@@ -293,7 +293,7 @@ def test_a_slower_encoder_moves_less(pretrained, channels, tmp_path):
 
 
 def test_encoder_learning_rate_errors(pretrained, channels, tmp_path, capsys):
-    with pytest.raises(SqnnError, match="use it with --freeze none"):
+    with pytest.raises(SqnnError, match="use it with freeze='none'"):
         finetune(pretrained, channels["b_sim"], None, tmp_path / "a", n_train=100, freeze="encoder",
                  encoder_learning_rate=1e-4)
     code = main(["finetune", str(pretrained), "--sim", str(channels["b_sim"]), "--n-train", "100", "--freeze", "none",

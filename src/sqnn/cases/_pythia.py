@@ -20,7 +20,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = [
     "MAX_PYTHIA_SEED",
@@ -376,10 +376,10 @@ def validate_generation(
     if domain not in domains:
         raise SqnnError(f"unknown domain {domain!r}; choose {' or '.join(domains)}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise SqnnError(f"--n must be a positive number of {unit}, got {n!r}")
+        raise SqnnError(f"{option('n')} must be a positive number of {unit}, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= max_seed:
-        raise SqnnError(f"--seed must be an integer in 0..{max_seed}, got {seed!r}")
+        raise SqnnError(f"{option('seed')} must be an integer in 0..{max_seed}, got {seed!r}")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= max_workers:
-        raise SqnnError(f"--workers must be an integer in 1..{max_workers}, got {workers!r}")
+        raise SqnnError(f"{option('workers')} must be an integer in 1..{max_workers}, got {workers!r}")
     if signal_fraction is not None and not 0.0 <= signal_fraction <= 1.0:
-        raise SqnnError(f"--signal-fraction must lie in [0, 1], got {signal_fraction!r}")
+        raise SqnnError(f"{option('signal_fraction')} must lie in [0, 1], got {signal_fraction!r}")

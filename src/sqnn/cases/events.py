@@ -72,8 +72,8 @@ Columns
 Seeds
     The events of each class are made in tasks of :data:`TASK_EVENTS`; task ``t`` of class
     ``c`` runs its own Pythia seeded from (``seed``, domain, channel, class, t), and its own
-    detector and b-tagging random stream (and, with pileup, its own pool and overlay
-    stream), so the file does not depend on ``workers`` and the tt̄ background of two
+    detector and b-tagging random sequence (and, with pileup, its own pool and overlay
+    sequence), so the file does not depend on ``workers`` and the tt̄ background of two
     channel files generated with the same seed is not shared.
     Settings, seeds and versions are written as JSON under the key ``sqnn`` of the parquet
     key-value metadata.
@@ -103,7 +103,7 @@ import pyarrow.parquet as pq
 from sqnn.files import atomic_path
 from sqnn.cases import _pythia
 from sqnn.cases.detector import Detector
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 
 __all__ = [
     "CHANNELS",
@@ -479,7 +479,7 @@ class _Task:
         }
         if self.pileup_mu > 0:
             seeds["pileup_pool"] = _pythia.derive_seed(self.seed, *self.keys(), PILEUP_CODE)
-            # which pool events are overlaid: its own stream, so that CHS on and off see the same pileup
+            # which pool events are overlaid: its own random sequence, so that CHS on and off see the same pileup
             seeds["pileup_rng"] = [self.seed, *self.keys(), PILEUP_CODE]
         return seeds
 
@@ -650,9 +650,12 @@ def _metadata(domain: str, channel: str, n: int, n_signal: int, seed: int, worke
 def _validate(domain: str, n: int, seed: int, workers: int, signal_fraction: float | None, channel: str | None,
               pileup_mu: float = 0.0) -> str:
     if not 0.0 <= pileup_mu <= MAX_PILEUP_MU:
-        raise SqnnError(f"--pileup-mu must lie in [0, {MAX_PILEUP_MU:g}], got {pileup_mu!r}")
+        raise SqnnError(f"{option('pileup_mu')} must lie in [0, {MAX_PILEUP_MU:g}], got {pileup_mu!r}")
     if channel is None:
-        raise SqnnError(f"choose a channel with --channel NAME ({', '.join(CHANNELS)}; --list shows them)")
+        raise SqnnError(
+            f"choose a channel with {option('channel', 'NAME')} ({', '.join(CHANNELS)}; "
+            f"{phrase('channel_lines() describes them', '--list shows them')})"
+        )
     if channel not in CHANNELS:
         raise SqnnError(f"unknown channel {channel!r}; choose one of {', '.join(CHANNELS)}")
     _pythia.validate_generation(

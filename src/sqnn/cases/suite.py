@@ -26,7 +26,7 @@ factor             what the data side changes
 Every file has a ``tag`` column (:mod:`sqnn.cases.boosted.tag_and_probe`); the combined
 cases mismodel the tag side as the ``tag`` case does, every other case (and ``null``) has the
 simulation's tag efficiencies on both sides. The tag is drawn from the file's seed and its
-jets' event ids without a random number of the streams, so no stream, seed or other column
+jets' event ids without a random number of the sequences, so no sequence, seed or other column
 depends on it.
 
 ``make(names, out, n_train, n_eval)`` writes for every case four files, linked from
@@ -34,16 +34,16 @@ depends on it.
 (``.parquet``), and ``case.json`` (what differs, the sizes and the command).
 
 Honesty
-    Each file comes from a stream of hard events with its own seeds: (process, generator
+    Each file comes from a sequence of hard events with its own seeds: (process, generator
     setting, role) with role one of sim_train, sim_eval, data_train, data_eval. Simulation and
-    data never share a stream, nor do training and evaluation files, so they never share a
-    generated event (event ids carry the stream code; :func:`verify` checks ids and Pythia
-    seeds). Data files of different cases may share a stream: several reconstructions
+    data never share a sequence, nor do training and evaluation files, so they never share a
+    generated event (event ids carry the sequence code; :func:`verify` checks ids and Pythia
+    seeds). Data files of different cases may share a sequence: several reconstructions
     (detector, energy scale, pileup) of the same events, and a file that differs only in the
     signal fraction takes the first jets of the same reconstruction.
 Cost
     One Pythia run per (generator setting, role) feeds every reconstruction asked of it; all
-    single-factor pairs of a process share one simulation. Streams keep their finished chunks
+    single-factor pairs of a process share one simulation. Sequences keep their finished chunks
     in ``<out>/.parts/`` and are seeded per chunk (see :mod:`sqnn.cases.boosted`), so a rerun
     resumes, a larger request only adds chunks, and a file that exists with the same request
     (settings, seeds, sizes) is not made again. The files depend on the seed, not on the
@@ -68,7 +68,7 @@ from sqnn.cases import boosted
 from sqnn.cases.boosted import GeneratorSettings, Output, Reconstruction
 from sqnn.cases.boosted.tag_and_probe import TagEfficiencies
 from sqnn.cases.detector import Detector
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = [
     "CASES",
@@ -89,7 +89,7 @@ __all__ = [
 ]
 
 SUITE_FORMAT = 1
-# the first key of every suite seed, so suite streams never meet single-file streams
+# the first key of every suite seed, so suite sequences never meet single-file sequences
 SUITE_KEY = 7
 PROCESS_CODE = {"wjets": 1, "topjets": 2}
 PREFIX = {"wjets": "w", "topjets": "top"}
@@ -103,7 +103,7 @@ RECOMMENDED_SIZES = {"wjets": {"train": 50_000, "eval": 110_000}, "topjets": {"t
 
 @dataclass(frozen=True)
 class Setting:
-    """A generator setting of the suite; its code enters the seeds and event ids of its streams."""
+    """A generator setting of the suite; its code enters the seeds and event ids of its sequences."""
 
     code: int
     generator: GeneratorSettings
@@ -232,7 +232,7 @@ def _cases_of(process: str) -> list[SuiteCase]:
         ("combined-modelling", ("fsr", "isr", "hadronisation", "mpi", "jes", "fraction", "tag"),
          Side(setting="modelling", detector=JES_DETECTOR, signal_fraction=0.3, tag=MISMODELLED_TAG,
               label="jes1.03")),
-        # a harder shower, the energy scale and pileup together: one more reconstruction of the fsr stream
+        # a harder shower, the energy scale and pileup together: one more reconstruction of the fsr sequence
         ("combined-shower", ("fsr", "jes", "pileup", "fraction", "tag"),
          Side(setting="fsr", detector=JES_DETECTOR, pileup_mu=10.0, signal_fraction=0.3, tag=MISMODELLED_TAG,
               label="jes1.03-pu10")),
@@ -268,31 +268,33 @@ def select(names: Iterable[str]) -> list[SuiteCase]:
 
 @dataclass(frozen=True)
 class Planned:
-    """One file of the suite and the stream it comes from."""
+    """One file of the suite and the sequence it comes from."""
 
-    stream: boosted.Stream
-    stream_name: str
+    sequence: boosted.EventSequence
+    sequence_name: str
     output: Output
     request: str
 
 
-def _stream(process: str, setting: str, role: str, seed: int, out: Path, workers: int) -> tuple[str, boosted.Stream]:
+def _sequence(process: str, setting: str, role: str, seed: int, out: Path,
+              workers: int) -> tuple[str, boosted.EventSequence]:
     code = PROCESS_CODE[process] << 6 | SETTINGS[setting].code << 2 | ROLES[role]
     keys = (SUITE_KEY, PROCESS_CODE[process], SETTINGS[setting].code, ROLES[role])
     name = f"{process}-{setting}-{role}"
-    stream = boosted.make_stream(process, SETTINGS[setting].generator, seed, keys, code, out / ".parts" / name,
-                                 workers=workers)
-    digest = hashlib.sha256(json.dumps(stream.manifest(), sort_keys=True).encode()).hexdigest()[:8]
-    return name, replace(stream, parts=out / ".parts" / f"{name}-{digest}")
+    sequence = boosted.make_sequence(process, SETTINGS[setting].generator, seed, keys, code, out / ".parts" / name,
+                                     workers=workers)
+    digest = hashlib.sha256(json.dumps(sequence.manifest(), sort_keys=True).encode()).hexdigest()[:8]
+    return name, replace(sequence, parts=out / ".parts" / f"{name}-{digest}")
 
 
 def _planned(case: SuiteCase, side: Side, role: str, n: int, seed: int, out: Path, workers: int) -> Planned:
-    name, stream = _stream(case.process, side.setting, role, seed, out, workers)
+    name, sequence = _sequence(case.process, side.setting, role, seed, out, workers)
     reco = side.reconstruction(case.process)
     n_signal = int(round(n * side.signal_fraction))
+    # the stored key names ("stream") stay: the request hash and the files' metadata depend on them
     request_fields = {
         "suite_format": SUITE_FORMAT,
-        "stream": stream.manifest(),
+        "stream": sequence.manifest(),
         "reconstruction": reco.to_dict(),
         "n_signal": n_signal,
         "n_background": n - n_signal,
@@ -305,18 +307,18 @@ def _planned(case: SuiteCase, side: Side, role: str, n: int, seed: int, out: Pat
               "side": side.describe(), "request": request}
     output = Output(path, reco, n_signal, n - n_signal, role.split("_")[0], side.signal_fraction, sample,
                     tag=side.tag)
-    return Planned(stream, name, output, request)
+    return Planned(sequence, name, output, request)
 
 
 def plan(cases: Sequence[SuiteCase], out: str | Path, *, n_train: int | None = None, n_eval: int | None = None,
          seed: int = 0, workers: int = 1) -> dict[str, dict[str, Planned]]:
     """The four files of every case: ``{case: {role: Planned}}``; sizes default to :data:`RECOMMENDED_SIZES`."""
     out = Path(out)
-    for value, flag in ((n_train, "--n-train"), (n_eval, "--n-eval")):
+    for value, name in ((n_train, "n_train"), (n_eval, "n_eval")):
         if value is not None and (isinstance(value, bool) or value <= 0):
-            raise SqnnError(f"{flag} must be a positive number of jets, got {value!r}")
+            raise SqnnError(f"{option(name)} must be a positive number of jets, got {value!r}")
     if not 0 <= seed <= boosted.MAX_SEED:
-        raise SqnnError(f"--seed must be an integer in 0..{boosted.MAX_SEED}, got {seed!r}")
+        raise SqnnError(f"{option('seed')} must be an integer in 0..{boosted.MAX_SEED}, got {seed!r}")
     planned: dict[str, dict[str, Planned]] = {}
     for case in cases:
         sizes = RECOMMENDED_SIZES[case.process]
@@ -348,7 +350,7 @@ def make(names: Iterable[str], out: str | Path, *, n_train: int | None = None, n
          seed: int = 0, workers: int = 1, progress: bool = True, log: Any = None) -> dict[str, Path]:
     """Make the files of the named cases (or groups) under ``out``; returns ``{case: folder}``.
 
-    Files that exist with the same request are kept; streams resume from ``out/.parts``.
+    Files that exist with the same request are kept; sequences resume from ``out/.parts``.
 
     >>> make(["w-fsr", "w-jes"], "suite", n_train=2000, n_eval=4000)  # doctest: +SKIP
     {'w-fsr': PosixPath('suite/w-fsr'), 'w-jes': PosixPath('suite/w-jes')}
@@ -356,18 +358,18 @@ def make(names: Iterable[str], out: str | Path, *, n_train: int | None = None, n
     out = Path(out)
     cases = select(names)
     planned = plan(cases, out, n_train=n_train, n_eval=n_eval, seed=seed, workers=workers)
-    by_stream: dict[str, list[Planned]] = {}
+    by_sequence: dict[str, list[Planned]] = {}
     for files in planned.values():
         for item in files.values():
-            group = by_stream.setdefault(item.stream_name, [])
+            group = by_sequence.setdefault(item.sequence_name, [])
             if all(other.output.path != item.output.path for other in group):
                 group.append(item)
-    for name, items in by_stream.items():
+    for name, items in by_sequence.items():
         todo = [item for item in items if not _is_done(item)]
         if log is not None:
             log(f"{name}: {len(items) - len(todo)} of {len(items)} files already made")
         if todo:
-            boosted.produce(todo[0].stream, [item.output for item in todo], progress=progress, label=name)
+            boosted.produce(todo[0].sequence, [item.output for item in todo], progress=progress, label=name)
     folders = {}
     for case in cases:
         folders[case.name] = _link_case(case, planned[case.name], out, seed)
@@ -395,7 +397,7 @@ def _link_case(case: SuiteCase, files: dict[str, Planned], out: Path, seed: int)
         "data": case.data.describe(),
         "files": {role: f"{role}.parquet" for role in files},
         "sources": {role: os.path.relpath(item.output.path, out) for role, item in files.items()},
-        "streams": {role: item.stream_name for role, item in files.items()},
+        "streams": {role: item.sequence_name for role, item in files.items()},  # the stored key of case.json
         "sizes": sizes,
         "seed": seed,
         "command": (f"sqnn suite make {case.name} --n-train {sizes['sim_train']} --n-eval {sizes['sim_eval']} "
@@ -454,17 +456,17 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
     import numpy as np
 
     from sqnn.cases import _pythia
-    from sqnn.cases.boosted import streams
+    from sqnn.cases.boosted import sequences
     from sqnn.cases.boosted.jets import reconstruct
     from sqnn.cases.boosted.worker import Generators
 
     if setting not in SETTINGS:
         raise SqnnError(f"unknown setting {setting!r}; choose one of {', '.join(SETTINGS)}")
     if events <= 0:
-        raise SqnnError(f"--events must be positive, got {events}")
+        raise SqnnError(f"{option('events')} must be positive, got {events}")
     definition = boosted.process_named(process)
-    stream = boosted.make_stream(process, SETTINGS[setting].generator, seed, (SUITE_KEY, 0, 0, 0), 0, Path("."))
-    state = Generators(stream, definition)
+    sequence = boosted.make_sequence(process, SETTINGS[setting].generator, seed, (SUITE_KEY, 0, 0, 0), 0, Path("."))
+    state = Generators(sequence, definition)
     reconstructions = _cost_reconstructions(process)
     start = time.process_time()
     pool = state.pileup_pool(_pythia.derive_seed(seed, boosted.PILEUP_CODE))
@@ -483,7 +485,7 @@ def measure(process: str, setting: str = "nominal", *, events: int = 400, seed: 
         rng = np.random.default_rng(seed)
         while made < events:
             start = time.process_time()
-            batch = pythia.nextBatch(min(streams.CHUNK_EVENTS, events - made))
+            batch = pythia.nextBatch(min(sequences.CHUNK_EVENTS, events - made))
             generation += time.process_time() - start
             start = time.process_time()
             particles = _pythia.final_state(batch, state.charges)
@@ -558,22 +560,22 @@ def estimate(names: Iterable[str], *, n_train: int | None = None, n_eval: int | 
              seed: int = 0) -> dict[str, Any]:
     """Hard events and CPU hours the named cases need, from the measured speeds above.
 
-    Each stream is counted once, at the events its most demanding reconstruction needs, plus one
+    Each sequence is counted once, at the events its most demanding reconstruction needs, plus one
     reconstruction per file kind; Pythia's initialisation and the pileup pools (seconds per
-    worker and stream) are left out.
+    worker and sequence) are left out.
     """
     cases = select(names)
     planned = plan(cases, Path("."), n_train=n_train, n_eval=n_eval, seed=seed)
-    streams: dict[str, dict[Reconstruction, dict[str, int]]] = {}
+    sequences: dict[str, dict[Reconstruction, dict[str, int]]] = {}
     for files in planned.values():
         for item in files.values():
-            needs = streams.setdefault(item.stream_name, {}).setdefault(
+            needs = sequences.setdefault(item.sequence_name, {}).setdefault(
                 item.output.reconstruction, dict.fromkeys(boosted.CLASSES, 0))
             needs["signal"] = max(needs["signal"], item.output.n_signal)
             needs["background"] = max(needs["background"], item.output.n_background)
     report: dict[str, Any] = {}
     total = 0.0
-    for name, variants in streams.items():
+    for name, variants in sequences.items():
         process, setting = name.split("-")[:2]
         events = dict.fromkeys(boosted.CLASSES, 0.0)
         cpu = 0.0
@@ -592,5 +594,6 @@ def estimate(names: Iterable[str], *, n_train: int | None = None, n_eval: int | 
             "cpu_seconds": round(cpu, 1),
         }
         total += cpu
+    # "streams": the key that `sqnn suite plan` has always printed them under
     return {"cases": [case.name for case in cases], "streams": report, "cpu_seconds": round(total, 1),
             "cpu_hours": round(total / 3600.0, 2)}

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sqnn.files import atomic_path
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = ["FEATURES", "generate", "make_toy"]
 
@@ -44,11 +44,11 @@ def make_toy(
     if domain not in DEFAULT_SIGNAL_FRACTION:
         raise SqnnError(f"toy: domain must be 'sim' or 'data', got {domain!r}")
     if n <= 0:
-        raise SqnnError(f"toy: --n must be positive, got {n}")
+        raise SqnnError(f"toy: {option('n')} must be positive, got {n}")
     fraction = DEFAULT_SIGNAL_FRACTION[domain] if signal_fraction is None else float(signal_fraction)
     if not 0.0 <= fraction <= 1.0:
         raise SqnnError(f"toy: signal fraction must be within [0, 1], got {fraction}")
-    # one independent stream per (seed, domain), so sim and data never share events
+    # one independent random sequence per (seed, domain), so sim and data never share events
     rng = np.random.default_rng([int(seed), 0 if domain == "sim" else 1])
     is_signal = np.zeros(n, dtype=np.int8)
     is_signal[: int(round(n * fraction))] = 1

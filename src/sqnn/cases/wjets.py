@@ -31,14 +31,14 @@ Control region
     around the W peak, dominated by QCD in both domains.
 Class mix and seeds
     ``n_signal = round(n * f)`` with f = 0.5 (sim) or 0.3 (data) unless ``signal_fraction``
-    is given. Every (class, worker) stream runs its own Pythia instance, the pileup pool of
+    is given. Every (class, worker) sequence runs its own Pythia instance, the pileup pool of
     every worker its own, each seeded from (``seed``, domain, class, worker, first chunk of
     the run); all seeds, settings and versions are stored as JSON under the key ``sqnn`` of
     the parquet key-value metadata.
 Interruption and resume
     Every finished chunk of ~200 events is kept in ``<out>.parts/``. Ctrl-C or SIGTERM stops
     after the current chunk; a rerun with the same arguments continues from the kept chunks
-    (a resumed stream is seeded from its first new chunk, so it gives other, equally valid
+    (a resumed sequence is seeded from its first new chunk, so it gives other, equally valid
     events than an uninterrupted run). ``<out>`` is written atomically when all jets exist.
 Knobs
     Keyword arguments of :func:`generate` (and options of ``sqnn generate wjets``) replace one

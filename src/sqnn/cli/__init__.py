@@ -54,7 +54,7 @@ def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="sqnn", standalone_mode=False)
     except SqnnError as exc:
-        click.echo(f"sqnn: error: {_one_line(exc, 2000)}", err=True)
+        click.echo(f"sqnn: error: {_one_line(exc.for_cli(), 2000)}", err=True)
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("sqnn: interrupted; files already written are complete", err=True)

@@ -99,7 +99,7 @@ def compare(
     try:
         grids = parse_gammas(gammas, names)
     except ValueError as exc:
-        raise SqnnError(str(exc)) from None
+        raise SqnnError(f"--gammas {exc}") from None
     shared = Settings(columns=columns, train=train_config_from(config, epochs=epochs, seed=seed, device=device), domain_column=domain_column)
     summary = run_compare(
         simulation,

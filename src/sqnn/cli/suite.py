@@ -37,7 +37,7 @@ def _sizes(func):  # type: ignore[no-untyped-def]
                      help="Jets per training file (default: recommended, wjets 50000, topjets 40000)."),
         click.option("--n-eval", type=COUNT, default=None,
                      help="Jets per evaluation file (default: recommended, wjets 110000, topjets 200000)."),
-        click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every stream of the suite."),
+        click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every sequence of hard events of the suite."),
     ]):
         func = option(func)
     return func
@@ -67,7 +67,7 @@ def make(names: tuple[str, ...], n_train: int | None, n_eval: int | None, seed: 
 @suite.command()
 @_sizes
 def plan(names: tuple[str, ...], n_train: int | None, n_eval: int | None, seed: int) -> None:
-    """Print the streams and files the named cases need and their estimated CPU cost, as JSON."""
+    """Print the sequences of hard events and the files the named cases need and their estimated CPU cost, as JSON."""
     from sqnn.cases import suite as registry
 
     click.echo(json.dumps(registry.estimate(names, n_train=n_train, n_eval=n_eval, seed=seed), indent=2))

@@ -31,7 +31,7 @@ from sqnn.data.io import (
     split_path,
 )
 from sqnn.data.sample import ColumnSpec, Domain, Sample, columns_of, feature_matrix, pad_objects, sample_from_columns
-from sqnn.errors import DataError, SqnnError
+from sqnn.errors import DataError, SqnnError, option
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -102,7 +102,7 @@ def _row_count(path: str) -> int | None:
 def plan_pieces(path: str, chunk: int = DEFAULT_CHUNK) -> list[Piece]:
     """Cut one input into pieces of about ``chunk`` events (at least one piece, even if empty)."""
     if chunk < 1:
-        raise SqnnError(f"--chunk must be at least 1, got {chunk}")
+        raise SqnnError(f"{option('chunk')} must be at least 1, got {chunk}")
     file, _ = split_path(path)
     check_exists(file)
     try:

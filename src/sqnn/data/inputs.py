@@ -15,7 +15,7 @@ from sqnn.data.sample import (
     load_sample,
     require_same_columns,
 )
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = ["load_inputs"]
 
@@ -35,7 +35,10 @@ def load_inputs(
         sim, dat = load_mixed(simulation, spec, domain_column, data_label=data_label)
     else:
         if data is None:
-            raise SqnnError("give the data sample with --data FILE (or one mixed file with --domain COL)")
+            raise SqnnError(
+                f"give the data sample with {option('data', 'FILE')} "
+                f"(or one mixed file with {option('domain_column', 'COL', flag='--domain')})"
+            )
         sim = load_sample(simulation, spec, "simulation", require_label=True)
         if spec.features is None:
             data_features = [c for c in default_features(list_columns(data), spec) if c != data_label]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sqnn.data.io import list_columns, read_columns
-from sqnn.errors import DataError
+from sqnn.errors import DataError, option
 from sqnn.schema import Integer, Name, Nullable, SchemaError, Sequence, check_fields
 
 __all__ = [
@@ -392,7 +392,7 @@ def columns_of(path: str | os.PathLike[str], spec: ColumnSpec, *, require_label:
     if not features and not spec.objects:
         raise DataError(f"{path_text}: no feature columns (columns: {', '.join(available) or 'none'})")
     if require_label and spec.label is None:
-        raise DataError(f"{path_text}: simulation needs a label column (--label COL)")
+        raise DataError(f"{path_text}: simulation needs a label column ({option('label', 'COL')})")
     _require_columns(path_text, available, features, "feature")
     for role in ROLES:
         column = getattr(spec, role)
@@ -534,7 +534,7 @@ def require_same_columns(sim_source: str, sim_names: Sequence[str], data_source:
         detail.append("same columns in a different order")
     raise DataError(
         f"{sim_source} and {data_source}: simulation and data have different feature columns "
-        f"({'; '.join(detail)}); choose them with --features"
+        f"({'; '.join(detail)}); choose them with {option('features')}"
     )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqnn.engines.fixed_network import FORMAT as FIXED_FORMAT
 from sqnn.engines.fixed_network import FixedNetwork
 from sqnn.engines.network import NETWORK_JSON, DeployedNetwork, require_network
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 from sqnn.runs import Run
 
 if TYPE_CHECKING:
@@ -37,13 +37,14 @@ def network_for(run: Run, inference: str | None = None) -> "DeployedNetwork | Fi
     mode = run.default_inference if inference is None else inference
     if model.config.fixed_point is not None:
         if mode == "stochastic":
-            raise SqnnError(f"{run.path}: stochastic (LFSR) inference of a fixed-point network is not implemented; use --inference mean or deterministic")
+            modes = phrase("inference='mean' or 'deterministic'", "--inference mean or deterministic")
+            raise SqnnError(f"{run.path}: stochastic (LFSR) inference of a fixed-point network is not implemented; use {modes}")
         return FixedNetwork.from_run(run, mode)
     if mode == "mean":
         raise SqnnError(
             f"{run.path}: the model scores with the mean of its Bernoulli units (network.inference: mean), which the packed "
             "engine and the firmware compute only for a fixed-point network: train with network: {fixed_point: {}}, "
-            "or pass --inference deterministic for the thresholded network"
+            f"or pass {option('inference', 'deterministic', repr('deterministic'))} for the thresholded network"
         )
     return DeployedNetwork.from_run(run)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sqnn.engines import registry
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 from sqnn.runs import Run
 
 __all__ = ["BenchRecord", "benchmark", "random_events", "ENGINES"]
@@ -62,7 +62,7 @@ def random_events(run: Run, n: int, seed: int = 0) -> np.ndarray:
 def _scorers(run: Run, engines: Sequence[str], threads: int) -> tuple[dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]], dict[str, str]]:
     """Each engine's scorer in the run's own scoring, and the engines that cannot compute it (with the reason)."""
     scorers: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {}
-    skipped: dict[str, str] = {}
+    skipped: dict[str, SqnnError] = {}
     mode = run.default_inference
     for name in engines:
         if name not in ENGINES:
@@ -70,12 +70,12 @@ def _scorers(run: Run, engines: Sequence[str], threads: int) -> tuple[dict[str, 
         try:
             built = registry.engine(name).scorer(run, mode, threads=threads)
         except SqnnError as exc:
-            skipped[name] = str(exc)
+            skipped[name] = exc
             continue
         scorers[name] = (built.logit, built.model_bytes)
     if not scorers:
-        raise SqnnError(f"{run.path}: no engine can score this model: " + "; ".join(skipped.values()))
-    return scorers, skipped
+        raise SqnnError(f"{run.path}: no engine can score this model: " + "; ".join(e.marked for e in skipped.values()))
+    return scorers, {name: str(exc) for name, exc in skipped.items()}
 
 
 def benchmark(
@@ -89,9 +89,9 @@ def benchmark(
 ) -> tuple[list[BenchRecord], dict[str, Any]]:
     """Records per engine and batch, and a summary (decision agreement between the engines, settings)."""
     if threads < 1 or repeats < 1 or any(b < 1 for b in batches):
-        raise SqnnError("--threads, --repeats and every --batch must be at least 1")
+        raise SqnnError(f"{option('threads')}, {option('repeats')} and every {phrase('value of batches', '--batch')} must be at least 1")
     if not engines:
-        raise SqnnError(f"--engines needs at least one of {', '.join(ENGINES)}")
+        raise SqnnError(f"{option('engines')} needs at least one of {', '.join(ENGINES)}")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

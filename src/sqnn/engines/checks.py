@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sqnn.engines.network import require_network
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.nn import BernoulliActivation
 from sqnn.runs import Run
 
@@ -90,7 +90,7 @@ def torch_outputs(run: Run, features: np.ndarray, inference: str = "deterministi
 def check_events(run: Run, n: int, events_file: str | Path | None = None, seed: int = 0) -> np.ndarray:
     """The first ``n`` events of a file (the run's feature columns), or ``n`` random events over the preprocessing ranges."""
     if n < 1:
-        raise SqnnError(f"--check needs a positive number of events, got {n}")
+        raise SqnnError(f"{option('check')} needs a positive number of events, got {n}")
     if events_file is None:
         from sqnn.engines.bench import random_events
 
@@ -99,7 +99,7 @@ def check_events(run: Run, n: int, events_file: str | Path | None = None, seed: 
 
     sample = load_sample(events_file, ColumnSpec(features=tuple(run.features)), "data")
     if len(sample) < n:
-        raise SqnnError(f"{events_file}: holds {len(sample)} events, fewer than --check {n}")
+        raise SqnnError(f"{events_file}: holds {len(sample)} events, fewer than {option('check', str(n), str(n))}")
     return np.asarray(sample.features[:n], dtype=np.float64)
 
 

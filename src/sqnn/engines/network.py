@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sqnn.errors import ModelFileError, SqnnError
+from sqnn.errors import ModelFileError, SqnnError, option
 from sqnn.nn import SQNN, BernoulliActivation, BinaryLinear
 from sqnn.nn.quant import FixedPoint
 from sqnn.runs import Run
@@ -226,7 +226,8 @@ class DeployedNetwork:
             if not stochastic:
                 raise SqnnError(
                     f"{run.path}: hidden layer {i} is a full-precision ReLU layer; the packed engine and the firmware "
-                    "need step (Bernoulli) hidden layers: use --engine torch or onnx, or train with stochastic: true for every layer"
+                    f"need step (Bernoulli) hidden layers: use {option('engine', 'torch', repr('torch'))} or onnx, "
+                    "or train with stochastic: true for every layer"
                 )
         assert all(isinstance(a, BernoulliActivation) for a in model.activations)
         weights = []

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sqnn.engines.network import BinaryLayer, DeployedNetwork, unpack_bits
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 from sqnn.engines import lfsr
 from sqnn.engines._simd import LANES, binary_mask8, popcount, prefetch, vfma, vload, vmask_gt0, vsplat
@@ -308,7 +308,7 @@ class PackedEngine:
 
     def _stochastic(self, x: np.ndarray, samples: int, seed: int | None, want_bits: bool) -> tuple[np.ndarray, np.ndarray]:
         if samples < 1:
-            raise SqnnError(f"--samples must be at least 1, got {samples}")
+            raise SqnnError(f"{option('samples')} must be at least 1, got {samples}")
         if seed is not None:
             self.reset(seed)
         out = np.empty((len(x), samples), dtype=np.float64)

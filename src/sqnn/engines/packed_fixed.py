@@ -26,7 +26,7 @@ import numpy as np
 
 from sqnn.engines.fixed_network import RELU, FixedNetwork
 from sqnn.engines.network import FLOAT32_EXACT
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 
 try:
     from numba import njit  # noqa: F401  (the engine needs the deploy extra)
@@ -169,9 +169,10 @@ class FixedPackedEngine:
 
     def _check_inference(self, inference: str | None) -> None:
         if inference is not None and inference != self.network.scoring:
+            build = phrase(f"export_run(..., inference={inference!r})", f"sqnn export --inference {inference}")
             raise SqnnError(
                 f"this packed network scores {self.network.scoring!r}, not {inference!r}: "
-                f"build it with that inference (sqnn export --inference {inference})"
+                f"build it with that inference ({build})"
             )
 
     def logit(self, features: np.ndarray, *, inference: str | None = None, threads: int = 1) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 from sqnn.runs import MODEL_FILE, Run
 
 __all__ = ["ENGINES", "Engine", "EngineScorer", "engine", "timed_engines"]
@@ -139,11 +139,11 @@ ENGINES: dict[str, Engine] = {
                ("mean", "deterministic", "stochastic"), _torch),
         Engine("packed", "the bit-packed CPU engine (numba)", ("mean", "deterministic", "stochastic"), _packed),
         Engine("onnx", "the ONNX graph in onnxruntime", ("mean", "deterministic"), _onnx,
-               refusal="the ONNX graph is deterministic or the expectation (mean); use --engine packed (or torch) "
-                       "for --inference stochastic"),
+               refusal=f"the ONNX graph is deterministic or the expectation (mean); use {option('engine', 'packed', repr('packed'))} "
+                       f"(or torch) for {option('inference', 'stochastic', repr('stochastic'))}"),
         Engine("hls4ml", "the hls4ml firmware's C simulation", ("mean", "deterministic"), _hls4ml, timed=False,
                refusal="the firmware scorer runs the deterministic or mean network; check stochastic firmware with "
-                       "sqnn export --check"),
+                       + phrase("export_run(..., check=N)", "sqnn export --check")),
     )
 }
 

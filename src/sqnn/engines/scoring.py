@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sqnn.engines.registry import ENGINES, engine
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.nn.layers import INFERENCE_MODES
 from sqnn.runs import Run
 
@@ -56,7 +56,7 @@ def make_scorer(
     if mode not in INFERENCE:
         raise SqnnError(f"inference must be one of {', '.join(INFERENCE)}, got {mode!r}")
     if samples < 1:
-        raise SqnnError(f"--samples must be at least 1, got {samples}")
+        raise SqnnError(f"{option('samples')} must be at least 1, got {samples}")
     scorer = chosen.scorer(run, mode, samples=samples, seed=seed, device=device)
     if scorer.draws:
         return lambda features: _stochastic_columns(scorer.logit(features))

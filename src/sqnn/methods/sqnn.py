@@ -173,7 +173,7 @@ class SQNNObjective(Objective):
         joint = self.estimator == "joint"
         if self.region == "control":
             if batch.sim_control is None or batch.data_control is None:
-                raise ValueError("region 'control' needs a control-region column (--control COL)")
+                raise ValueError("region 'control' needs the control-region flags of both domains (the batch's sim_control and data_control)")
             weight = weight * torch.cat([batch.sim_control, batch.data_control]).to(weight.dtype)
         if self.region in ("class-conditional", "prior-corrected"):
             sim_truth = batch.sim_label.to(theta.dtype)

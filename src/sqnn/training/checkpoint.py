@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sqnn.errors import ModelFileError, SqnnError
+from sqnn.errors import ModelFileError, SqnnError, option
 from sqnn.files import atomic_path, digest, file_digest, json_safe, read_json, write_json
 
 __all__ = [
@@ -117,7 +117,7 @@ def read_checkpoint_state(run_dir: Path) -> dict[str, Any] | None:
 def _refuse(run_dir: Path, why: str) -> ModelFileError:
     return ModelFileError(
         f"{run_dir / CHECKPOINT_TENSORS} and {CHECKPOINT_STATE}: {why}; this checkpoint cannot be resumed, "
-        "train afresh with --overwrite"
+        f"train afresh with {option('overwrite', python_value='True')}"
     )
 
 

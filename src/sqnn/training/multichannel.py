@@ -35,7 +35,7 @@ import torch
 
 from sqnn import metrics
 from sqnn.data import Sample, Standardizer, split_indices
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.methods import make_objective
 from sqnn.nn.set_model import SetConfig, SetModel
 from sqnn.runs import forward_in_batches
@@ -94,7 +94,7 @@ def joined_channels(samples: Mapping[str, Sample]) -> tuple[Sample, np.ndarray, 
         if other.feature_names != first.feature_names or other.object_fields != first.object_fields:
             raise SqnnError(
                 f"{other.source}: its objects ({', '.join(other.object_fields)}; {len(other.feature_names)} columns) "
-                f"differ from {first.source}'s; every channel needs the same object layout and --max-objects"
+                f"differ from {first.source}'s; every channel needs the same object layout and {option('max_objects')}"
             )
     for name in names:
         if samples[name].label is None:

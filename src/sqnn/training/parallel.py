@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 from sqnn.methods import Objective
 
 __all__ = [
@@ -43,6 +43,10 @@ __all__ = [
 
 # torchrun sets these for every process it starts
 _ENVIRONMENT = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# how a distributed training is started, in the terms of the one who asked for it
+_LAUNCH = phrase("torchrun --nproc_per_node 2 SCRIPT.py, where SCRIPT.py calls train_run(..., distributed=True)",
+                 "torchrun --nproc_per_node 2 -m sqnn train --distributed ...")
+_DISTRIBUTED = option("distributed", python_value="True")
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -129,8 +133,7 @@ def context() -> Context:
     """The group this process belongs to; the process group must be initialised."""
     if not (dist.is_available() and dist.is_initialized()):
         raise SqnnError(
-            "distributed training needs a process group: start it with torchrun "
-            "(torchrun --nproc_per_node 2 -m sqnn train --distributed ...)"
+            f"distributed training needs a process group: start it with torchrun ({_LAUNCH})"
         )
     return Context(rank=dist.get_rank(), world_size=dist.get_world_size())
 
@@ -138,13 +141,12 @@ def context() -> Context:
 def init_from_environment(backend: str | None = None) -> Context:
     """Join the process group that ``torchrun`` describes in the environment (idempotent)."""
     if not dist.is_available():
-        raise SqnnError("this torch build has no torch.distributed; --distributed is not available")
+        raise SqnnError(f"this torch build has no torch.distributed; {_DISTRIBUTED} is not available")
     if not dist.is_initialized():
         missing = [name for name in _ENVIRONMENT if name not in os.environ]
         if missing:
             raise SqnnError(
-                f"--distributed runs under torchrun, which sets {', '.join(missing)}: "
-                "torchrun --nproc_per_node 2 -m sqnn train --distributed ..."
+                f"{_DISTRIBUTED} runs under torchrun, which sets {', '.join(missing)}: {_LAUNCH}"
             )
         dist.init_process_group(backend=backend or backend_for("cpu"))
     return context()
@@ -164,9 +166,9 @@ def require_supported(objective: Objective) -> None:
     domain head of ``dann`` would need the events of every process, not their sums.
     """
     if objective.own_trainer:
-        raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
+        raise SqnnError(f"method {objective.name!r} is not a network; it does not train with {_DISTRIBUTED}")
     if objective.uses_data and not objective.distributable:
         raise SqnnError(
-            f"method {objective.name!r} does not support --distributed (its penalty is not a sum over events); "
+            f"method {objective.name!r} does not support {_DISTRIBUTED} (its penalty is not a sum over events); "
             "use sqnn, source-only or mlp, or train it in one process"
         )

@@ -33,7 +33,7 @@ import numpy as np
 
 from sqnn import regions
 from sqnn.data import Sample, Splits
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.nn.trees import TreeEnsemble
 from sqnn.priors import estimate_prior, reweight_to_prior
 from sqnn.runs.reweighter import DEFAULT_CLIP, Reweighter
@@ -113,7 +113,7 @@ def fit_reweighter(
         sim_index, data_index = splits.simulation[split], splits.data[split]
         if region == "control":
             if simulation.control is None or data.control is None:
-                raise SqnnError("reweighting in the control region needs --control COL in both simulation and data")
+                raise SqnnError(f"reweighting in the control region needs {option('control', 'COL')} in both simulation and data")
             sim_index = sim_index[simulation.control[sim_index]]
             data_index = data_index[data.control[data_index]]
         x = np.concatenate([simulation.features[sim_index], data.features[data_index]]).astype(np.float64)
@@ -140,8 +140,8 @@ def _fit_enriched(
     from threadpoolctl import threadpool_limits
 
     if simulation.signal_control is None or data.signal_control is None:
-        raise SqnnError("reweighting within the enriched regions needs a signal-enriched region (--signal-control COL) "
-                        "in both simulation and data")
+        raise SqnnError(f"reweighting within the enriched regions needs a signal-enriched region "
+                        f"({option('signal_control', 'COL')}) in both simulation and data")
     assert simulation.label is not None
     label, weight = simulation.label, simulation.weight.astype(np.float64)
     train_sim, train_data = splits.simulation["train"], splits.data["train"]

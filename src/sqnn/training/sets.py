@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sqnn.data import Sample, Standardizer, split_indices
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.methods import Objective
 from sqnn.nn.set_model import SetConfig, SetModel
 from sqnn.training.config import TrainConfig
@@ -28,7 +28,7 @@ __all__ = ["check_objective", "check_standardization", "fit_set_model", "new_set
 def set_config_for(sample: Sample, overrides: dict[str, Any] | None = None) -> SetConfig:
     """A set-model config matching the padded objects (and global features) of ``sample``."""
     if not sample.object_fields:
-        raise SqnnError(f"{sample.source}: a set model needs an objects column (--objects COL)")
+        raise SqnnError(f"{sample.source}: a set model needs an objects column ({option('objects', 'COL')})")
     per_object = len(sample.object_fields) + 1
     settings = dict(overrides or {})
     for fixed in ("fields", "max_objects", "n_global"):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sqnn.data import Sample, split_indices
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.methods import Objective
 from sqnn.nn import NetworkConfig
 from sqnn.nn.set_model import SetConfig, SetModel
@@ -52,7 +52,7 @@ def select_events(
     split = split_indices(n_events, train_config.seed, "simulation", train_config.validation_fraction, train_config.test_fraction)
     if n_train < 2 or n_train > len(split["train"]):
         raise SqnnError(
-            f"{source}: --n-train must lie in 2..{len(split['train'])} (the training split of its {n_events} events), "
+            f"{source}: {option('n_train')} must lie in 2..{len(split['train'])} (the training split of its {n_events} events), "
             f"got {n_train}"
         )
     n_validation = default_validation_events(n_train) if n_validation is None else int(n_validation)
@@ -100,18 +100,20 @@ def fit_subset(
     passes on the loop's own options (``run_dir``, ``progress``).
     """
     if freeze not in FREEZE:
-        raise SqnnError(f"--freeze must be one of {', '.join(FREEZE)}, got {freeze!r}")
+        raise SqnnError(f"{option('freeze')} must be one of {', '.join(FREEZE)}, got {freeze!r}")
     if freeze == "encoder" and encoder_from is None:
-        raise SqnnError("--freeze encoder needs a pretrained encoder")
+        raise SqnnError(f"{option('freeze', 'encoder', repr('encoder'))} needs a pretrained encoder")
     if encoder_learning_rate is not None:
         if set_config is None or encoder_from is None:
-            raise SqnnError("--encoder-learning-rate belongs to fine-tuning a pretrained set model")
+            raise SqnnError(f"{option('encoder_learning_rate')} belongs to fine-tuning a pretrained set model")
         if freeze == "encoder":
-            raise SqnnError("--encoder-learning-rate trains the encoder: use it with --freeze none")
+            raise SqnnError(
+                f"{option('encoder_learning_rate')} trains the encoder: use it with {option('freeze', 'none', repr('none'))}"
+            )
         if not 0 <= encoder_learning_rate <= 1:
-            raise SqnnError(f"--encoder-learning-rate must lie in [0, 1], got {encoder_learning_rate}")
+            raise SqnnError(f"{option('encoder_learning_rate')} must lie in [0, 1], got {encoder_learning_rate}")
     if data is None and objective.uses_data:
-        raise SqnnError(f"method {objective.name!r} needs unlabelled data: give --data FILE")
+        raise SqnnError(f"method {objective.name!r} needs unlabelled data: give {option('data', 'FILE')}")
     laid_out, fraction, train_positions = _lay_out(simulation, selection, train_config.seed)
     config = replace(train_config, validation_fraction=fraction, test_fraction=0.0)
     if data is None:

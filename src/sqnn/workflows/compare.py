@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 from sqnn.files import json_safe, write_json, write_text
 from sqnn.labels import Display
 from sqnn.methods import METHODS
@@ -209,15 +209,15 @@ def run_compare(
     those of what runs in the trigger.
     """
     if seeds < 1:
-        raise SqnnError(f"--seeds must be at least 1, got {seeds}")
+        raise SqnnError(f"{option('seeds')} must be at least 1, got {seeds}")
     if jobs < 1:
-        raise SqnnError(f"--jobs must be at least 1, got {jobs}")
+        raise SqnnError(f"{option('jobs')} must be at least 1, got {jobs}")
     if not methods:
-        raise SqnnError("give at least one method (--methods)")
+        raise SqnnError(f"give at least one method ({option('methods')})")
     if not 0 <= delta < 1:
-        raise SqnnError(f"--delta must lie in [0, 1), got {delta}")
+        raise SqnnError(f"{option('delta')} must lie in [0, 1), got {delta}")
     if disagreement is not None and disagreement not in DISAGREEMENT_METRICS:
-        raise SqnnError(f"--select-by must be one of {', '.join(DISAGREEMENT_METRICS)}, got {disagreement!r}")
+        raise SqnnError(f"{option('disagreement', flag='--select-by')} must be one of {', '.join(DISAGREEMENT_METRICS)}, got {disagreement!r}")
     methods = list(dict.fromkeys(methods))
     out = Path(out)
     try:
@@ -340,12 +340,12 @@ def parse_gammas(items: Iterable[str], methods: Sequence[str]) -> dict[str, tupl
         try:
             grid = tuple(float(v) for v in values.split(",") if v.strip())
         except ValueError:
-            raise ValueError(f"--gammas {item!r}: expected numbers separated by commas") from None
+            raise ValueError(f"{item!r}: expected numbers separated by commas") from None
         if not grid:
-            raise ValueError(f"--gammas {item!r}: no values")
+            raise ValueError(f"{item!r}: no values")
         if target:
             if target not in methods:
-                raise ValueError(f"--gammas {item!r}: {target!r} is not one of the methods compared ({', '.join(methods)})")
+                raise ValueError(f"{item!r}: {target!r} is not one of the methods compared ({', '.join(methods)})")
             result[target] = grid
         else:
             for m in methods:

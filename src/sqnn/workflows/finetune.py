@@ -21,7 +21,7 @@ import numpy as np
 from torch import nn
 
 from sqnn.data import Sample, load_inputs, load_sample, split_indices
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 from sqnn.evaluation import evaluate, evaluate_simulation
 from sqnn.nn.set_model import SetModel
 from sqnn.runs import MODEL_FILE, MODEL_JSON, Run, input_fingerprint, load_run
@@ -71,10 +71,12 @@ def finetune(
         raise SqnnError(f"{out}: already holds a run ({', '.join(held)}); fine-tune into another directory")
     source = load_run(pretrained)
     if source.kind != "set" or not isinstance(source.model, SetModel):
-        raise SqnnError(f"{pretrained}: not a set model (train one with sqnn train --model set --objects COL)")
+        how = phrase("train_run with Settings(model='set') and an objects column", "sqnn train --model set --objects COL")
+        raise SqnnError(f"{pretrained}: not a set model (train one with {how})")
     spec = source.input_spec(**source.meta.get("columns", {})).with_roles(**(columns or {}))
     if spec.label is None:
-        raise SqnnError(f"{simulation}: simulation needs a label column (--label COL)")
+        label = option("columns", "COL", "{'label': ...}", flag="--label")
+        raise SqnnError(f"{simulation}: simulation needs a label column ({label})")
     data_full: Sample | None
     if data is None:
         sim_full, data_full = load_sample(simulation, spec, "simulation", require_label=True), None

@@ -46,7 +46,7 @@ from sqnn.data.chunks import (
 )
 from sqnn.data.io import split_path
 from sqnn.engines.scoring import ENGINES, Scorer, make_scorer
-from sqnn.errors import DataError, SqnnError
+from sqnn.errors import DataError, SqnnError, phrase
 from sqnn.files import atomic_path, refuse_overwriting
 from sqnn.runs import MODEL_FILE, MODEL_JSON, load_run
 
@@ -196,7 +196,8 @@ def _prepare(
     clash = sorted(set(passthrough) & set(reserved))
     if clash:
         raise SqnnError(
-            f"--passthrough {', '.join(clash)}: the output has its own column of that name; it would replace the input's"
+            f"{phrase('passthrough ' + ', '.join(map(repr, clash)), '--passthrough ' + ', '.join(clash))}: "
+            "the output has its own column of that name; it would replace the input's"
         )
     paths = expand_inputs(inputs)
     refuse_overwriting(
@@ -234,7 +235,8 @@ def predict_files(
     this process (e.g. to a GPU). ``progress`` is called after each file.
     """
     if inference == "stochastic" and scheduler is not None:
-        raise SqnnError("stochastic inference draws one LFSR sequence over all events in order; run it without --scheduler")
+        alone = phrase("with scheduler=None", "without --scheduler")
+        raise SqnnError(f"stochastic inference draws one LFSR sequence over all events in order; run it {alone}")
     paths = expand_inputs(inputs)
     outputs = [output_path(out_dir, p) for p in paths]
     seen: dict[Path, str] = {}

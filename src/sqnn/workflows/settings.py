@@ -26,7 +26,7 @@ import yaml
 
 from sqnn.data import ColumnSpec
 from sqnn.data.sample import ROLES
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 from sqnn.methods import METHODS, Objective, make_objective
 from sqnn.nn import NetworkConfig
 from sqnn.nn.model import MAX_WIDTH
@@ -133,7 +133,8 @@ def columns_from(config: Mapping[str, Any], *, features: str | None = None, **ro
     """The column roles of a config with the flags on top (``features`` as a comma-separated flag)."""
     listed = split_list(features)
     if features is not None and listed is None:
-        raise SqnnError(f"--features {features!r} names no column; list them as --features a,b,c or leave the flag out")
+        given, listing = option("features", repr(features), repr(features)), option("features", "a,b,c", repr("a,b,c"))
+        raise SqnnError(f"{given} names no column; list them as {listing} or {phrase('leave it None', 'leave the flag out')}")
     if listed is None and config.get("features") is not None:
         listed = tuple(config["features"])
     try:

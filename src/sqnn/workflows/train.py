@@ -24,7 +24,7 @@ from sqnn.data.io import split_path
 from sqnn.data.sample import columns_of, require_same_columns
 from sqnn.data.splits import split_indices
 from sqnn.devices import resolve_device
-from sqnn.errors import DataError, SqnnError
+from sqnn.errors import DataError, SqnnError, option
 from sqnn.evaluation import evaluate, evaluate_scores
 from sqnn.files import json_safe, refuse_overwriting, write_json
 from sqnn.methods import Objective, OwnTrainer
@@ -51,6 +51,12 @@ MIN_DATA_EVENTS = 10
 CHUNKED_EVALUATION_EVENTS = 500_000
 # what a training writes into its run directory (and --overwrite removes first)
 RUN_FILES = (MODEL_JSON, MODEL_FILE, "history.json", "metrics.json", SCORES_FILE, CHECKPOINT_STATE, CHECKPOINT_TENSORS)
+# the settings that messages name, as train_run's parameters (Python) or sqnn train's flags (the command line)
+_RESUME = option("resume", python_value="True")
+_OVERWRITE = option("overwrite", python_value="True")
+_DISTRIBUTED = option("distributed", python_value="True")
+_CHUNKED = option("chunked", python_value="True")
+_SET_MODEL = option("model", "set", repr("set"))
 
 
 @dataclass
@@ -125,7 +131,8 @@ def _check_inputs(settings: Settings, objective: Objective, simulation: Sample, 
     _check_classes(simulation, settings.train)
     for role in sorted(objective.needs(objective.options)):
         if getattr(simulation, role) is None or getattr(data, role) is None:
-            raise SqnnError(f"--method {objective.name} with these options needs --{role} COL in both simulation and data")
+            method = option("method", objective.name, repr(objective.name))
+            raise SqnnError(f"{method} with these options needs {option(role, 'COL')} in both simulation and data")
 
 
 def fit_model(
@@ -157,11 +164,11 @@ def fit_model(
         simulation = reweighted(simulation, reweighter)
     if isinstance(objective, OwnTrainer):
         if distributed:
-            raise SqnnError(f"method {objective.name!r} is not a network; it does not train with --distributed")
+            raise SqnnError(f"method {objective.name!r} is not a network; it does not train with {_DISTRIBUTED}")
         trained = _fit_own(objective, simulation, data, settings.train, fit_progress(progress))
     elif settings.model == "set":
         if distributed:
-            raise SqnnError("--distributed trains dense networks; drop --model set")
+            raise SqnnError(f"{_DISTRIBUTED} trains dense networks; drop {_SET_MODEL}")
         result = fit_set_model(simulation, data, objective, set_config_for(simulation, dict(settings.network or {})),
                                settings.train, **loop)
         trained = Trained.of_network(result, kind="set")
@@ -209,20 +216,20 @@ def _prepare_run_directory(out: Path, *, resume: bool, overwrite: bool, reuse: b
     ``reuse``, which manages its own run directories); ``resume`` needs a checkpoint.
     """
     if out.exists() and not out.is_dir():
-        raise SqnnError(f"{out}: exists and is not a directory; choose another --out for the run directory")
+        raise SqnnError(f"{out}: exists and is not a directory; choose another {option('out')} for the run directory")
     if resume and overwrite:
-        raise SqnnError("--resume continues the run in --out, --overwrite replaces it; give one of them")
+        raise SqnnError(f"{_RESUME} continues the run in {option('out')}, {_OVERWRITE} replaces it; give one of them")
     held = [out / name for name in RUN_FILES if (out / name).exists()]
     if resume:
         if read_checkpoint_state(out) is None:
             raise SqnnError(
-                f"{out}: no checkpoint to resume from ({CHECKPOINT_STATE} is missing); train without --resume"
+                f"{out}: no checkpoint to resume from ({CHECKPOINT_STATE} is missing); train without {_RESUME}"
             )
         return []
     if held and not (overwrite or reuse):
         raise SqnnError(
-            f"{out}: already holds a run ({', '.join(p.name for p in held)}); give --overwrite to replace it "
-            "or --resume to continue it"
+            f"{out}: already holds a run ({', '.join(p.name for p in held)}); give {_OVERWRITE} to replace it "
+            f"or {_RESUME} to continue it"
         )
     return held
 
@@ -233,8 +240,8 @@ def _check_resumable(out: Path, tag: dict[str, Any]) -> None:
     if differ:
         shown = ", ".join(differ[:8]) + (f" and {len(differ) - 8} more" if len(differ) > 8 else "")
         raise SqnnError(
-            f"{out}: --resume with settings that differ from the checkpoint's ({shown}); resume with the "
-            "same settings and inputs, or train afresh with --overwrite"
+            f"{out}: {_RESUME} with settings that differ from the checkpoint's ({shown}); resume with the "
+            f"same settings and inputs, or train afresh with {_OVERWRITE}"
         )
 
 
@@ -387,14 +394,14 @@ def train_run(
     columns = settings.columns
     if settings.model == "set":
         if not columns.objects:
-            raise SqnnError(f"{simulation}: a set model reads an objects column: give --objects COL")
+            raise SqnnError(f"{simulation}: a set model reads an objects column: give {option('objects', 'COL')}")
         if columns.features is None:
             settings = replace(settings, columns=replace(columns, features=()))
     objective = settings.objective()
     out = Path(out)
     stale = _prepare_run_directory(out, resume=resume, overwrite=overwrite, reuse=reuse)
     if resume and objective.own_trainer:
-        raise SqnnError(f"method {objective.name!r} trains in one go and writes no checkpoints; train without --resume")
+        raise SqnnError(f"method {objective.name!r} trains in one go and writes no checkpoints; train without {_RESUME}")
     if chunked:
         return _train_chunked(simulation, data, settings, out, data_label=data_label, resume=resume,
                                progress=progress, chunk=chunk, engine=engine, stale=stale)
@@ -452,16 +459,19 @@ def _train_chunked(
     """:func:`train_run` reading both files in chunks; evaluated on their first held-out events."""
     objective = settings.objective()
     if settings.model != "dense" or objective.own_trainer:
-        raise SqnnError("--chunked trains dense networks in the shared loop; drop --model set, or use a network method")
+        raise SqnnError(f"{_CHUNKED} trains dense networks in the shared loop; drop {_SET_MODEL}, or use a network method")
     if objective.reweighting is not None:
-        raise SqnnError("--chunked does not reweight simulation (the density ratio is learnt on events in memory)")
+        raise SqnnError(f"{_CHUNKED} does not reweight simulation (the density ratio is learnt on events in memory)")
     if settings.domain_column is not None or data is None:
-        raise SqnnError("--chunked reads simulation and data from two files: give --data FILE instead of --domain")
+        raise SqnnError(
+            f"{_CHUNKED} reads simulation and data from two files: give {option('data', 'FILE')} instead of "
+            f"{option('domain_column', flag='--domain')}"
+        )
     if chunk < 1:
-        raise SqnnError(f"--chunk must be at least 1, got {chunk}")
+        raise SqnnError(f"{option('chunk')} must be at least 1, got {chunk}")
     columns = settings.columns
     if columns.label is None:
-        raise SqnnError(f"{simulation}: simulation needs a label column (--label COL)")
+        raise SqnnError(f"{simulation}: simulation needs a label column ({option('label', 'COL')})")
     features, _ = columns_of(simulation, columns, require_label=True)
     data_columns = replace(columns, label=None, features=tuple(features))
     require_same_columns(str(simulation), features, str(data), columns_of(data, data_columns)[0])

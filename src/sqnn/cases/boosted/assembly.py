@@ -1,7 +1,7 @@
-"""A file from the kept chunks of a stream: its jets, shuffled, with everything it depends on.
+"""A file from the kept chunks of a sequence: its jets, shuffled, with everything it depends on.
 
 The jets of each class are taken from the kept chunks in order (a smaller file of the same
-reconstruction takes the first jets of a larger one), shuffled with a seed of the stream,
+reconstruction takes the first jets of a larger one), shuffled with a seed of the sequence,
 given their ``tag`` column (:mod:`sqnn.cases.boosted.tag_and_probe`) and described under the
 key ``sqnn`` of the parquet metadata: settings, seeds and versions. :func:`add_tag` gives a
 file written before the tag column existed the column a fresh generation would have drawn.
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sqnn.cases import _pythia
-from sqnn.cases.boosted import streams
+from sqnn.cases.boosted import sequences
 from sqnn.cases.boosted.jets import (
     CONSTITUENT_FIELDS,
     JET_ABS_ETA_MAX,
@@ -29,7 +29,7 @@ from sqnn.cases.boosted.jets import (
 )
 from sqnn.cases.boosted.parts import scan_parts
 from sqnn.cases.boosted.physics import BEAM, CLASSES, PILEUP_POOL_EVENTS, PILEUP_PROCESS, features, process_named
-from sqnn.cases.boosted.streams import FORMAT_VERSION, SHUFFLE_CODE, Output, Stream, chunk_seeds, pool_seed
+from sqnn.cases.boosted.sequences import FORMAT_VERSION, SHUFFLE_CODE, EventSequence, Output, chunk_seeds, pool_seed
 from sqnn.cases.boosted.tag_and_probe import TagEfficiencies, with_tag
 from sqnn.errors import SqnnError
 from sqnn.files import atomic_path
@@ -37,20 +37,20 @@ from sqnn.files import atomic_path
 __all__ = ["add_tag", "assemble_chunks", "assemble_lanes", "write_file"]
 
 
-def _shuffled(table: pa.Table, shuffle_seed: list[int], metadata: dict[str, Any], stream: Stream,
+def _shuffled(table: pa.Table, shuffle_seed: list[int], metadata: dict[str, Any], sequence: EventSequence,
               output: Output) -> pa.Table:
     order = np.random.default_rng(np.random.SeedSequence(shuffle_seed)).permutation(table.num_rows)
     table = table.take(pa.array(order))
     # drawn last, from the jets as they are in the file: the same column as add_tag gives
-    table, metadata = with_tag(table, stream.seed, output.domain, output.tag_efficiencies, metadata)
+    table, metadata = with_tag(table, sequence.seed, output.domain, output.tag_efficiencies, metadata)
     return table.replace_schema_metadata({"sqnn": json.dumps(metadata)})
 
 
-def assemble_lanes(stream: Stream, output: Output) -> pa.Table:
-    found = scan_parts(stream.parts)
+def assemble_lanes(sequence: EventSequence, output: Output) -> pa.Table:
+    found = scan_parts(sequence.parts)
     tables, runs, events = [], {}, dict.fromkeys(CLASSES, 0)
     for which in CLASSES:
-        for lane, target in enumerate(stream.needs[0][which]):
+        for lane, target in enumerate(sequence.needs[0][which]):
             pieces, rows = [], 0
             for _, path, n_rows in found.get((which, lane), []):
                 if rows >= target:
@@ -63,15 +63,15 @@ def assemble_lanes(stream: Stream, output: Output) -> pa.Table:
                 pieces.append(part.replace_schema_metadata(None))
                 rows += n_rows
             if rows < target:
-                raise RuntimeError(f"{stream.parts}: {which} worker {lane} has {rows} of {target} jets")
+                raise RuntimeError(f"{sequence.parts}: {which} worker {lane} has {rows} of {target} jets")
             if target:
                 tables.append(pa.concat_tables(pieces).slice(0, target))
     table = pa.concat_tables(tables)
-    shuffle_seed = [stream.seed, *stream.keys, SHUFFLE_CODE]
+    shuffle_seed = [sequence.seed, *sequence.keys, SHUFFLE_CODE]
     run_list = sorted(runs.values(), key=lambda r: (r["class"], r["worker"], r["first_chunk"]))
     pileup_seeds = sorted({run["pileup_seed"] for run in run_list if run["pileup_seed"] is not None})
     seeds = {"runs": run_list, "shuffle": shuffle_seed}
-    return _shuffled(table, shuffle_seed, _metadata(stream, output, seeds, events, pileup_seeds), stream, output)
+    return _shuffled(table, shuffle_seed, _metadata(sequence, output, seeds, events, pileup_seeds), sequence, output)
 
 
 def _chunk_prefix(directory: Path, which: str) -> list[tuple[int, Path, int]]:
@@ -84,12 +84,12 @@ def _chunk_prefix(directory: Path, which: str) -> list[tuple[int, Path, int]]:
     return prefix
 
 
-def assemble_chunks(stream: Stream, output: Output, index: int) -> pa.Table:
+def assemble_chunks(sequence: EventSequence, output: Output, index: int) -> pa.Table:
     tables, events, used_seeds = [], dict.fromkeys(CLASSES, 0), {}
     targets = {"signal": output.n_signal, "background": output.n_background}
     for which in CLASSES:
         pieces, rows, used = [], 0, []
-        for chunk, path, n_rows in _chunk_prefix(stream.variant_dir(index), which):
+        for chunk, path, n_rows in _chunk_prefix(sequence.variant_dir(index), which):
             if rows >= targets[which]:
                 break
             part = pq.read_table(path)
@@ -99,48 +99,50 @@ def assemble_chunks(stream: Stream, output: Output, index: int) -> pa.Table:
             pieces.append(part.replace_schema_metadata(None))
             rows += n_rows
         if rows < targets[which]:
-            raise RuntimeError(f"{stream.variant_dir(index)}: {which} has {rows} of {targets[which]} jets")
+            raise RuntimeError(f"{sequence.variant_dir(index)}: {which} has {rows} of {targets[which]} jets")
         used_seeds[which] = used
         if targets[which]:
             tables.append(pa.concat_tables(pieces).slice(0, targets[which]))
     table = pa.concat_tables(tables)
     reco = output.reconstruction
-    shuffle_seed = [stream.seed, *stream.keys, SHUFFLE_CODE, reco.entropy(), output.n_signal, output.n_background]
+    shuffle_seed = [sequence.seed, *sequence.keys, SHUFFLE_CODE, reco.entropy(), output.n_signal, output.n_background]
     seeds = {
-        "init": {which: chunk_seeds(stream, which, 0)["init"] for which in CLASSES},
+        "init": {which: chunk_seeds(sequence, which, 0)["init"] for which in CLASSES},
         "chunks": used_seeds,
         "chunk_entropy": "detector draws [seed, *keys, class, chunk, 6, variant], pileup draws "
                          "[seed, *keys, class, chunk, 2] (numpy SeedSequence)",
-        "keys": list(stream.keys),
+        "keys": list(sequence.keys),
         "variant": reco.entropy(),
         "shuffle": shuffle_seed,
     }
-    pileup_seeds = [pool_seed(stream)] if reco.pileup_mu > 0 else []
-    return _shuffled(table, shuffle_seed, _metadata(stream, output, seeds, events, pileup_seeds), stream, output)
+    pileup_seeds = [pool_seed(sequence)] if reco.pileup_mu > 0 else []
+    return _shuffled(table, shuffle_seed, _metadata(sequence, output, seeds, events, pileup_seeds), sequence, output)
 
 
-def _metadata(stream: Stream, output: Output, seeds: dict[str, Any], events: dict[str, int],
+def _metadata(sequence: EventSequence, output: Output, seeds: dict[str, Any], events: dict[str, int],
               pileup_seeds: list[int]) -> dict[str, Any]:
-    process = process_named(stream.process)
+    process = process_named(sequence.process)
     reco = output.reconstruction
-    generator = stream.generator
+    generator = sequence.generator
     pileup: dict[str, Any] | None = None
     if reco.pileup_mu > 0:
-        pool_key = "pool_events_per_worker" if stream.lanes else "pool_events"
+        pool_key = "pool_events_per_worker" if sequence.lanes else "pool_events"
         subtraction = ("charged-hadron subtraction: tracked pileup charged particles removed, pileup neutrals kept"
                        if reco.chs else "none: every reconstructed pileup particle is kept")
         pileup = {
             "mu": reco.pileup_mu,
             pool_key: PILEUP_POOL_EVENTS,
             "process": PILEUP_PROCESS,
-            "distribution": f"Poisson, drawn with replacement from the {'worker' if stream.lanes else 'stream'}'s "
+            # "stream" is the stored wording of the files' metadata: files made before stay the same
+            "distribution": f"Poisson, drawn with replacement from the {'worker' if sequence.lanes else 'stream'}'s "
                             "pool, each copy rotated in azimuth and mirrored in z at random",
             "subtraction": subtraction,
             "seeds": pileup_seeds,
         }
     region = process.control_region
     lane_event = "class << 44 | worker << 36 | chunk << 12 | index"
-    event_layout = lane_event if stream.code == 0 else f"stream {stream.code} << 45 | {lane_event}"
+    # the sequence code, written "stream" as in the metadata of every file made so far
+    event_layout = lane_event if sequence.code == 0 else f"stream {sequence.code} << 45 | {lane_event}"
     metadata = {
         "case": process.name,
         "format": FORMAT_VERSION,
@@ -149,8 +151,8 @@ def _metadata(stream: Stream, output: Output, seeds: dict[str, Any], events: dic
         "n_signal": output.n_signal,
         "n_background": output.n_background,
         "signal_fraction": output.signal_fraction,
-        "seed": stream.seed,
-        "workers": stream.workers,
+        "seed": sequence.seed,
+        "workers": sequence.workers,
         "beam": BEAM,
         "processes": {"signal": list(process.signal), "background": list(process.background)},
         "tune": {"Tune:pp": generator.tune, "name": generator.tune_name},
@@ -176,14 +178,14 @@ def _metadata(stream: Stream, output: Output, seeds: dict[str, Any], events: dic
         },
         "event": f"int64 id of the generated event ({event_layout}); jets of the same event share it",
         "constituents": (f"{N_CONSTITUENTS_KEPT} leading by pT: {', '.join(CONSTITUENT_FIELDS)}"
-                         if stream.constituents else None),
+                         if sequence.constituents else None),
         "seeds": seeds,
         "events_generated": events,
-        "chunk_events": streams.CHUNK_EVENTS,
+        "chunk_events": sequences.CHUNK_EVENTS,
         "versions": _pythia.versions(),
     }
-    if not stream.lanes:
-        # a chunk stream's files do not depend on how many workers made them
+    if not sequence.lanes:
+        # a chunk sequence's files do not depend on how many workers made them
         del metadata["workers"]
     if output.sample is not None:
         metadata["sample"] = output.sample

@@ -112,7 +112,7 @@ def _leading_constituents(
     }
 
 
-def jet_table(jets: dict[str, np.ndarray], process: Process, which: str, stream_code: int, lane: int, chunk: int,
+def jet_table(jets: dict[str, np.ndarray], process: Process, which: str, sequence_code: int, lane: int, chunk: int,
               reco: Reconstruction, with_constituents: bool) -> pa.Table:
     n_jets = len(jets["pt"])
     columns: dict[str, pa.Array] = {
@@ -124,7 +124,7 @@ def jet_table(jets: dict[str, np.ndarray], process: Process, which: str, stream_
     columns["weight"] = pa.array(np.ones(n_jets, dtype=np.float32))
     columns["control"] = pa.array((mass < region["mass_below"]) | (mass > region["mass_above"]))
     event = (
-        (np.int64(stream_code) << 45)
+        (np.int64(sequence_code) << 45)
         | (np.int64(CLASS_CODE[which]) << 44)
         | (np.int64(lane) << 36)
         | (np.int64(chunk) << 12)

@@ -1,4 +1,4 @@
-"""The ``.parts`` directory of a stream: its finished chunks, kept so that a rerun resumes.
+"""The ``.parts`` directory of a sequence: its finished chunks, kept so that a rerun resumes.
 
 Each chunk is a parquet file ``<class>-w<lane>-c<chunk>.parquet``; ``manifest.json`` records
 what the chunks' events depend on, so that a rerun with other arguments is refused instead
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sqnn.cases.boosted.physics import CLASSES
-from sqnn.cases.boosted.streams import Stream
+from sqnn.cases.boosted.sequences import EventSequence
 from sqnn.errors import SqnnError
 from sqnn.files import atomic_path
 
@@ -36,9 +36,9 @@ def scan_parts(parts: Path) -> dict[tuple[str, int], list[tuple[int, Path, int]]
     return found
 
 
-def prepare_parts(stream: Stream) -> None:
-    manifest_path = stream.parts / "manifest.json"
-    wanted = stream.manifest()
+def prepare_parts(sequence: EventSequence) -> None:
+    manifest_path = sequence.parts / "manifest.json"
+    wanted = sequence.manifest()
     if manifest_path.exists():
         try:
             kept = json.loads(manifest_path.read_text())
@@ -46,21 +46,21 @@ def prepare_parts(stream: Stream) -> None:
             kept = None
         if kept != wanted:
             raise SqnnError(
-                f"{stream.parts} holds chunks of a run with other arguments ({kept}); "
+                f"{sequence.parts} holds chunks of a run with other arguments ({kept}); "
                 "rerun with those arguments or delete the directory"
             )
         return
-    stream.parts.mkdir(parents=True, exist_ok=True)
+    sequence.parts.mkdir(parents=True, exist_ok=True)
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(wanted, indent=2) + "\n")
 
 
-def lane_jets_done(stream: Stream) -> int:
-    found = scan_parts(stream.parts)
+def lane_jets_done(sequence: EventSequence) -> int:
+    found = scan_parts(sequence.parts)
     return sum(
         min(sum(rows for _, _, rows in found.get((which, lane), [])), target)
         for which in CLASSES
-        for lane, target in enumerate(stream.needs[0][which])
+        for lane, target in enumerate(sequence.needs[0][which])
     )
 
 

@@ -26,7 +26,7 @@ import awkward as ak
 import numpy as np
 
 from sqnn.cases.detector import Detector
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option, phrase
 
 __all__ = [
     "BEAM",
@@ -144,14 +144,14 @@ class GeneratorSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.tune, bool) or not isinstance(self.tune, (int, np.integer)) or not 1 <= self.tune <= 40:
-            raise SqnnError(f"--tune must be a Pythia Tune:pp number (14 Monash, 21 A14), got {self.tune!r}")
+            raise SqnnError(f"{option('tune')} must be a Pythia Tune:pp number (14 Monash, 21 A14), got {self.tune!r}")
         for name, (key, low, high) in _PYTHIA_PARAMETERS.items():
             value = getattr(self, name)
             if value is not None and not low <= value <= high:
-                raise SqnnError(f"--{name.replace('_', '-')} ({key}) must lie in [{low:g}, {high:g}], got {value!r}")
+                raise SqnnError(f"{option(name)} ({key}) must lie in [{low:g}, {high:g}], got {value!r}")
         for line in self.extra:
             if "=" not in line:
-                raise SqnnError(f"--pythia takes 'Key = value', got {line!r}")
+                raise SqnnError(f"{option('pythia')} takes 'Key = value', got {line!r}")
 
     @property
     def tune_name(self) -> str:
@@ -187,11 +187,12 @@ class Reconstruction:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.pileup_mu <= 200.0:
-            raise SqnnError(f"--pileup-mu must lie in [0, 200], got {self.pileup_mu!r}")
+            raise SqnnError(f"{option('pileup_mu')} must lie in [0, 200], got {self.pileup_mu!r}")
         if not 0.1 <= self.radius <= 2.0:
-            raise SqnnError(f"--jet-radius must lie in [0.1, 2], got {self.radius!r}")
+            raise SqnnError(f"{option('jet_radius')} must lie in [0.1, 2], got {self.radius!r}")
         if not 0.0 < self.pt_min < self.pt_max:
-            raise SqnnError(f"the jet pT window needs 0 < --pt-min < --pt-max, got {self.pt_min!r}, {self.pt_max!r}")
+            window = phrase("pt_range=(low, high) with 0 < low < high", "0 < --pt-min < --pt-max")
+            raise SqnnError(f"the jet pT window needs {window}, got {self.pt_min!r}, {self.pt_max!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "detector": self.detector.to_dict()}
@@ -216,18 +217,18 @@ def _detector(base: str | Detector, jes: float | None, track_efficiency: float |
     elif base in ("nominal", "shifted"):
         detector = Detector.nominal() if base == "nominal" else Detector.shifted()
     else:
-        raise SqnnError(f"--detector must be nominal or shifted, got {base!r}")
+        raise SqnnError(f"{option('detector')} must be nominal or shifted, got {base!r}")
     if jes is not None:
         if not 0.5 <= jes <= 1.5:
-            raise SqnnError(f"--jes (jet energy scale) must lie in [0.5, 1.5], got {jes!r}")
+            raise SqnnError(f"{option('jes')} (jet energy scale) must lie in [0.5, 1.5], got {jes!r}")
         detector = replace(detector, energy_scale=float(jes))
     if track_efficiency is not None:
         if not 0.0 <= track_efficiency <= 1.0:
-            raise SqnnError(f"--track-efficiency must lie in [0, 1], got {track_efficiency!r}")
+            raise SqnnError(f"{option('track_efficiency')} must lie in [0, 1], got {track_efficiency!r}")
         detector = replace(detector, track_efficiency=float(track_efficiency))
     if calo_resolution is not None:
         if not 0.0 <= calo_resolution <= 10.0:
-            raise SqnnError(f"--calo-resolution (a factor on every calorimeter term) must lie in [0, 10], "
+            raise SqnnError(f"{option('calo_resolution')} (a factor on every calorimeter term) must lie in [0, 10], "
                             f"got {calo_resolution!r}")
         detector = replace(detector, **{name: getattr(detector, name) * float(calo_resolution) for name in
                                         ("photon_stochastic", "photon_constant", "hadron_stochastic", "hadron_constant")})

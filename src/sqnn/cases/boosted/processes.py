@@ -1,4 +1,4 @@
-"""Running the workers of a stream: here or as processes, with signals and a progress bar.
+"""Running the workers of a sequence: here or as processes, with signals and a progress bar.
 
 One worker runs in this process; more run as fresh Python processes that report every
 finished chunk (and errors) on a pipe. Ctrl-C or SIGTERM asks every worker to stop after its
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqnn.cases.boosted.streams import Stream
+from sqnn.cases.boosted.sequences import EventSequence
 from sqnn.cases.boosted.worker import run_worker
 from sqnn.errors import SqnnError
 
@@ -55,13 +55,13 @@ def _stop_on_signals(on_signal: Callable[[], None]) -> Iterator[None]:
 
 
 def worker_main() -> None:
-    """Entry point of a worker process: ``python -c ... STREAM_JSON WORKER FD``.
+    """Entry point of a worker process: ``python -c ... SEQUENCE_JSON WORKER FD``.
 
     Reports every finished chunk, and errors, as JSON lines on the file descriptor FD.
     """
-    stream_json, worker_text, fd_text = sys.argv[1:4]
+    sequence_json, worker_text, fd_text = sys.argv[1:4]
     worker = int(worker_text)
-    stream = Stream.from_json(stream_json)
+    sequence = EventSequence.from_json(sequence_json)
     stopped = threading.Event()
     with open(int(fd_text), "w", buffering=1) as messages, _stop_on_signals(stopped.set):
 
@@ -69,9 +69,9 @@ def worker_main() -> None:
             messages.write(json.dumps({"jets": jets, "events": events}) + "\n")
 
         try:
-            run_worker(stream, worker, report, stopped.is_set)
+            run_worker(sequence, worker, report, stopped.is_set)
         except SqnnError as error:
-            messages.write(json.dumps({"error": str(error), "user": True}) + "\n")
+            messages.write(json.dumps({"error": error.marked, "user": True}) + "\n")
             raise SystemExit(2) from None
         except Exception:
             messages.write(json.dumps({"error": traceback.format_exc(), "user": False}) + "\n")
@@ -100,7 +100,7 @@ class Progress:
         self.bar.close()
 
 
-def _run_in_processes(stream: Stream, progress: Progress) -> bool:
+def _run_in_processes(sequence: EventSequence, progress: Progress) -> bool:
     """Run every worker as its own Python process; True when a stop was requested.
 
     Workers are fresh interpreters (not forks) started with ``OMP_NUM_THREADS=1``; they
@@ -133,17 +133,17 @@ def _run_in_processes(stream: Stream, progress: Progress) -> bool:
 
     with _stop_on_signals(request_stop):
         try:
-            for worker in range(stream.workers):
+            for worker in range(sequence.workers):
                 read_fd, write_fd = os.pipe()
                 try:
                     processes.append(subprocess.Popen(
-                        [sys.executable, "-c", code, stream.to_json(), str(worker), str(write_fd)],
+                        [sys.executable, "-c", code, sequence.to_json(), str(worker), str(write_fd)],
                         pass_fds=(write_fd,), env=env, stdin=subprocess.DEVNULL,
                     ))
                 finally:
                     os.close(write_fd)
                 threading.Thread(target=forward, args=(worker, read_fd), daemon=True).start()
-            running = set(range(stream.workers))
+            running = set(range(sequence.workers))
             while running:
                 try:
                     worker, line = messages.get(timeout=0.5)
@@ -169,20 +169,20 @@ def _run_in_processes(stream: Stream, progress: Progress) -> bool:
     for worker, text, user in errors:
         if user:
             raise SqnnError(text)
-        raise RuntimeError(f"{stream.process} worker {worker} failed:\n{text}")
+        raise RuntimeError(f"{sequence.process} worker {worker} failed:\n{text}")
     for worker, code in enumerate(codes):
         if code != 0 and not stop.is_set():
-            raise RuntimeError(f"{stream.process} worker {worker} exited with code {code}")
+            raise RuntimeError(f"{sequence.process} worker {worker} exited with code {code}")
     return stop.is_set()
 
 
-def _run_here(stream: Stream, progress: Progress) -> bool:
+def _run_here(sequence: EventSequence, progress: Progress) -> bool:
     stopped = threading.Event()
     with _stop_on_signals(stopped.set):
-        run_worker(stream, 0, progress, stopped.is_set)
+        run_worker(sequence, 0, progress, stopped.is_set)
     return stopped.is_set()
 
 
-def run(stream: Stream, progress: Progress) -> bool:
-    runner = _run_here if stream.workers == 1 else _run_in_processes
-    return runner(stream, progress)
+def run(sequence: EventSequence, progress: Progress) -> bool:
+    runner = _run_here if sequence.workers == 1 else _run_in_processes
+    return runner(sequence, progress)

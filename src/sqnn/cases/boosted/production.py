@@ -1,4 +1,4 @@
-"""Making files: one file of a domain (:func:`generate_file`) or several files of one stream (:func:`produce`).
+"""Making files: one file of a domain (:func:`generate_file`) or several files of one sequence (:func:`produce`).
 
 Both plan what is missing from the kept chunks, run the workers until it exists, and
 assemble each file; an interrupted run raises :class:`GenerationInterrupted` and a rerun
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqnn.cases import _pythia
-from sqnn.cases.boosted import streams
+from sqnn.cases.boosted import sequences
 from sqnn.cases.boosted.assembly import assemble_chunks, assemble_lanes, write_file
 from sqnn.cases.boosted.parts import lane_jets_done, prepare_parts, scan_parts
 from sqnn.cases.boosted.physics import (
@@ -29,7 +29,7 @@ from sqnn.cases.boosted.physics import (
     resolve,
 )
 from sqnn.cases.boosted.processes import GenerationInterrupted, Progress, run
-from sqnn.cases.boosted.streams import MAX_SEED, MAX_WORKERS, Output, Stream
+from sqnn.cases.boosted.sequences import MAX_SEED, MAX_WORKERS, EventSequence, Output
 from sqnn.cases.boosted.tag_and_probe import TagEfficiencies
 from sqnn.errors import SqnnError
 
@@ -76,7 +76,7 @@ def generate_file(
     fraction = DOMAIN_DEFAULTS[domain]["signal_fraction"] if signal_fraction is None else float(signal_fraction)
     out = Path(out)
     n_signal = int(round(n * fraction))
-    stream = Stream(
+    sequence = EventSequence(
         process=process_name,
         generator=generator,
         seed=int(seed),
@@ -89,32 +89,33 @@ def generate_file(
         variants=(reco,),
         needs=({"signal": _split(n_signal, workers), "background": _split(int(n) - n_signal, workers)},),
     )
-    prepare_parts(stream)
-    done = lane_jets_done(stream)
+    prepare_parts(sequence)
+    done = lane_jets_done(sequence)
     if done < n:
         bar = Progress(int(n), done, progress)
         try:
-            stopped = run(stream, bar)
+            stopped = run(sequence, bar)
         finally:
             bar.close()
-        done = lane_jets_done(stream)
+        done = lane_jets_done(sequence)
         if done < n:
             if stopped:
                 raise GenerationInterrupted(
                     f"stopped after the current chunk with {done} of {n} jets; the finished "
-                    f"chunks are kept in {stream.parts}: rerun the same command to resume"
+                    f"chunks are kept in {sequence.parts}: rerun the same command to resume"
                 )
             raise RuntimeError(f"generation ended with {done} of {n} jets")
     output = Output(out, reco, n_signal, int(n) - n_signal, domain, fraction, tag=tag)
-    write_file(assemble_lanes(stream, output), out)
-    shutil.rmtree(stream.parts)
+    write_file(assemble_lanes(sequence, output), out)
+    shutil.rmtree(sequence.parts)
     return out
 
 
-# ---------------------------------------------------------------- several files of one stream (chunks)
+# ---------------------------------------------------------------- several files of one sequence (chunks)
 
 
-def _plan(stream: Stream, needs: Sequence[dict[str, int]], process: Process) -> list[tuple[str, int, tuple[int, ...]]]:
+def _plan(sequence: EventSequence, needs: Sequence[dict[str, int]],
+          process: Process) -> list[tuple[str, int, tuple[int, ...]]]:
     """The chunks still to make so that every variant has its jets from chunks 0, 1, ...
 
     Missing chunks are counted at the variant's yield so far (or the process's typical yield
@@ -122,7 +123,7 @@ def _plan(stream: Stream, needs: Sequence[dict[str, int]], process: Process) -> 
     """
     wanted: dict[tuple[str, int], set[int]] = {}
     for index, need in enumerate(needs):
-        directory = stream.variant_dir(index)
+        directory = sequence.variant_dir(index)
         found = scan_parts(directory)
         for which in CLASSES:
             chunks = {chunk: rows for chunk, _, rows in found.get((which, 0), [])}
@@ -134,7 +135,7 @@ def _plan(stream: Stream, needs: Sequence[dict[str, int]], process: Process) -> 
             else:
                 # a new variant's first pass aims a little short, so that chunks made at the
                 # typical yield are never wasted; the next pass counts at the measured yield
-                per_chunk = max(1.15 * process.jets_per_event[which] * streams.CHUNK_EVENTS, 1.0)
+                per_chunk = max(1.15 * process.jets_per_event[which] * sequences.CHUNK_EVENTS, 1.0)
             rows, chunk = 0.0, 0
             while rows < need[which]:
                 if chunk in chunks:
@@ -147,40 +148,40 @@ def _plan(stream: Stream, needs: Sequence[dict[str, int]], process: Process) -> 
     return [(which, chunk, tuple(sorted(indices))) for (which, chunk), indices in sorted(wanted.items())]
 
 
-def produce(stream: Stream, outputs: Sequence[Output], *, progress: bool = True,
+def produce(sequence: EventSequence, outputs: Sequence[Output], *, progress: bool = True,
             label: str | None = None) -> list[Path]:
-    """Make every output of a chunk stream, reusing the chunks kept in ``stream.parts``.
+    """Make every output of a chunk sequence, reusing the chunks kept in ``sequence.parts``.
 
     Outputs with the same reconstruction share its jets (a smaller file takes the first jets
     of a larger one). The kept chunks stay, so that a later, larger request only adds chunks.
     """
-    process = process_named(stream.process)
+    process = process_named(sequence.process)
     variants: list[Reconstruction] = []
     for output in outputs:
         if output.reconstruction not in variants:
             variants.append(output.reconstruction)
     needs = [{which: max(getattr(o, f"n_{which}") for o in outputs if o.reconstruction == reco)
               for which in CLASSES} for reco in variants]
-    stream = replace(stream, variants=tuple(variants))
-    prepare_parts(stream)
+    sequence = replace(sequence, variants=tuple(variants))
+    prepare_parts(sequence)
     while True:
-        tasks = _plan(stream, needs, process)
+        tasks = _plan(sequence, needs, process)
         if not tasks:
             break
-        per_worker = tuple(tuple(tasks[k::stream.workers]) for k in range(stream.workers))
+        per_worker = tuple(tuple(tasks[k::sequence.workers]) for k in range(sequence.workers))
         bar = Progress(len(tasks), 0, progress, unit="chunk", description=label)
         try:
-            stopped = run(replace(stream, tasks=per_worker), bar)
+            stopped = run(replace(sequence, tasks=per_worker), bar)
         finally:
             bar.close()
         if stopped:
             raise GenerationInterrupted(
-                f"stopped after the current chunk; the finished chunks are kept in {stream.parts}: "
+                f"stopped after the current chunk; the finished chunks are kept in {sequence.parts}: "
                 "rerun the same command to resume"
             )
     written = []
     for output in outputs:
-        table = assemble_chunks(stream, output, variants.index(output.reconstruction))
+        table = assemble_chunks(sequence, output, variants.index(output.reconstruction))
         output.path.parent.mkdir(parents=True, exist_ok=True)
         write_file(table, output.path)
         written.append(output.path)

@@ -17,10 +17,10 @@ The draw
     and ``tag = u < t`` of the jet's class. ``seed`` and ``domain`` (0 sim, 1 data) are the
     file's, ``event`` its ``event`` column, ``position`` the jet's rank by descending ``pt``
     (ties by ascending ``eta``) among the jets of the file with the same ``event``. No other
-    random number is consumed, so the other columns, the seeds and the streams are what they
+    random number is consumed, so the other columns, the seeds and the sequences are what they
     are without the tag, and the column of a file does not depend on how many workers made it
     nor on whether it was drawn at generation or added later (:func:`add_tag`). Two files
-    with the same seed, domain and events (the suite's variants of one stream) draw the same
+    with the same seed, domain and events (the suite's variants of one sequence) draw the same
     ``u`` for the same jet: a lower efficiency tags a subset of the jets a higher one tags.
 
 What it assumes
@@ -55,11 +55,11 @@ import numpy as np
 import pyarrow as pa
 
 from sqnn.cases.boosted.physics import DOMAIN_CODE, DOMAIN_DEFAULTS, DOMAINS
-from sqnn.errors import SqnnError
+from sqnn.errors import SqnnError, option
 
 __all__ = ["TAG_CODE", "TagEfficiencies", "describe", "positions", "tag_column", "uniforms", "with_tag"]
 
-# the first key of the tag draw: says what the hash is for (the stream seeds use 2-6, the suite 7)
+# the first key of the tag draw: says what the hash is for (the sequence seeds use 2-6, the suite 7)
 TAG_CODE = 8
 COLUMN = "tag"
 
@@ -80,7 +80,7 @@ class TagEfficiencies:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                     or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-                raise SqnnError(f"--tag-{name} (the tag efficiency of {name} jets) must lie in [0, 1], got {value!r}")
+                raise SqnnError(f"{option('tag_' + name)} (the tag efficiency of {name} jets) must lie in [0, 1], got {value!r}")
             object.__setattr__(self, name, float(value))
 
     @classmethod

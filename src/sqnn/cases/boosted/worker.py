@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from sqnn.cases import _pythia
-from sqnn.cases.boosted import streams
+from sqnn.cases.boosted import sequences
 from sqnn.cases.boosted.jets import jet_table, reconstruct
 from sqnn.cases.boosted.parts import part_name, scan_parts, write_part
 from sqnn.cases.boosted.physics import CLASS_CODE, CLASSES, PILEUP_POOL_EVENTS, Process, process_named
-from sqnn.cases.boosted.streams import PILEUP_CODE, Stream, chunk_seeds, pool_seed
+from sqnn.cases.boosted.sequences import PILEUP_CODE, EventSequence, chunk_seeds, pool_seed
 
 __all__ = ["Generators", "run_worker"]
 
@@ -25,8 +25,8 @@ __all__ = ["Generators", "run_worker"]
 class Generators:
     """The Pythia instances, charge table and pileup pool of one worker process."""
 
-    def __init__(self, stream: Stream, process: Process) -> None:
-        self.stream = stream
+    def __init__(self, sequence: EventSequence, process: Process) -> None:
+        self.sequence = sequence
         self.process = process
         self.pythias: dict[str, Any] = {}
         self.charges: _pythia.ChargeTable | None = None
@@ -35,7 +35,7 @@ class Generators:
 
     def pythia(self, which: str, seed: int) -> Any:
         """A new Pythia for a class (lanes start one per run)."""
-        pythia = _pythia.new_pythia(self.stream.generator.lines(self.process, which), seed)
+        pythia = _pythia.new_pythia(self.sequence.generator.lines(self.process, which), seed)
         self.charges = self.charges or _pythia.ChargeTable(pythia.particleData)
         return pythia
 
@@ -48,20 +48,20 @@ class Generators:
     def pileup_pool(self, seed: int) -> _pythia.PileupPool:
         if self.pool is None:
             self.pool_seed = seed
-            self.pool = _pythia.PileupPool.generate(self.stream.generator.lines(self.process, "pileup"), seed,
+            self.pool = _pythia.PileupPool.generate(self.sequence.generator.lines(self.process, "pileup"), seed,
                                                     PILEUP_POOL_EVENTS)
         return self.pool
 
 
-def _run_lanes(stream: Stream, worker: int, report: Callable[[int, int], None],
+def _run_lanes(sequence: EventSequence, worker: int, report: Callable[[int, int], None],
                should_stop: Callable[[], bool]) -> None:
     """Generate this worker's lane of both classes, one chunk file at a time."""
-    process = process_named(stream.process)
-    reco = stream.variants[0]
-    state = Generators(stream, process)
-    found = scan_parts(stream.parts)
+    process = process_named(sequence.process)
+    reco = sequence.variants[0]
+    state = Generators(sequence, process)
+    found = scan_parts(sequence.parts)
     for which in CLASSES:
-        target = stream.needs[0][which][worker]
+        target = sequence.needs[0][which][worker]
         kept = found.get((which, worker), [])
         done = sum(rows for _, _, rows in kept)
         chunk = kept[-1][0] + 1 if kept else 0
@@ -69,27 +69,27 @@ def _run_lanes(stream: Stream, worker: int, report: Callable[[int, int], None],
             continue
         pool = None
         if reco.pileup_mu > 0:
-            pool = state.pileup_pool(_pythia.derive_seed(stream.seed, *stream.keys, PILEUP_CODE, worker))
-        keys = (*stream.keys, CLASS_CODE[which], worker, chunk)
+            pool = state.pileup_pool(_pythia.derive_seed(sequence.seed, *sequence.keys, PILEUP_CODE, worker))
+        keys = (*sequence.keys, CLASS_CODE[which], worker, chunk)
         run = {
             "class": which,
             "worker": worker,
             "first_chunk": chunk,
-            "pythia_seed": _pythia.derive_seed(stream.seed, *keys),
+            "pythia_seed": _pythia.derive_seed(sequence.seed, *keys),
             # the detector and pileup draws: numpy's SeedSequence entropy, apart from Pythia's
-            "rng_seed": [stream.seed, *keys, 1],
+            "rng_seed": [sequence.seed, *keys, 1],
             "pileup_seed": state.pool_seed if pool is not None else None,
         }
         pythia = state.pythia(which, run["pythia_seed"])
         rng = np.random.default_rng(np.random.SeedSequence(run["rng_seed"]))
         while done < target:
-            batch = pythia.nextBatch(streams.CHUNK_EVENTS)
+            batch = pythia.nextBatch(sequences.CHUNK_EVENTS)
             particles = _pythia.final_state(batch, state.charges)
             overlay = pool.overlay(len(batch), reco.pileup_mu, rng) if pool is not None else None
             truth = process.truth(batch) if which == "signal" else None
-            jets = reconstruct(particles, len(batch), process, truth, reco, rng, overlay, stream.constituents)
-            table = jet_table(jets, process, which, stream.code, worker, chunk, reco, stream.constituents)
-            write_part(stream.parts, table, {"events": len(batch), "chunk": chunk, "run": run}, which, worker, chunk)
+            jets = reconstruct(particles, len(batch), process, truth, reco, rng, overlay, sequence.constituents)
+            table = jet_table(jets, process, which, sequence.code, worker, chunk, reco, sequence.constituents)
+            write_part(sequence.parts, table, {"events": len(batch), "chunk": chunk, "run": run}, which, worker, chunk)
             report(min(table.num_rows, target - done), len(batch))
             done += table.num_rows
             chunk += 1
@@ -97,40 +97,40 @@ def _run_lanes(stream: Stream, worker: int, report: Callable[[int, int], None],
                 return
 
 
-def _run_chunks(stream: Stream, worker: int, report: Callable[[int, int], None],
+def _run_chunks(sequence: EventSequence, worker: int, report: Callable[[int, int], None],
                 should_stop: Callable[[], bool]) -> None:
-    """Make this worker's chunks of a chunk stream; each chunk re-seeds Pythia."""
-    process = process_named(stream.process)
-    state = Generators(stream, process)
-    for which, chunk, wanted in stream.tasks[worker]:
+    """Make this worker's chunks of a chunk sequence; each chunk re-seeds Pythia."""
+    process = process_named(sequence.process)
+    state = Generators(sequence, process)
+    for which, chunk, wanted in sequence.tasks[worker]:
         if should_stop():
             return
-        missing = [v for v in wanted if not (stream.variant_dir(v) / part_name(which, 0, chunk)).exists()]
+        missing = [v for v in wanted if not (sequence.variant_dir(v) / part_name(which, 0, chunk)).exists()]
         if not missing:
             continue
-        seeds = chunk_seeds(stream, which, chunk)
+        seeds = chunk_seeds(sequence, which, chunk)
         pythia = state.initialised(which, seeds["init"])
         pythia.rndm.init(seeds["pythia"])
-        batch = pythia.nextBatch(streams.CHUNK_EVENTS)
+        batch = pythia.nextBatch(sequences.CHUNK_EVENTS)
         particles = _pythia.final_state(batch, state.charges)
         truth = process.truth(batch) if which == "signal" else None
         for index in missing:
-            reco = stream.variants[index]
+            reco = sequence.variants[index]
             overlay = None
             if reco.pileup_mu > 0:
                 # one draw per chunk and mu: variants that differ only in CHS see the same pileup
-                pool = state.pileup_pool(pool_seed(stream))
+                pool = state.pileup_pool(pool_seed(sequence))
                 overlay = pool.overlay(len(batch), reco.pileup_mu,
                                        np.random.default_rng(np.random.SeedSequence(seeds["pileup"])))
             rng = np.random.default_rng(np.random.SeedSequence([*seeds["detector"], reco.entropy()]))
-            jets = reconstruct(particles, len(batch), process, truth, reco, rng, overlay, stream.constituents)
-            table = jet_table(jets, process, which, stream.code, 0, chunk, reco, stream.constituents)
+            jets = reconstruct(particles, len(batch), process, truth, reco, rng, overlay, sequence.constituents)
+            table = jet_table(jets, process, which, sequence.code, 0, chunk, reco, sequence.constituents)
             info = {"events": len(batch), "chunk": chunk, "pythia_seed": seeds["pythia"]}
-            write_part(stream.variant_dir(index), table, info, which, 0, chunk)
+            write_part(sequence.variant_dir(index), table, info, which, 0, chunk)
         report(1, len(batch))
 
 
-def run_worker(stream: Stream, worker: int, report: Callable[[int, int], None],
+def run_worker(sequence: EventSequence, worker: int, report: Callable[[int, int], None],
                should_stop: Callable[[], bool]) -> None:
-    runner = _run_lanes if stream.lanes else _run_chunks
-    runner(stream, worker, report, should_stop)
+    runner = _run_lanes if sequence.lanes else _run_chunks
+    runner(sequence, worker, report, should_stop)

@@ -1,9 +1,9 @@
-"""Streams of hard events and the files made from them: what a stream is, how it is seeded.
+"""Sequences of hard events and the files made from them: what a sequence is, how it is seeded.
 
-A :class:`Stream` is the hard events of one generator setting, seeded from ``seed`` and
-``keys``; an :class:`Output` is one file of jets of one reconstruction of a stream. The last
+An :class:`EventSequence` is the hard events of one generator setting, seeded from ``seed`` and
+``keys``; an :class:`Output` is one file of jets of one reconstruction of a sequence. The last
 key of every derived seed says what the seed is for (``*_CODE``); :func:`chunk_seeds` and
-:func:`pool_seed` are the seeds of a chunk stream (a lane stream's per-worker seeds are
+:func:`pool_seed` are the seeds of a chunk sequence (a lane sequence's per-worker seeds are
 derived where a worker starts its run, :mod:`sqnn.cases.boosted.worker`).
 """
 
@@ -23,12 +23,12 @@ from sqnn.errors import SqnnError
 __all__ = [
     "CHUNK_EVENTS",
     "MAX_SEED",
-    "MAX_STREAM_CODE",
+    "MAX_SEQUENCE_CODE",
     "MAX_WORKERS",
     "Output",
-    "Stream",
+    "EventSequence",
     "chunk_seeds",
-    "make_stream",
+    "make_sequence",
     "pool_seed",
 ]
 
@@ -42,7 +42,7 @@ CHUNK_CODE = 5
 DETECTOR_CODE = 6
 MAX_SEED = 2**32 - 1
 MAX_WORKERS = 255
-MAX_STREAM_CODE = 2**18 - 1
+MAX_SEQUENCE_CODE = 2**18 - 1
 
 CHUNK_EVENTS = 200
 
@@ -58,7 +58,7 @@ class Output:
     domain: str
     # the fraction asked for, as recorded in the metadata (n_signal is its rounded share of n)
     signal_fraction: float
-    # extra metadata under the key "sample" (suite files: the stream, role, request hash)
+    # extra metadata under the key "sample" (suite files: the sequence, role, request hash)
     sample: dict[str, Any] | None = None
     # the efficiencies of the tag column; None: the domain's of `sqnn generate`
     tag: TagEfficiencies | None = None
@@ -73,7 +73,7 @@ class Output:
 
 
 @dataclass(frozen=True)
-class Stream:
+class EventSequence:
     """Hard events of one generator setting, seeded from ``seed`` and ``keys``.
 
     ``lanes`` True: the historical single-file layout (one Pythia run per worker lane; the
@@ -90,9 +90,9 @@ class Stream:
     workers: int = 1
     constituents: bool = False
     variants: tuple[Reconstruction, ...] = ()
-    # lane streams: the jets of each class that each lane makes
+    # lane sequences: the jets of each class that each lane makes
     needs: tuple[dict[str, list[int]], ...] = ()
-    # chunk streams: the (class, chunk, variant indices) each worker makes in this pass
+    # chunk sequences: the (class, chunk, variant indices) each worker makes in this pass
     tasks: tuple[tuple[tuple[str, int, tuple[int, ...]], ...], ...] = ()
 
     def to_json(self) -> str:
@@ -108,7 +108,7 @@ class Stream:
         return json.dumps(values)
 
     @classmethod
-    def from_json(cls, text: str) -> Stream:
+    def from_json(cls, text: str) -> EventSequence:
         values = json.loads(text)
         return cls(
             **{name: values[name] for name in ("process", "seed", "code", "lanes", "workers", "constituents")},
@@ -121,7 +121,7 @@ class Stream:
         )
 
     def variant_dir(self, index: int) -> Path:
-        # a lane stream has one reconstruction and keeps its chunks at the top
+        # a lane sequence has one reconstruction and keeps its chunks at the top
         return self.parts if self.lanes else self.parts / self.variants[index].key()
 
     def manifest(self) -> dict[str, Any]:
@@ -140,24 +140,24 @@ class Stream:
         return wanted
 
 
-def make_stream(process: str, generator: GeneratorSettings, seed: int, keys: Sequence[int], code: int,
-                parts: Path, *, workers: int = 1, constituents: bool = False) -> Stream:
-    """A chunk stream (see :mod:`sqnn.cases.boosted`); its outputs are made by :func:`sqnn.cases.boosted.produce`."""
-    if not 0 <= code <= MAX_STREAM_CODE:
-        raise SqnnError(f"stream code {code} is outside 0..{MAX_STREAM_CODE}")
-    return Stream(process=process, generator=generator, seed=int(seed), keys=tuple(int(k) for k in keys),
-                  code=int(code), parts=Path(parts), lanes=False, workers=int(workers),
-                  constituents=bool(constituents))
+def make_sequence(process: str, generator: GeneratorSettings, seed: int, keys: Sequence[int], code: int,
+                  parts: Path, *, workers: int = 1, constituents: bool = False) -> EventSequence:
+    """A chunk sequence (see :mod:`sqnn.cases.boosted`); its outputs are made by :func:`sqnn.cases.boosted.produce`."""
+    if not 0 <= code <= MAX_SEQUENCE_CODE:
+        raise SqnnError(f"sequence code {code} is outside 0..{MAX_SEQUENCE_CODE}")
+    return EventSequence(process=process, generator=generator, seed=int(seed), keys=tuple(int(k) for k in keys),
+                         code=int(code), parts=Path(parts), lanes=False, workers=int(workers),
+                         constituents=bool(constituents))
 
 
-def chunk_seeds(stream: Stream, which: str, chunk: int) -> dict[str, Any]:
+def chunk_seeds(sequence: EventSequence, which: str, chunk: int) -> dict[str, Any]:
     return {
-        "init": _pythia.derive_seed(stream.seed, *stream.keys, CLASS_CODE[which], INIT_CODE),
-        "pythia": _pythia.derive_seed(stream.seed, *stream.keys, CLASS_CODE[which], CHUNK_CODE, chunk),
-        "pileup": [stream.seed, *stream.keys, CLASS_CODE[which], chunk, PILEUP_CODE],
-        "detector": [stream.seed, *stream.keys, CLASS_CODE[which], chunk, DETECTOR_CODE],
+        "init": _pythia.derive_seed(sequence.seed, *sequence.keys, CLASS_CODE[which], INIT_CODE),
+        "pythia": _pythia.derive_seed(sequence.seed, *sequence.keys, CLASS_CODE[which], CHUNK_CODE, chunk),
+        "pileup": [sequence.seed, *sequence.keys, CLASS_CODE[which], chunk, PILEUP_CODE],
+        "detector": [sequence.seed, *sequence.keys, CLASS_CODE[which], chunk, DETECTOR_CODE],
     }
 
 
-def pool_seed(stream: Stream) -> int:
-    return _pythia.derive_seed(stream.seed, *stream.keys, PILEUP_CODE)
+def pool_seed(sequence: EventSequence) -> int:
+    return _pythia.derive_seed(sequence.seed, *sequence.keys, PILEUP_CODE)
