@@ -28,6 +28,9 @@ SIM_WEIGHT = np.array([1.0, 1.5, 1.0, 0.75, 0.75, 0.5, 1.0, 1.0, 2.0, 1.0, 1.5])
 DATA_SCORE = np.array([0.95, 0.75, 0.7, 0.62, 0.3, 0.9, 0.82, 0.7, 0.4, 0.2, 0.1, 0.15, 0.25])
 DATA_LABEL = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
 DATA_WEIGHT = np.array([1.0, 2.0, 1.0, 0.5, 1.5, 1.0, 0.5, 1.0, 1.0, 2.0, -0.5, 3.0, 2.0])
+# a control region of either class in both domains
+SIM_CONTROL = np.array([0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0], dtype=bool)
+DATA_CONTROL = np.array([1, 0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1], dtype=bool)
 
 
 class ScoreIsTheFeature:
@@ -47,18 +50,20 @@ class ScoreIsTheFeature:
         return features.copy()
 
 
-def sample(domain: str, score: np.ndarray, label: np.ndarray, weight: np.ndarray, folder: Path) -> Sample:
+def sample(
+    domain: str, score: np.ndarray, label: np.ndarray, weight: np.ndarray, control: np.ndarray, folder: Path
+) -> Sample:
     return Sample(
         features=score[:, None].copy(), feature_names=["score"], weight=weight.copy(), domain=domain,  # type: ignore[arg-type]
-        source=str(folder / f"{domain}.parquet"), label=label.copy(),
+        source=str(folder / f"{domain}.parquet"), label=label.copy(), control=control.copy(),
     )
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("evaluation")
-    simulation = sample("simulation", SIM_SCORE, SIM_LABEL, SIM_WEIGHT, folder)
-    data = sample("data", DATA_SCORE, DATA_LABEL, DATA_WEIGHT, folder)
+    simulation = sample("simulation", SIM_SCORE, SIM_LABEL, SIM_WEIGHT, SIM_CONTROL, folder)
+    data = sample("data", DATA_SCORE, DATA_LABEL, DATA_WEIGHT, DATA_CONTROL, folder)
     return evaluate(ScoreIsTheFeature(folder), simulation, data)  # type: ignore[arg-type]
 
 
@@ -127,6 +132,11 @@ def test_distances_between_the_domains(result: dict[str, Any]) -> None:
         expected = reference.brute_force_ks(SIM_SCORE[sim], DATA_SCORE[data], SIM_WEIGHT[sim], DATA_WEIGHT[data])
         assert result[f"ks_{name}"] == pytest.approx(expected, rel=1e-12)
     assert result["ks_signal"] != pytest.approx(result["ks_background"])
+    control = reference.brute_force_ks(
+        SIM_SCORE[SIM_CONTROL], DATA_SCORE[DATA_CONTROL], SIM_WEIGHT[SIM_CONTROL], DATA_WEIGHT[DATA_CONTROL]
+    )
+    assert result["ks_control"] == pytest.approx(control, rel=1e-12)
+    assert result["ks_control"] != pytest.approx(result["ks"])
 
 
 def test_data_signal_fraction_and_the_reweighted_distance(result: dict[str, Any]) -> None:

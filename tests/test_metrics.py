@@ -225,6 +225,21 @@ def test_rejection_by_hand_interpolates_the_background_efficiency_linearly_in_si
     assert rejection(0.75) == pytest.approx(2.0, rel=1e-12)
 
 
+def test_rejection_is_taken_at_half_the_signal_by_default(scored) -> None:
+    at_half = metrics.rejection_at(*scored, signal_efficiency=0.5)
+    assert metrics.rejection_at(*scored) == at_half
+    assert at_half != pytest.approx(metrics.rejection_at(*scored, signal_efficiency=0.3), rel=0.1)
+
+
+def test_metrics_of_a_class_or_sample_without_positive_weight_are_nan() -> None:
+    label = np.array([1, 1, 0, 0])
+    for weight in (np.array([1.0, -1.0, 1.0, 2.0]), np.array([1.0, 2.0, -2.0, 1.0]), np.array([1.0, -2.0, 1.0, 1.0])):
+        assert math.isnan(metrics.roc_auc(np.arange(4.0), label, weight))
+        assert math.isnan(metrics.rejection_at(np.arange(4.0), label, weight, 0.5))
+    assert math.isnan(metrics.ks_distance(np.arange(2.0), np.arange(3.0), np.array([1.0, -1.0])))
+    assert math.isnan(metrics.ks_distance(np.arange(2.0), np.arange(3.0), None, np.array([1.0, -1.0, -1.0])))
+
+
 def test_rejection_with_negative_weights_takes_the_first_cut_reaching_the_signal_efficiency() -> None:
     # signal (W_S = 4) at 8, 7, 5, 4, 2 with weights 3, −1, 3, −2, 1; background (W_B = 8) at 6, 3, 1
     score = np.arange(8, 0, -1.0)
@@ -428,12 +443,15 @@ def test_cvm_by_hand() -> None:
         61 / 1296, rel=1e-12
     )
     assert math.isnan(metrics.cvm_flatness(score[:3], observer[:3], weight[:3], bins=2))
+    # two events per bin are enough
+    assert math.isfinite(metrics.cvm_flatness(score[:4], observer[:4], weight[:4], bins=2))
 
 
 def test_cvm_with_a_negative_weight_averages_over_absolute_weights_and_combines_signed_fractions() -> None:
-    score = np.array([0.1, 0.4, 0.3, 0.2, 0.6, 0.5])
-    weight = np.array([1.0, 3.0, -1.0, 1.0, 2.0, 1.0])
-    observer = np.arange(1.0, 7.0)
+    # seven events: the median edge 4 is an observer value, and belongs to the upper bin
+    score = np.array([0.1, 0.4, 0.3, 0.2, 0.6, 0.5, 0.35])
+    weight = np.array([1.0, 3.0, -1.0, 1.0, 2.0, 1.0, 1.5])
+    observer = np.arange(1.0, 8.0)
     assert metrics.cvm_flatness(score, observer, weight, bins=2) == pytest.approx(
         reference.cvm_flatness(score, observer, weight, bins=2), rel=1e-12
     )

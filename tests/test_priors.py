@@ -89,6 +89,16 @@ def test_em_with_negative_weights_and_another_training_prior() -> None:
     assert abs(reference.em_fixed_point(probability, weight, 0.7) - reference.em_fixed_point(probability, weight, 0.4)) > 0.05
 
 
+def test_em_converges_on_a_weakly_separating_classifier() -> None:
+    # each EM step closes only part of the gap here: 10 steps leave 1e-2, 30 leave 3e-5, 100 about 2e-7
+    rng = np.random.default_rng(21)
+    signal = rng.uniform(size=2000) < 0.3
+    x = rng.normal(np.where(signal, 0.6, -0.6), 1.0)
+    probability, weight = 1 / (1 + np.exp(-1.2 * x)), rng.uniform(0.5, 1.5, 2000)
+    root = reference.em_fixed_point(probability, weight, 0.5)
+    assert estimate_prior(probability, weight, 0.5) == pytest.approx(root, abs=1e-6)
+
+
 def test_em_estimate_is_clamped_at_both_bounds() -> None:
     assert estimate_prior(np.full(50, 1 - 1e-6), np.linspace(0.5, 2.0, 50), 0.5) == pytest.approx(PRIOR_BOUNDS[1])
     assert estimate_prior(np.full(50, 1e-6), np.linspace(0.5, 2.0, 50), 0.5) == pytest.approx(PRIOR_BOUNDS[0])
