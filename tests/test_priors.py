@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
-from sqnn.priors import PRIOR_BOUNDS, estimate_prior, rescale_to_prior
+from sqnn.priors import PRIOR_BOUNDS, estimate_prior, prior_factors, rescale_to_prior, reweight_to_prior, signal_fraction
 
 
 def calibrated_sample(prior: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,6 +45,36 @@ def test_rescaling_by_hand_multiplies_the_odds_by_the_ratio_of_prior_odds() -> N
     # a certain event stays finite: its odds are capped at 1/1e-6
     certain = float(rescale_to_prior(torch.tensor(1.0, dtype=torch.float64), 0.5, 0.2))
     assert certain == pytest.approx(0.25e6 / (1 + 0.25e6), rel=1e-12)
+
+
+def test_reweighting_to_another_signal_fraction_by_hand() -> None:
+    label = np.array([1, 0, 1, 1, 0])
+    weight = np.array([1.0, 2.0, 0.5, -0.5, 3.0])
+    # signal 1 + 0.5 − 0.5 = 1 of 6
+    assert signal_fraction(label, weight) == pytest.approx(1 / 6, rel=1e-12)
+    # from 1/4 to 3/5: signal × (3/5)/(1/4) = 2.4, background × (2/5)/(3/4) = 8/15
+    signal, background = prior_factors(0.25, 0.6)
+    assert (signal, background) == (pytest.approx(2.4, rel=1e-12), pytest.approx(8 / 15, rel=1e-12))
+    expected = weight * np.where(label == 1, 2.4, 8 / 15)
+    np.testing.assert_allclose(reweight_to_prior(weight, label == 1, 0.25, 0.6), expected, rtol=1e-12, atol=0)
+    # torch weights too, to float32 precision at least
+    as_tensor = reweight_to_prior(torch.as_tensor(weight), torch.as_tensor(label == 1), 0.25, 0.6)
+    assert as_tensor.dtype == torch.float64
+    np.testing.assert_allclose(as_tensor.numpy(), expected, rtol=1e-7, atol=0)
+    # taken from its own fraction, a sample lands on the target one
+    moved = reweight_to_prior(weight, label == 1, signal_fraction(label, weight), 0.7)
+    assert signal_fraction(label, moved) == pytest.approx(0.7, rel=1e-12)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reweight_to_prior builds the torch factors with torch.where on Python floats, a float32 tensor, "
+    "and only then casts to the weights' dtype: float64 weights get factors rounded to float32 (2.4000000954)",
+)
+def test_reweighting_torch_weights_keeps_their_precision() -> None:
+    weight = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    reweighted = reweight_to_prior(weight, torch.tensor([True, False, True]), 0.25, 0.6)
+    np.testing.assert_allclose(reweighted.numpy(), [2.4, 16 / 15, 1.2], rtol=1e-12, atol=0)
 
 
 def weighted_sample(seed: int = 11, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
