@@ -320,11 +320,6 @@ def test_working_point_with_negative_weights_behind_the_cut() -> None:
     assert working_point([3.0, 2.0, 2.0, 1.0], [0.75, 1.0, -0.5, 0.75], 0.7) == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WorkingPoint.from_simulation binary-searches the cumulative signal fraction, which negative "
-    "weights make non-monotone: here it returns the cut at 2 (keeps 3/4) though the cut at 4 keeps 5/8 ≥ 1/2",
-)
 def test_working_point_with_a_negative_weight_before_the_cut_is_still_the_tightest() -> None:
     # 4, 3, 2, 1 with weights 1.25, −0.75, 1, 0.5 (W = 2): kept fractions 5/8, 1/4, 3/4, 1
     score, weight = np.array([4.0, 3.0, 2.0, 1.0]), np.array([1.25, -0.75, 1.0, 0.5])

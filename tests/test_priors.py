@@ -66,11 +66,6 @@ def test_reweighting_to_another_signal_fraction_by_hand() -> None:
     assert signal_fraction(label, moved) == pytest.approx(0.7, rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reweight_to_prior builds the torch factors with torch.where on Python floats, a float32 tensor, "
-    "and only then casts to the weights' dtype: float64 weights get factors rounded to float32 (2.4000000954)",
-)
 def test_reweighting_torch_weights_keeps_their_precision() -> None:
     weight = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
     reweighted = reweight_to_prior(weight, torch.tensor([True, False, True]), 0.25, 0.6)

@@ -145,10 +145,14 @@ class WorkingPoint:
         if s.size == 0 or not w.sum() > 0:
             return cls(threshold=math.nan, signal_efficiency=signal_efficiency)
         order = np.argsort(-s, kind="mergesort")
+        ranked = s[order]
         cumulative = np.cumsum(w[order]) / w.sum()
-        index = int(np.searchsorted(cumulative, signal_efficiency))
-        index = min(index, s.size - 1)
-        return cls(threshold=float(s[order][index]), signal_efficiency=signal_efficiency)
+        # a cut keeps every event of its score: only the last event of each distinct score is a cut; the
+        # tightest that keeps enough (negative weights make the sum go down as well as up, so search, not bisect)
+        ends = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]
+        enough = ends[cumulative[ends] >= signal_efficiency]
+        index = int(enough[0]) if enough.size else ranked.size - 1
+        return cls(threshold=float(ranked[index]), signal_efficiency=signal_efficiency)
 
 
 def scale_factor(

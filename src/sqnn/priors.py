@@ -31,7 +31,8 @@ def reweight_to_prior(weight: Any, is_signal: Any, train_prior: float, target_pr
     """
     signal, background = prior_factors(train_prior, target_prior)
     if isinstance(weight, torch.Tensor):
-        return weight * torch.where(torch.as_tensor(is_signal, device=weight.device), signal, background).to(weight.dtype)
+        factors = [torch.tensor(f, dtype=weight.dtype, device=weight.device) for f in (signal, background)]
+        return weight * torch.where(torch.as_tensor(is_signal, device=weight.device), *factors)
     return weight * np.where(is_signal, signal, background)
 
 
