@@ -176,3 +176,19 @@ def test_a_method_is_registered_in_one_place() -> None:
             if len(listed) >= 2:
                 tables.append((path.relative_to(ROOT).as_posix(), node.lineno, sorted(listed)))
     assert tables == []
+
+
+def test_the_design_lists_every_module() -> None:
+    """docs/DESIGN.md's layout names every module of the package (the cases' generator by its folder)."""
+    layout = (ROOT / "docs" / "DESIGN.md").read_text().split("## Layout", 1)[1]
+    named = set(re.findall(r"([\w]+\.py)", layout))
+    missing = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if path.name == "__init__.py" and relative.parent.name not in ("datasets",):
+            continue
+        if relative.parts[0] == "cli":
+            continue  # "one small module per command"
+        if path.name not in named:
+            missing.append(relative.as_posix())
+    assert missing == []
