@@ -462,6 +462,9 @@ def _train_chunked(
         raise SqnnError(f"{_CHUNKED} trains dense networks in the shared loop; drop {_SET_MODEL}, or use a network method")
     if objective.reweighting is not None:
         raise SqnnError(f"{_CHUNKED} does not reweight simulation (the density ratio is learnt on events in memory)")
+    if settings.columns.signal_control is not None:
+        raise SqnnError(f"{_CHUNKED} does not read enriched regions (their composition and events are drawn from memory); "
+                        f"drop {option('signal_control', 'COL')} or train in memory")
     if settings.domain_column is not None or data is None:
         raise SqnnError(
             f"{_CHUNKED} reads simulation and data from two files: give {option('data', 'FILE')} instead of "
