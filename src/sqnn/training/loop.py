@@ -287,9 +287,12 @@ def _train_epoch(
                 part = group.shard(n)
                 sim_batch, data_batch = sim_batch.take(part), data_batch.take(part)
             assert sim_batch.label is not None
-            if objective.uses_data:
+            scale = objective.penalty_scale(steps_run + step)
+            penalised_step = objective.uses_data and gamma > 0 and scale > 0
+            if penalised_step:
                 batch = _batch(model, sim_batch, data_batch, epoch, forward)
             else:
+                # a step without the penalty reads no data: the classification loss is on simulation alone
                 logit = forward(sim_batch.x)
                 batch = Batch(logit, logit, sim_batch.label, sim_batch.weight, logit[:0], logit[:0], data_batch.weight[:0])
             if group is None:
@@ -299,8 +302,7 @@ def _train_epoch(
                 per_event = torch.nn.functional.binary_cross_entropy_with_logits(batch.sim_logit, sim_batch.label, reduction="none")
                 classification = (sim_batch.weight * per_event).sum() * (group.world_size / n)
             loss = classification
-            scale = objective.penalty_scale(steps_run + step)
-            if objective.uses_data and gamma > 0 and scale > 0:
+            if penalised_step:
                 if pools:
                     # each region's own events, drawn for the penalised steps only
                     batch.regions = _region_batches(forward, train_sim, train_data, pools, {
