@@ -33,6 +33,7 @@ METRIC_KEYS = (
     "rejection_at_30",
     "ks",
     "ks_control",
+    "ks_control_err",
     "ks_signal",
     "ks_background",
     "sf_signal",
@@ -58,11 +59,13 @@ METRIC_KEYS = (
     "insitu_closure_80",
     "insitu_closure_80_err",
     "domain_auc",
+    "domain_auc_err",
     "mi_bits",
     "mi_joint_bits",
     "cvm",
     "data_signal_fraction",
     "ks_reweighted",
+    "ks_reweighted_err",
     "n_params",
     "model_bytes",
     "train_seconds",
@@ -144,13 +147,15 @@ def evaluate_scores(
         result["ks_control"] = metrics.ks_distance(
             sim_score[sim.control], data_score[dat.control], sim.weight[sim.control], dat.weight[dat.control]
         )
+        # the label-free quantities the selection reads carry their statistical resolution, with one seed too
+        result["ks_control_err"] = metrics.ks_resolution(sim.weight[sim.control], dat.weight[dat.control])
     # label-free closure: simulation reweighted per class to the EM estimate of the data signal fraction
     sim_prior = signal_fraction(sim.label, sim.weight)
     data_prior = estimate_prior(data_score, dat.weight, sim_prior)
     result["data_signal_fraction"] = data_prior
-    result["ks_reweighted"] = metrics.ks_distance(
-        sim_score, data_score, reweight_to_prior(sim.weight, sim.label == 1, sim_prior, data_prior), dat.weight
-    )
+    reweighted_weight = reweight_to_prior(sim.weight, sim.label == 1, sim_prior, data_prior)
+    result["ks_reweighted"] = metrics.ks_distance(sim_score, data_score, reweighted_weight, dat.weight)
+    result["ks_reweighted_err"] = metrics.ks_resolution(reweighted_weight, dat.weight)
     if dat.label is not None:
         result["auc_target"] = metrics.roc_auc(data_score, dat.label, dat.weight)
         result["auc_target_err"] = metrics.roc_auc_error(result["auc_target"], dat.label, dat.weight)
@@ -173,6 +178,9 @@ def evaluate_scores(
     result.update(insitu_metrics(sim, sim_score, dat, data_score, data_prior, seed=seed))
     sim_rep, data_rep = run.representation(sim.features, device=device), run.representation(dat.features, device=device)
     result["domain_auc"] = metrics.domain_probe_auc(sim_rep, data_rep, sim.weight, dat.weight, seed=seed)
+    # the probe sees at most 10 000 events of each domain: its AUC's error with those counts (Hanley & McNeil)
+    probed = min(len(sim_rep), 10_000), min(len(data_rep), 10_000)
+    result["domain_auc_err"] = metrics.roc_auc_error(result["domain_auc"], np.r_[np.zeros(probed[0]), np.ones(probed[1])])
     if run.representation_is_stochastic:
         theta = np.concatenate([sim_rep, data_rep]).astype(np.float64)
         domain = domain_labels(len(sim_rep), len(data_rep))

@@ -12,7 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Display", "Penalty", "setting_label", "strength_label"]
+__all__ = ["RESOLVED_SIGMA", "Display", "Penalty", "setting_label", "strength_label", "verdict"]
+
+
+# a difference is a claim ("better", "worse") only beyond this many of its errors
+RESOLVED_SIGMA = 2.0
+
+
+def verdict(difference: Mapping[str, Any]) -> str:
+    """``better`` / ``worse`` for a difference of closures beyond :data:`RESOLVED_SIGMA` errors (lower is better),
+    else ``within errors``; ``difference`` has its ``sigma`` (difference / error)."""
+    sigma = difference.get("sigma")
+    if not isinstance(sigma, (int, float)) or sigma != sigma or abs(sigma) < RESOLVED_SIGMA:
+        return "within errors"
+    return "better" if sigma < 0 else "worse"
 
 
 @dataclass(frozen=True)

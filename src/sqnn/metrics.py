@@ -19,6 +19,7 @@ __all__ = [
     "roc_auc_error",
     "rejection_at",
     "ks_distance",
+    "ks_resolution",
     "efficiency",
     "scale_factor",
     "scale_factor_curve",
@@ -115,6 +116,23 @@ def ks_distance(
     grid = np.union1d(a, b)
     diff = np.abs(_weighted_cdf(a, wa, grid) - _weighted_cdf(b, wb, grid))
     return float(np.nanmax(diff)) if np.isfinite(diff).any() else math.nan
+
+
+# the standard deviation of √n · D for two samples of one distribution (Kolmogorov's limit law)
+KOLMOGOROV_SD = 0.2603
+
+
+def ks_resolution(weight_a: np.ndarray, weight_b: np.ndarray) -> float:
+    """The statistical resolution of a KS distance between samples of these weights: 0.26 · √(1/n_a + 1/n_b).
+
+    The spread of the distance between two samples of one distribution with the effective
+    numbers of events n = (Σw)²/Σw² (Kolmogorov's limit law): two distances closer than this
+    are not told apart by the samples. NaN for an empty sample.
+    """
+    n_a, n_b = _effective_count(np.asarray(weight_a, dtype=np.float64)), _effective_count(np.asarray(weight_b, dtype=np.float64))
+    if not (n_a > 0 and n_b > 0):
+        return math.nan
+    return KOLMOGOROV_SD * math.sqrt(1.0 / n_a + 1.0 / n_b)
 
 
 def efficiency(passed: np.ndarray, weight: np.ndarray) -> tuple[float, float]:

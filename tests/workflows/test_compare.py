@@ -180,8 +180,15 @@ def test_markdown_table(compared: tuple[Path, dict]) -> None:
     # mean ± standard error over the two seeds
     cell = f"{selected['mean']:.4f} ± {selected['std'] / np.sqrt(2):.4f}"
     assert f"| sqnn | γ={summary['sqnn']['selected']['gamma']:g} | 2 | {cell} |" in text
-    assert text.count("| sqnn |") == 3  # once selected, twice in the list of every setting
+    # once selected, twice in the list of every setting, once against source-only on the same events
+    assert text.count("| sqnn |") == 4
     assert "Chosen without data labels" in text and "standard error over the 2 seeds" in text
+    difference = summary["paired"]["differences"]["sqnn"]["closure"]
+    sqnn = summary["sqnn"]["selected"]["metrics"]["closure"]["mean"]
+    source = summary["source-only"]["selected"]["metrics"]["closure"]["mean"]
+    # the paired difference is the difference of the mean closures (the same events, the same seeds)
+    assert difference["difference"] == pytest.approx(sqnn - source, abs=1e-9) and difference["seeds"] == 2
+    assert "## Closure against source-only, paired on the same events" in text
 
 
 def test_permuting_data_labels_leaves_the_selection_unchanged(files, compared) -> None:

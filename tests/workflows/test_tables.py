@@ -74,3 +74,25 @@ def test_markdown_holds_every_column_with_its_meaning() -> None:
     text = markdown_summary(_summary(3))
     assert "| sqnn | γ=1 | 3 |" in text and "## Columns" in text and "**closure 80 %**" in text
     assert "standard error over the 3 seeds" in text
+
+
+def test_paired_differences_vanish_for_the_same_scores_and_match_the_difference_of_closures() -> None:
+    import numpy as np
+
+    from sqnn.runs.scores import HeldOut, Scores
+    from sqnn.workflows.paired import PAIRED_KEYS, closures, paired_differences
+
+    rng = np.random.default_rng(0)
+
+    def scores(shift: float) -> Scores:
+        label_s, label_d = rng.integers(0, 2, 4000), rng.integers(0, 2, 4000)
+        return Scores(HeldOut(label_s + rng.normal(size=4000), np.ones(4000), label_s),
+                      HeldOut(label_d + shift * label_d + rng.normal(size=4000), np.ones(4000), label_d))
+
+    base, other = scores(0.0), scores(-0.3)
+    result = paired_differences({"a": {0: base}, "b": {0: base}, "c": {0: other}}, "a", bootstrap=20)
+    for key in PAIRED_KEYS:
+        assert result["b"][key]["difference"] == 0.0 and result["b"][key]["error"] == 0.0
+    expected = closures(other) - closures(base)
+    assert [result["c"][k]["difference"] for k in PAIRED_KEYS] == pytest.approx(list(expected), abs=1e-12)
+    assert all(result["c"][k]["error"] > 0 for k in PAIRED_KEYS)

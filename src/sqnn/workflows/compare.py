@@ -27,6 +27,7 @@ from sqnn.errors import SqnnError, option
 from sqnn.files import json_safe, write_json, write_text
 from sqnn.labels import Display
 from sqnn.methods import METHODS
+from sqnn.runs.scores import SCORES_FILE, read_scores
 from sqnn.training.progress import Board, FitProgress
 from sqnn.workflows.selection import (
     ACCURACY_METRIC,
@@ -37,6 +38,7 @@ from sqnn.workflows.selection import (
     choose_disagreement,
     select_setting,
 )
+from sqnn.workflows.paired import paired_differences
 from sqnn.workflows.settings import Settings
 from sqnn.workflows.tables import RESERVED_KEYS, markdown_summary, method_entries
 from sqnn.workflows.train import train_run
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+# resamplings of the held-out events for the paired differences of a comparison
+PAIRED_BOOTSTRAP = 100
 
 def strength_grid(method: str, gammas: Mapping[str, Sequence[float]] | None = None) -> tuple[float, ...]:
     """The γ values to sweep for ``method``: its own sweep unless ``gammas`` names one; γ = 0 without a penalty."""
@@ -314,10 +318,24 @@ def run_compare(
             },
             "settings": entries,
         }
+    if data_label is not None:
+        summary["paired"] = _paired(out, summary, methods)
     summary = json_safe(summary)
     write_json(out / "summary.json", summary)
     write_text(out / "summary.md", format_markdown(summary))
     return summary
+
+
+def _paired(out: Path, summary: Mapping[str, Any], methods: Sequence[str]) -> dict[str, Any]:
+    """Each method's chosen setting against the reference (source-only, else the first method), on the same events."""
+    reference = "source-only" if "source-only" in methods else methods[0]
+    runs = {}
+    for m in methods:
+        chosen = summary[m]["selected"]
+        runs[m] = {seed: read_scores(out / run) for seed, run in zip(summary["seeds"], chosen["runs"])
+                   if (out / run / SCORES_FILE).exists()}
+    return {"reference": reference, "bootstrap": PAIRED_BOOTSTRAP,
+            "differences": paired_differences(runs, reference, bootstrap=PAIRED_BOOTSTRAP)}
 
 
 def _fit_metrics(metrics: Mapping[str, Any]) -> list[str]:

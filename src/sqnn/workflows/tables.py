@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqnn.labels import Display, strength_label
+from sqnn.labels import Display, strength_label, verdict
 
 __all__ = [
     "displays",
@@ -41,7 +41,7 @@ __all__ = [
 WIDTH = 100
 
 # top-level keys of summary.json that are not method names
-RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order", "engine", "display")
+RESERVED_KEYS = ("selection_rule", "selection", "inputs", "train", "seeds", "order", "engine", "display", "paired")
 
 
 @dataclass(frozen=True)
@@ -229,8 +229,40 @@ def markdown_summary(summary: Mapping[str, Any]) -> str:
                   "|---|---|" + "".join(":---:|" if h == "chosen" else "---:|" for h in header[2:])]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+    lines += paired_lines(summary)
     lines += ["## Columns", ""] + [f"- **{title}**: {meaning}" for title, meaning in column_legend(summary)]
     return "\n".join(lines) + "\n"
+
+
+def paired_rows(summary: Mapping[str, Any]) -> tuple[str | None, list[list[str]]]:
+    """The reference and, per method, its paired closure differences at 50 % and 80 % with their errors and verdicts."""
+    paired = summary.get("paired") or {}
+    differences = paired.get("differences") or {}
+    rows = []
+    shown = displays(summary)
+    for name, entry in method_entries(summary).items():
+        if name not in differences:
+            continue
+        cells = [name, strength_label(shown[name].strength, entry["selected"]["gamma"]) or "—"]
+        for key in ("closure", "closure_80"):
+            d = differences[name][key]
+            cells += [f"{d['difference']:+.3f} ± {d['error']:.3f}", verdict(d)]
+        rows.append(cells)
+    return paired.get("reference"), rows
+
+
+def paired_lines(summary: Mapping[str, Any]) -> list[str]:
+    reference, rows = paired_rows(summary)
+    if not rows:
+        return []
+    header = ["method", "setting", "Δ closure 50 %", "", "Δ closure 80 %", ""]
+    lines = [f"## Closure against {reference}, paired on the same events", "",
+             *_wrap(f"Each chosen setting's closure minus {reference}'s, on the same held-out events of every seed (the "
+                    "events resampled together); ± combines that with the spread over seeds. Better or worse only beyond "
+                    "two errors."), "",
+             "| " + " | ".join(header) + " |", "|---|---|---:|:---|---:|:---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines + [""]
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
